@@ -1,0 +1,724 @@
+#include "autoconf.h"
+
+#include <errno.h>
+#include <ldap.h>
+#include <libconfig.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "util.h"
+
+#define DEFAULT_FILTER "(|(&(objectClass=perditionPopmap)(uid=%u))" \
+	"(&(objectClass=inetLocalMailRecipient)(mail=%u)))"
+
+/* The state of one load: where errors go. */
+struct loader {
+	const char	*file;
+	char		*err;
+	size_t		 errlen;
+};
+
+static const char *const tls_mode_names[] = {
+	[TLS_MODE_NONE] = "none",
+	[TLS_MODE_STARTTLS] = "starttls",
+	[TLS_MODE_REQUIRED] = "required",
+	[TLS_MODE_IMPLICIT] = "implicit",
+};
+static const char *const proto_names[] = {
+	[PROTO_IMAP] = "imap",
+	[PROTO_POP3] = "pop3",
+};
+_Static_assert(nitems(proto_names) == PROTO_COUNT, "proto_names");
+
+const char *
+proto_name(enum proto_id proto)
+{
+	return proto_names[proto];
+}
+
+const char *
+tls_mode_name(enum tls_mode mode)
+{
+	return tls_mode_names[mode];
+}
+
+static int
+fail(struct loader *ld, const config_setting_t *s, const char *key,
+    const char *fmt, ...)
+{
+	char reason[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	snprintf(ld->err, ld->errlen, "%s:%u: %s: %s", ld->file,
+	    s != NULL ? config_setting_source_line(s) : 0, key, reason);
+	return -1;
+}
+
+/* Reject members of `group` not named in `allowed` (NULL-terminated). */
+static int
+check_keys(struct loader *ld, const config_setting_t *group, const char *path,
+    const char *const *allowed)
+{
+	int n = config_setting_length(group);
+
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
+		const char *name = config_setting_name(s);
+		const char *const *a;
+		char key[128];
+
+		for (a = allowed; *a != NULL; a++)
+			if (strcmp(*a, name) == 0)
+				break;
+		if (*a == NULL) {
+			snprintf(key, sizeof(key), "%s%s%s", path,
+			    *path ? "." : "", name);
+			return fail(ld, s, key, "unknown key");
+		}
+	}
+	return 0;
+}
+
+/* Fetch group member `name` if present; -1 if present but not a group. */
+static int
+get_group(struct loader *ld, const config_setting_t *parent, const char *name,
+    const config_setting_t **group_r)
+{
+	const config_setting_t *s = config_setting_get_member(parent, name);
+
+	*group_r = s;
+	if (s != NULL && config_setting_type(s) != CONFIG_TYPE_GROUP)
+		return fail(ld, s, name, "must be a group { ... }");
+	return 0;
+}
+
+static int
+get_uint(struct loader *ld, const config_setting_t *g, const char *path,
+    const char *name, long long min, long long max, unsigned *out)
+{
+	const config_setting_t *s;
+	long long v;
+	char key[128];
+
+	if (g == NULL || (s = config_setting_get_member(g, name)) == NULL)
+		return 0;
+	snprintf(key, sizeof(key), "%s.%s", path, name);
+	if (config_setting_type(s) == CONFIG_TYPE_INT)
+		v = config_setting_get_int(s);
+	else if (config_setting_type(s) == CONFIG_TYPE_INT64)
+		v = config_setting_get_int64(s);
+	else
+		return fail(ld, s, key, "must be an integer");
+	if (v < min || v > max)
+		return fail(ld, s, key, "must be between %lld and %lld", min, max);
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int
+get_bool(struct loader *ld, const config_setting_t *g, const char *path,
+    const char *name, bool *out)
+{
+	const config_setting_t *s;
+	char key[128];
+
+	if (g == NULL || (s = config_setting_get_member(g, name)) == NULL)
+		return 0;
+	snprintf(key, sizeof(key), "%s.%s", path, name);
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return fail(ld, s, key, "must be true or false");
+	*out = config_setting_get_bool(s) != 0;
+	return 0;
+}
+
+/* Replace *out (which holds a default) with the string, if present. */
+static int
+get_str(struct loader *ld, const config_setting_t *g, const char *path,
+    const char *name, char **out)
+{
+	const config_setting_t *s;
+	char key[128];
+
+	if (g == NULL || (s = config_setting_get_member(g, name)) == NULL)
+		return 0;
+	snprintf(key, sizeof(key), "%s.%s", path, name);
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return fail(ld, s, key, "must be a string");
+	free(*out);
+	*out = xstrdup(config_setting_get_string(s));
+	return 0;
+}
+
+/* A string member that must be one of `names` (indexed by value). */
+static int
+get_enum(struct loader *ld, const config_setting_t *g, const char *path,
+    const char *name, const char *const *names, size_t n, int *out)
+{
+	const config_setting_t *s;
+	const char *v;
+	char key[128];
+
+	if (g == NULL || (s = config_setting_get_member(g, name)) == NULL)
+		return 0;
+	snprintf(key, sizeof(key), "%s.%s", path, name);
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return fail(ld, s, key, "must be a string");
+	v = config_setting_get_string(s);
+	for (size_t i = 0; i < n; i++) {
+		if (names[i] != NULL && strcmp(v, names[i]) == 0) {
+			*out = (int)i;
+			return 0;
+		}
+	}
+	return fail(ld, s, key, "unknown value \"%s\"", v);
+}
+
+static void
+config_defaults(struct config *c)
+{
+	c->daemon.threads = 0;
+	c->daemon.user = xstrdup("");
+	c->daemon.pid_file = xstrdup("");
+	c->daemon.log_level = LOG_LVL_INFO;
+	c->daemon.drain = 30;
+	c->limits.line_length = 8192;
+	c->limits.auth_failures = 3;
+	c->limits.bad_commands = 10;
+	c->timeouts.login = 60;
+	c->timeouts.idle = 1800;
+	c->timeouts.connect = 10;
+	c->timeouts.lookup = 5;
+	c->tls.cert = xstrdup("");
+	c->tls.key = xstrdup("");
+	c->tls.min_version = xstrdup("TLSv1.2");
+	c->tls.ciphers = xstrdup("");
+	c->username.lower_case = true;
+	c->username.delimiter = '@';
+	c->username.default_domain = xstrdup("");
+	c->username.strip_domain = false;
+	c->capability[PROTO_IMAP] = xstrdup("");
+	c->capability[PROTO_POP3] = xstrdup("");
+	c->directory.type = DIR_TYPE_LDAP;
+	c->directory.cache.ttl = 60;
+	c->directory.cache.negative_ttl = 10;
+	c->directory.cache.entries = 100000;
+	c->directory.cache.serve_stale = true;
+	c->directory.ldap.uri = xstrdup("ldap://127.0.0.1/");
+	c->directory.ldap.base = xstrdup("");
+	c->directory.ldap.scope = LDAP_SCOPE_SUBTREE;
+	c->directory.ldap.filter = xstrdup(DEFAULT_FILTER);
+	c->directory.ldap.bind_dn = xstrdup("");
+	c->directory.ldap.bind_password = xstrdup("");
+	c->directory.ldap.bind_password_file = xstrdup("");
+	c->directory.ldap.sasl_mech = xstrdup("");
+	c->directory.ldap.ca_file = xstrdup("");
+	c->directory.ldap.pool = 4;
+	c->directory.ldap.timeout = 5;
+	c->directory.ldap.attr_username = xstrdup("username");
+	c->directory.ldap.attr_host = xstrdup("mailhost");
+	c->directory.ldap.attr_port = xstrdup("port");
+	c->directory.file_path = xstrdup("config/popmap");
+	c->backend.port[PROTO_IMAP] = 143;
+	c->backend.port[PROTO_POP3] = 110;
+	c->backend.tls = TLS_MODE_NONE;
+	c->backend.ca_file = xstrdup("");
+	c->backend.verify = true;
+}
+
+static int
+load_daemon(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = { "threads", "user", "pid_file",
+	    "log_level", "log_format", "drain", NULL };
+	static const char *const formats[] = { "text", "json" };
+	static const char *const levels[] = { "error", "warning", "info", "debug" };
+	const config_setting_t *g;
+	int level = (int)c->daemon.log_level, json = 0;
+
+	if (get_group(ld, root, "daemon", &g) < 0)
+		return -1;
+	if (g == NULL)
+		return 0;
+	if (check_keys(ld, g, "daemon", keys) < 0 ||
+	    get_uint(ld, g, "daemon", "threads", 0, 256, &c->daemon.threads) < 0 ||
+	    get_str(ld, g, "daemon", "user", &c->daemon.user) < 0 ||
+	    get_str(ld, g, "daemon", "pid_file", &c->daemon.pid_file) < 0 ||
+	    get_enum(ld, g, "daemon", "log_level", levels, nitems(levels), &level) < 0 ||
+	    get_enum(ld, g, "daemon", "log_format", formats, nitems(formats), &json) < 0 ||
+	    get_uint(ld, g, "daemon", "drain", 0, 86400, &c->daemon.drain) < 0)
+		return -1;
+	c->daemon.log_level = (enum log_level)level;
+	c->daemon.log_json = json == 1;
+	return 0;
+}
+
+static int
+load_limits(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = { "connections", "per_ip",
+	    "line_length", "auth_failures", "bad_commands", NULL };
+	const config_setting_t *g;
+
+	if (get_group(ld, root, "limits", &g) < 0)
+		return -1;
+	if (g == NULL)
+		return 0;
+	return check_keys(ld, g, "limits", keys) < 0 ||
+	    get_uint(ld, g, "limits", "connections", 0, 10000000, &c->limits.connections) < 0 ||
+	    get_uint(ld, g, "limits", "per_ip", 0, 10000000, &c->limits.per_ip) < 0 ||
+	    get_uint(ld, g, "limits", "line_length", 512, 1048576, &c->limits.line_length) < 0 ||
+	    get_uint(ld, g, "limits", "auth_failures", 1, 100, &c->limits.auth_failures) < 0 ||
+	    get_uint(ld, g, "limits", "bad_commands", 1, 1000, &c->limits.bad_commands) < 0 ?
+	    -1 : 0;
+}
+
+static int
+load_timeouts(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = { "login", "idle", "connect",
+	    "lookup", NULL };
+	const config_setting_t *g;
+
+	if (get_group(ld, root, "timeouts", &g) < 0)
+		return -1;
+	if (g == NULL)
+		return 0;
+	return check_keys(ld, g, "timeouts", keys) < 0 ||
+	    get_uint(ld, g, "timeouts", "login", 1, 86400, &c->timeouts.login) < 0 ||
+	    get_uint(ld, g, "timeouts", "idle", 1, 604800, &c->timeouts.idle) < 0 ||
+	    get_uint(ld, g, "timeouts", "connect", 1, 3600, &c->timeouts.connect) < 0 ||
+	    get_uint(ld, g, "timeouts", "lookup", 1, 3600, &c->timeouts.lookup) < 0 ?
+	    -1 : 0;
+}
+
+static int
+load_tls(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = { "cert", "key", "min_version",
+	    "ciphers", NULL };
+	const config_setting_t *g;
+
+	if (get_group(ld, root, "tls", &g) < 0)
+		return -1;
+	if (g == NULL)
+		return 0;
+	if (check_keys(ld, g, "tls", keys) < 0 ||
+	    get_str(ld, g, "tls", "cert", &c->tls.cert) < 0 ||
+	    get_str(ld, g, "tls", "key", &c->tls.key) < 0 ||
+	    get_str(ld, g, "tls", "min_version", &c->tls.min_version) < 0 ||
+	    get_str(ld, g, "tls", "ciphers", &c->tls.ciphers) < 0)
+		return -1;
+	if (strcmp(c->tls.min_version, "TLSv1.2") != 0 &&
+	    strcmp(c->tls.min_version, "TLSv1.3") != 0)
+		return fail(ld, config_setting_get_member(g, "min_version"),
+		    "tls.min_version", "must be \"TLSv1.2\" or \"TLSv1.3\"");
+	return 0;
+}
+
+static int
+parse_listen_address(const char *text, struct listen_cfg *l, const char **error_r)
+{
+	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV |
+	    AI_PASSIVE, .ai_socktype = SOCK_STREAM }, *res;
+	char *host = NULL, portstr[8];
+	uint16_t port = 0;
+	int rc;
+
+	if (hostport_parse(text, &host, &port, error_r) < 0)
+		return -1;
+	if (port == 0) {
+		free(host);
+		*error_r = "needs a port (address:port)";
+		return -1;
+	}
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, portstr, &hints, &res);
+	free(host);
+	if (rc != 0) {
+		*error_r = "not a numeric IPv4 or [IPv6] address";
+		return -1;
+	}
+	memcpy(&l->addr, res->ai_addr, res->ai_addrlen);
+	l->addrlen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static void
+add_listen(struct config *c, enum proto_id proto, const char *addr,
+    enum tls_mode tls)
+{
+	struct listen_cfg *l;
+	const char *error;
+
+	c->listen = xrealloc(c->listen, (c->nlisten + 1) * sizeof(*c->listen));
+	l = &c->listen[c->nlisten++];
+	memset(l, 0, sizeof(*l));
+	l->proto = proto;
+	l->address = xstrdup(addr);
+	l->tls = tls;
+	if (parse_listen_address(addr, l, &error) < 0)
+		abort();	/* only used with constant defaults */
+}
+
+static int
+load_listen(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = { "protocol", "address", "tls", NULL };
+	const config_setting_t *list = config_setting_get_member(root, "listen");
+	int n;
+
+	if (list == NULL) {
+		add_listen(c, PROTO_IMAP, "0.0.0.0:143", TLS_MODE_NONE);
+		add_listen(c, PROTO_POP3, "0.0.0.0:110", TLS_MODE_NONE);
+		return 0;
+	}
+	if (config_setting_type(list) != CONFIG_TYPE_LIST &&
+	    config_setting_type(list) != CONFIG_TYPE_ARRAY)
+		return fail(ld, list, "listen", "must be a list ( { ... }, ... )");
+	if ((n = config_setting_length(list)) == 0)
+		return fail(ld, list, "listen", "needs at least one listener");
+	c->listen = xcalloc((size_t)n, sizeof(*c->listen));
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		struct listen_cfg *l = &c->listen[i];
+		char path[32], *proto = NULL;
+		int tls = TLS_MODE_NONE, p = -1;
+		const char *error;
+
+		snprintf(path, sizeof(path), "listen[%d]", i);
+		c->nlisten++;
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+			return fail(ld, g, path, "must be a group { ... }");
+		if (check_keys(ld, g, path, keys) < 0 ||
+		    get_enum(ld, g, path, "protocol", proto_names, PROTO_COUNT, &p) < 0 ||
+		    get_str(ld, g, path, "address", &l->address) < 0 ||
+		    get_enum(ld, g, path, "tls", tls_mode_names,
+		    nitems(tls_mode_names), &tls) < 0) {
+			free(proto);
+			return -1;
+		}
+		if (p < 0)
+			return fail(ld, g, path, "protocol is required (\"imap\" or \"pop3\")");
+		if (l->address == NULL)
+			return fail(ld, g, path, "address is required");
+		l->proto = (enum proto_id)p;
+		l->tls = (enum tls_mode)tls;
+		if (parse_listen_address(l->address, l, &error) < 0)
+			return fail(ld, config_setting_get_member(g, "address"),
+			    path, "address \"%s\": %s", l->address, error);
+		if (l->tls == TLS_MODE_IMPLICIT || l->tls == TLS_MODE_REQUIRED)
+			return fail(ld, config_setting_get_member(g, "tls"), path,
+			    "tls = \"%s\" is not supported by this build yet",
+			    tls_mode_names[l->tls]);
+		for (int k = 0; k < i; k++)
+			if (c->listen[k].addrlen == l->addrlen &&
+			    memcmp(&c->listen[k].addr, &l->addr, l->addrlen) == 0)
+				return fail(ld, g, path, "address %s is already used by listen[%d]",
+				    l->address, k);
+	}
+	return 0;
+}
+
+static int
+load_username(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = { "lower_case", "domain_delimiter",
+	    "default_domain", "strip_domain", NULL };
+	const config_setting_t *g;
+	char *delim = xstrdup("@");
+
+	if (get_group(ld, root, "username", &g) < 0)
+		goto bad;
+	if (g == NULL)
+		goto good;
+	if (check_keys(ld, g, "username", keys) < 0 ||
+	    get_bool(ld, g, "username", "lower_case", &c->username.lower_case) < 0 ||
+	    get_str(ld, g, "username", "domain_delimiter", &delim) < 0 ||
+	    get_str(ld, g, "username", "default_domain", &c->username.default_domain) < 0 ||
+	    get_bool(ld, g, "username", "strip_domain", &c->username.strip_domain) < 0)
+		goto bad;
+	if (strlen(delim) != 1 || (unsigned char)delim[0] <= 0x20 ||
+	    (unsigned char)delim[0] >= 0x7f) {
+		fail(ld, config_setting_get_member(g, "domain_delimiter"),
+		    "username.domain_delimiter", "must be one printable ASCII character");
+		goto bad;
+	}
+	for (const char *p = c->username.default_domain; *p != '\0'; p++) {
+		if ((unsigned char)*p <= 0x20 || *p == delim[0]) {
+			fail(ld, config_setting_get_member(g, "default_domain"),
+			    "username.default_domain", "must not contain spaces, "
+			    "control characters or the delimiter");
+			goto bad;
+		}
+	}
+good:
+	c->username.delimiter = delim[0];
+	free(delim);
+	return 0;
+bad:
+	free(delim);
+	return -1;
+}
+
+static int
+load_capability(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = { "imap", "pop3", NULL };
+	const config_setting_t *g;
+
+	if (get_group(ld, root, "capability", &g) < 0)
+		return -1;
+	if (g == NULL)
+		return 0;
+	if (check_keys(ld, g, "capability", keys) < 0 ||
+	    get_str(ld, g, "capability", "imap", &c->capability[PROTO_IMAP]) < 0 ||
+	    get_str(ld, g, "capability", "pop3", &c->capability[PROTO_POP3]) < 0)
+		return -1;
+	for (int p = 0; p < PROTO_COUNT; p++)
+		if (strpbrk(c->capability[p], "\r\n") != NULL)
+			return fail(ld, g, "capability", "must not contain line breaks");
+	return 0;
+}
+
+static int
+load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
+{
+	static const char *const keys[] = { "uri", "base", "scope", "filter",
+	    "bind_dn", "bind_password", "bind_password_file", "sasl_mech",
+	    "starttls", "ca_file", "pool", "timeout", "attributes", NULL };
+	static const char *const attr_keys[] = { "username", "host", "port", NULL };
+	static const char *const scopes[] = { [LDAP_SCOPE_BASE] = "base",
+	    [LDAP_SCOPE_ONELEVEL] = "one", [LDAP_SCOPE_SUBTREE] = "sub" };
+	struct ldap_cfg *l = &c->directory.ldap;
+	const config_setting_t *g, *attrs;
+	const char *P = "directory.ldap";
+
+	if (get_group(ld, dir, "ldap", &g) < 0)
+		return -1;
+	if (g == NULL)
+		return 0;
+	if (check_keys(ld, g, P, keys) < 0 ||
+	    get_str(ld, g, P, "uri", &l->uri) < 0 ||
+	    get_str(ld, g, P, "base", &l->base) < 0 ||
+	    get_enum(ld, g, P, "scope", scopes, nitems(scopes), &l->scope) < 0 ||
+	    get_str(ld, g, P, "filter", &l->filter) < 0 ||
+	    get_str(ld, g, P, "bind_dn", &l->bind_dn) < 0 ||
+	    get_str(ld, g, P, "bind_password", &l->bind_password) < 0 ||
+	    get_str(ld, g, P, "bind_password_file", &l->bind_password_file) < 0 ||
+	    get_str(ld, g, P, "sasl_mech", &l->sasl_mech) < 0 ||
+	    get_bool(ld, g, P, "starttls", &l->starttls) < 0 ||
+	    get_str(ld, g, P, "ca_file", &l->ca_file) < 0 ||
+	    get_uint(ld, g, P, "pool", 1, 64, &l->pool) < 0 ||
+	    get_uint(ld, g, P, "timeout", 1, 300, &l->timeout) < 0 ||
+	    get_group(ld, g, "attributes", &attrs) < 0)
+		return -1;
+	if (attrs != NULL && (check_keys(ld, attrs, "directory.ldap.attributes", attr_keys) < 0 ||
+	    get_str(ld, attrs, P, "username", &l->attr_username) < 0 ||
+	    get_str(ld, attrs, P, "host", &l->attr_host) < 0 ||
+	    get_str(ld, attrs, P, "port", &l->attr_port) < 0))
+		return -1;
+	if (l->uri[0] == '\0')
+		return fail(ld, config_setting_get_member(g, "uri"), "directory.ldap.uri",
+		    "must name at least one LDAP URI");
+	if (l->filter[0] != '(')
+		return fail(ld, config_setting_get_member(g, "filter"),
+		    "directory.ldap.filter", "must be an RFC 4515 filter in parentheses");
+	if (l->bind_password[0] != '\0' && l->bind_password_file[0] != '\0')
+		return fail(ld, g, P, "set bind_password or bind_password_file, not both");
+	return 0;
+}
+
+static int
+load_directory(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = { "type", "cache", "ldap", "file", NULL };
+	static const char *const cache_keys[] = { "ttl", "negative_ttl", "entries",
+	    "serve_stale", NULL };
+	static const char *const file_keys[] = { "path", NULL };
+	static const char *const types[] = { [DIR_TYPE_LDAP] = "ldap",
+	    [DIR_TYPE_FILE] = "file" };
+	const config_setting_t *g, *cache, *file;
+	int type = (int)c->directory.type;
+
+	if (get_group(ld, root, "directory", &g) < 0)
+		return -1;
+	if (g == NULL)
+		return 0;
+	if (check_keys(ld, g, "directory", keys) < 0 ||
+	    get_enum(ld, g, "directory", "type", types, nitems(types), &type) < 0 ||
+	    get_group(ld, g, "cache", &cache) < 0 ||
+	    get_group(ld, g, "file", &file) < 0)
+		return -1;
+	c->directory.type = (enum dir_type)type;
+	if (cache != NULL && (check_keys(ld, cache, "directory.cache", cache_keys) < 0 ||
+	    get_uint(ld, cache, "directory.cache", "ttl", 0, 86400 * 7, &c->directory.cache.ttl) < 0 ||
+	    get_uint(ld, cache, "directory.cache", "negative_ttl", 0, 86400, &c->directory.cache.negative_ttl) < 0 ||
+	    get_uint(ld, cache, "directory.cache", "entries", 0, 100000000, &c->directory.cache.entries) < 0 ||
+	    get_bool(ld, cache, "directory.cache", "serve_stale", &c->directory.cache.serve_stale) < 0))
+		return -1;
+	if (file != NULL && (check_keys(ld, file, "directory.file", file_keys) < 0 ||
+	    get_str(ld, file, "directory.file", "path", &c->directory.file_path) < 0))
+		return -1;
+	if (load_ldap(ld, g, c) < 0)
+		return -1;
+	if (c->directory.type == DIR_TYPE_FILE && c->directory.file_path[0] == '\0')
+		return fail(ld, file, "directory.file.path", "must name the map file");
+	return 0;
+}
+
+static int
+load_backend(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = { "imap_port", "pop3_port", "tls",
+	    "ca_file", "verify", NULL };
+	const config_setting_t *g;
+	unsigned imap = c->backend.port[PROTO_IMAP], pop3 = c->backend.port[PROTO_POP3];
+	int tls = (int)c->backend.tls;
+
+	if (get_group(ld, root, "backend", &g) < 0)
+		return -1;
+	if (g == NULL)
+		return 0;
+	if (check_keys(ld, g, "backend", keys) < 0 ||
+	    get_uint(ld, g, "backend", "imap_port", 1, 65535, &imap) < 0 ||
+	    get_uint(ld, g, "backend", "pop3_port", 1, 65535, &pop3) < 0 ||
+	    get_enum(ld, g, "backend", "tls", tls_mode_names,
+	    nitems(tls_mode_names), &tls) < 0 ||
+	    get_str(ld, g, "backend", "ca_file", &c->backend.ca_file) < 0 ||
+	    get_bool(ld, g, "backend", "verify", &c->backend.verify) < 0)
+		return -1;
+	if (tls != TLS_MODE_NONE)
+		return fail(ld, config_setting_get_member(g, "tls"), "backend.tls",
+		    "\"%s\" is not supported by this build yet", tls_mode_names[tls]);
+	c->backend.port[PROTO_IMAP] = (uint16_t)imap;
+	c->backend.port[PROTO_POP3] = (uint16_t)pop3;
+	c->backend.tls = (enum tls_mode)tls;
+	return 0;
+}
+
+static int
+config_build(struct loader *ld, config_t *cf, struct config **config_r)
+{
+	static const char *const keys[] = { "daemon", "limits", "timeouts", "tls",
+	    "listen", "username", "capability", "directory", "backend", NULL };
+	const config_setting_t *root = config_root_setting(cf);
+	struct config *c = xcalloc(1, sizeof(*c));
+
+	c->path = xstrdup(ld->file);
+	config_defaults(c);
+	if (check_keys(ld, root, "", keys) < 0 ||
+	    load_daemon(ld, root, c) < 0 ||
+	    load_limits(ld, root, c) < 0 ||
+	    load_timeouts(ld, root, c) < 0 ||
+	    load_tls(ld, root, c) < 0 ||
+	    load_listen(ld, root, c) < 0 ||
+	    load_username(ld, root, c) < 0 ||
+	    load_capability(ld, root, c) < 0 ||
+	    load_directory(ld, root, c) < 0 ||
+	    load_backend(ld, root, c) < 0) {
+		config_free(&c);
+		return -1;
+	}
+	if (c->daemon.threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		c->daemon.threads = n > 0 ? (unsigned)n : 1;
+	}
+	*config_r = c;
+	return 0;
+}
+
+static int
+config_finish(struct loader *ld, config_t *cf, int read_ok,
+    struct config **config_r)
+{
+	int rc;
+
+	if (!read_ok) {
+		snprintf(ld->err, ld->errlen, "%s:%d: %s",
+		    config_error_file(cf) ? config_error_file(cf) : ld->file,
+		    config_error_line(cf), config_error_text(cf) ?
+		    config_error_text(cf) : strerror(errno));
+		config_destroy(cf);
+		return -1;
+	}
+	rc = config_build(ld, cf, config_r);
+	config_destroy(cf);
+	return rc;
+}
+
+int
+config_load(const char *path, struct config **config_r, char *err, size_t errlen)
+{
+	struct loader ld = { .file = path, .err = err, .errlen = errlen };
+	config_t cf;
+	FILE *fp;
+	int ok;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s:0: %s", path, strerror(errno));
+		return -1;
+	}
+	config_init(&cf);
+	ok = config_read(&cf, fp) == CONFIG_TRUE;
+	fclose(fp);
+	return config_finish(&ld, &cf, ok, config_r);
+}
+
+int
+config_load_string(const char *name, const char *text, struct config **config_r,
+    char *err, size_t errlen)
+{
+	struct loader ld = { .file = name, .err = err, .errlen = errlen };
+	config_t cf;
+
+	config_init(&cf);
+	return config_finish(&ld, &cf, config_read_string(&cf, text) == CONFIG_TRUE,
+	    config_r);
+}
+
+void
+config_free(struct config **configp)
+{
+	struct config *c = *configp;
+
+	if (c == NULL)
+		return;
+	*configp = NULL;
+	free(c->path);
+	free(c->daemon.user);
+	free(c->daemon.pid_file);
+	free(c->tls.cert);
+	free(c->tls.key);
+	free(c->tls.min_version);
+	free(c->tls.ciphers);
+	for (size_t i = 0; i < c->nlisten; i++)
+		free(c->listen[i].address);
+	free(c->listen);
+	free(c->username.default_domain);
+	for (int p = 0; p < PROTO_COUNT; p++)
+		free(c->capability[p]);
+	free(c->directory.ldap.uri);
+	free(c->directory.ldap.base);
+	free(c->directory.ldap.filter);
+	free(c->directory.ldap.bind_dn);
+	secret_free(&c->directory.ldap.bind_password);
+	free(c->directory.ldap.bind_password_file);
+	free(c->directory.ldap.sasl_mech);
+	free(c->directory.ldap.ca_file);
+	free(c->directory.ldap.attr_username);
+	free(c->directory.ldap.attr_host);
+	free(c->directory.ldap.attr_port);
+	free(c->directory.file_path);
+	free(c->backend.ca_file);
+	free(c);
+}

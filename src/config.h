@@ -1,0 +1,137 @@
+/*
+ * The daemon's configuration: libconfig syntax in, a validated, immutable
+ * struct config out.  Unknown keys and bad values are rejected with
+ * "FILE:LINE: key: reason".  A reload builds a new struct and swaps it in;
+ * a failed load leaves the running one alone.
+ */
+#ifndef POSTERN_CONFIG_H
+#define POSTERN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "log.h"
+#include "username.h"
+
+enum proto_id {
+	PROTO_IMAP,
+	PROTO_POP3,
+	PROTO_COUNT
+};
+
+enum tls_mode {
+	TLS_MODE_NONE,		/* plaintext only */
+	TLS_MODE_STARTTLS,	/* STARTTLS/STLS offered */
+	TLS_MODE_REQUIRED,	/* plaintext login refused until STARTTLS */
+	TLS_MODE_IMPLICIT,	/* TLS from the first byte */
+};
+
+enum dir_type {
+	DIR_TYPE_LDAP,
+	DIR_TYPE_FILE,
+};
+
+struct listen_cfg {
+	enum proto_id		 proto;
+	char			*address;	/* as written, for logs */
+	enum tls_mode		 tls;
+	struct sockaddr_storage	 addr;
+	socklen_t		 addrlen;
+};
+
+struct ldap_cfg {
+	char		*uri;		/* space-separated, failover order */
+	char		*base;
+	int		 scope;		/* LDAP_SCOPE_* */
+	char		*filter;
+	char		*bind_dn;
+	char		*bind_password;
+	char		*bind_password_file;
+	char		*sasl_mech;
+	bool		 starttls;
+	char		*ca_file;
+	unsigned	 pool;
+	unsigned	 timeout;	/* seconds */
+	char		*attr_username;
+	char		*attr_host;
+	char		*attr_port;
+};
+
+struct config {
+	char		*path;
+
+	struct {
+		unsigned	 threads;	/* resolved: never 0 */
+		char		*user;
+		char		*pid_file;
+		enum log_level	 log_level;
+		bool		 log_json;
+		unsigned	 drain;		/* seconds SIGTERM waits for sessions */
+	} daemon;
+
+	struct {
+		unsigned	 connections;	/* 0 = unlimited */
+		unsigned	 per_ip;	/* 0 = unlimited */
+		unsigned	 line_length;	/* bytes, whole pre-auth command */
+		unsigned	 auth_failures;	/* then the connection is closed */
+		unsigned	 bad_commands;	/* then the connection is closed */
+	} limits;
+
+	struct {
+		unsigned	 login;		/* seconds, connect to logged in */
+		unsigned	 idle;		/* seconds without traffic in relay */
+		unsigned	 connect;	/* seconds per backend address */
+		unsigned	 lookup;	/* seconds for a directory answer */
+	} timeouts;
+
+	struct {
+		char	*cert;
+		char	*key;
+		char	*min_version;
+		char	*ciphers;
+	} tls;
+
+	struct listen_cfg	*listen;
+	size_t			 nlisten;
+
+	struct username_cfg	 username;
+
+	char			*capability[PROTO_COUNT];	/* "" = default */
+
+	struct {
+		enum dir_type	 type;
+		struct {
+			unsigned	 ttl;
+			unsigned	 negative_ttl;
+			unsigned	 entries;
+			bool		 serve_stale;
+		} cache;
+		struct ldap_cfg	 ldap;
+		char		*file_path;
+	} directory;
+
+	struct {
+		uint16_t	 port[PROTO_COUNT];
+		enum tls_mode	 tls;
+		char		*ca_file;
+		bool		 verify;
+	} backend;
+};
+
+/*
+ * Load and validate FILE.  On error returns -1 and writes
+ * "FILE:LINE: key: reason" into err.
+ */
+int		 config_load(const char *path, struct config **config_r,
+		    char *err, size_t errlen);
+/* Parse from a string (tests); `name` stands in for the file name. */
+int		 config_load_string(const char *name, const char *text,
+		    struct config **config_r, char *err, size_t errlen);
+void		 config_free(struct config **configp);
+
+const char	*proto_name(enum proto_id proto);
+const char	*tls_mode_name(enum tls_mode mode);
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * The directory: user name in, route out.  Lookups are asynchronous: a
+ * worker starts one and gets the answer later on its own loop, so nothing
+ * a directory does (network round trips, file reads) ever blocks a worker.
+ * Implementations: the file map (dir_file.c) and LDAP.
+ */
+#ifndef POSTERN_DIRECTORY_H
+#define POSTERN_DIRECTORY_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "route.h"
+#include "username.h"
+
+struct loop;
+struct directory;
+struct dir_request;
+
+enum dir_status {
+	DIR_OK,			/* a route was found */
+	DIR_NOT_FOUND,		/* no such user: refuse the login */
+	DIR_TEMPFAIL,		/* unreachable, timed out or ambiguous: try later */
+};
+
+/*
+ * Called on the requesting loop's thread, exactly once unless cancelled.
+ * `route` is the callee's to keep (route_unref it); NULL unless DIR_OK.
+ */
+typedef void dir_result_cb(void *arg, enum dir_status status,
+	    struct route *route, const char *detail);
+
+struct directory_ops {
+	const char	*name;
+	/* Begin answering req; call dir_request_done() once, from any thread. */
+	void		(*lookup)(struct directory *dir, struct dir_request *req);
+	void		(*free)(struct directory *dir);
+};
+
+struct directory {
+	const struct directory_ops	*ops;
+};
+
+/* Open the directory the config names.  -1 with a message in err. */
+int		 directory_open(const struct config *cfg, struct directory **dir_r,
+		    char *err, size_t errlen);
+void		 directory_close(struct directory **dirp);
+
+/* Start a lookup answered on `loop`.  Never NULL. */
+struct dir_request *directory_lookup(struct directory *dir, struct loop *loop,
+		    const struct username *name, enum proto_id proto,
+		    dir_result_cb *cb, void *arg);
+/* The requester gives up: the callback will not run.  Sets *reqp to NULL. */
+void		 dir_request_cancel(struct dir_request **reqp);
+
+/* Blocking lookup for the command line (--lookup).  Not for workers. */
+enum dir_status	 directory_lookup_sync(struct directory *dir,
+		    const struct username *name, enum proto_id proto,
+		    struct route **route_r, char *detail, size_t detaillen);
+
+/* For implementations. */
+const struct username	*dir_request_name(const struct dir_request *req);
+enum proto_id		 dir_request_proto(const struct dir_request *req);
+void			 dir_request_done(struct dir_request *req,
+			    enum dir_status status, struct route *route,
+			    const char *detail);
+
+const char	*dir_status_name(enum dir_status status);
+
+/* File map: "user host[:port][,host2[:port]...] [backend_user]" per line. */
+int		 dir_file_open(const char *path, struct directory **dir_r,
+		    char *err, size_t errlen);
+/*
+ * Parse one map line.  1 with *user_r and *route_r set, 0 for a blank or
+ * comment line, -1 with a reason.
+ */
+int		 popmap_parse_line(const char *line, char **user_r,
+		    struct route **route_r, const char **error_r);
+
+#endif

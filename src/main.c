@@ -1,0 +1,343 @@
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "directory.h"
+#include "log.h"
+#include "resolve.h"
+#include "route.h"
+#include "server.h"
+#include "username.h"
+#include "util.h"
+
+#define RESOLVER_THREADS	2
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: postern -c FILE [-d]\n"
+	    "       postern -c FILE --check-config\n"
+	    "       postern -c FILE --lookup USER [--protocol imap|pop3]\n"
+	    "       postern --version | --help\n"
+	    "\n"
+	    "  -c, --config FILE   configuration file (libconfig syntax)\n"
+	    "  -d, --daemon        detach and log to syslog\n"
+	    "  -t, --check-config  validate the configuration and exit 0 or 1\n"
+	    "  -l, --lookup USER   show the route the directory gives USER\n"
+	    "  -p, --protocol P    protocol for --lookup (default imap)\n"
+	    "  -V, --version       print the version\n"
+	    "  -h, --help          this text\n"
+	    "\n"
+	    "Signals: HUP reloads the configuration, TERM drains and stops,\n"
+	    "INT stops at once.\n");
+}
+
+static int
+load(const char *path, struct config **cfg_r)
+{
+	char err[512];
+
+	if (config_load(path, cfg_r, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+open_directory(const struct config *cfg, struct directory **dir_r)
+{
+	char err[512];
+
+	if (directory_open(cfg, dir_r, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cmd_lookup(const struct config *cfg, const char *user, enum proto_id proto)
+{
+	struct directory *dir;
+	struct username name;
+	struct route *route = NULL;
+	const char *error;
+	char detail[256];
+	enum dir_status status;
+
+	if (username_normalise(&cfg->username, user, strlen(user), &name, &error) < 0) {
+		fprintf(stderr, "%s: %s\n", user, error);
+		return 1;
+	}
+	if (open_directory(cfg, &dir) < 0)
+		return 1;
+	status = directory_lookup_sync(dir, &name, proto, &route, detail, sizeof(detail));
+	printf("user: %s\nlocal: %s\ndomain: %s\nprotocol: %s\nstatus: %s\n"
+	    "source: %s\n", name.full, name.local, name.domain[0] ? name.domain : "-",
+	    proto_name(proto), dir_status_name(status), detail);
+	if (route != NULL) {
+		printf("backend_user: %s\n", route->backend_user ?
+		    route->backend_user : name.full);
+		for (size_t i = 0; i < route->nhosts; i++)
+			printf("host: %s port: %u tls: %s\n", route->hosts[i].host,
+			    route->hosts[i].port ? route->hosts[i].port :
+			    cfg->backend.port[proto], tls_mode_name(cfg->backend.tls));
+	}
+	route_unref(&route);
+	directory_close(&dir);
+	return status == DIR_OK ? 0 : 1;
+}
+
+static int
+drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (user[0] == '\0')
+		return 0;
+	if ((pw = getpwnam(user)) == NULL) {
+		log_error("daemon.user: no such user \"%s\"", user);
+		return -1;
+	}
+	if (setgroups(0, NULL) < 0 || initgroups(pw->pw_name, pw->pw_gid) < 0 ||
+	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		log_error("cannot become user %s: %s", user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		log_error("privileges were not dropped");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int
+write_pid_file(const char *path)
+{
+	FILE *fp;
+
+	if (path[0] == '\0')
+		return 0;
+	if ((fp = fopen(path, "w")) == NULL) {
+		log_error("pid_file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	fprintf(fp, "%d\n", (int)getpid());
+	fclose(fp);
+	return 0;
+}
+
+static struct gen *
+reload(const char *path, struct gen *cur)
+{
+	struct config *cfg;
+	struct directory *dir;
+	char err[512];
+
+	if (config_load(path, &cfg, err, sizeof(err)) < 0) {
+		log_error("reload failed, keeping the running configuration: %s", err);
+		return NULL;
+	}
+	if (open_directory(cfg, &dir) < 0) {
+		log_error("reload failed, keeping the running configuration");
+		config_free(&cfg);
+		return NULL;
+	}
+	if (cfg->nlisten != cur->cfg->nlisten || cfg->daemon.threads != cur->cfg->daemon.threads)
+		log_warning("reload: listeners and threads change only on restart");
+	log_set_level(cfg->daemon.log_level);
+	log_info("configuration reloaded from %s", path);
+	return gen_new(cfg, dir);
+}
+
+static int
+run(const char *path, struct config *cfg, bool detach)
+{
+	struct server srv = { 0 };
+	struct directory *dir;
+	struct gen *gen;
+	sigset_t set;
+	char err[512];
+	int sig, rc = 0;
+
+	log_setup(cfg->daemon.log_level, cfg->daemon.log_json, detach);
+	raise_fd_limit();
+	if (open_directory(cfg, &dir) < 0)
+		return 1;
+	gen = gen_new(cfg, dir);
+	if (server_bind(&srv, cfg, cfg->daemon.threads, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		server_free(&srv);
+		gen_unref(&gen);
+		return 1;
+	}
+	if (drop_privileges(cfg->daemon.user) < 0) {
+		server_free(&srv);
+		gen_unref(&gen);
+		return 1;
+	}
+	if (detach && daemon(0, 0) < 0) {
+		log_error("daemon: %s", strerror(errno));
+		return 1;
+	}
+	if (write_pid_file(cfg->daemon.pid_file) < 0)
+		return 1;
+
+	/* Workers inherit this mask; signals reach only this thread. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	if (resolve_init(RESOLVER_THREADS) < 0 || server_start(&srv, gen) < 0) {
+		log_error("cannot start threads");
+		return 1;
+	}
+	log_info("postern %s started: %u workers, %zu listeners, directory %s",
+	    PACKAGE_VERSION, srv.nworkers, cfg->nlisten, gen->dir->ops->name);
+
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			struct gen *ng = reload(path, gen);
+
+			if (ng != NULL) {
+				server_reload(&srv, ng);
+				gen_unref(&gen);
+				gen = ng;
+			}
+		} else if (sig == SIGTERM) {
+			uint64_t drain = (uint64_t)gen->cfg->daemon.drain * 1000;
+
+			log_info("SIGTERM: draining for up to %us", gen->cfg->daemon.drain);
+			server_drain(&srv);
+			if (server_wait(&srv, clock_ms() + drain) < 0) {
+				log_info("drain deadline passed: closing remaining sessions");
+				server_stop(&srv);
+				server_wait(&srv, 0);
+			}
+			break;
+		} else if (sig == SIGINT) {
+			log_info("SIGINT: stopping");
+			server_stop(&srv);
+			server_wait(&srv, 0);
+			break;
+		}
+	}
+	resolve_shutdown();
+	server_free(&srv);
+	gen_unref(&gen);
+	log_info("stopped");
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "daemon", no_argument, NULL, 'd' },
+		{ "check-config", no_argument, NULL, 't' },
+		{ "lookup", required_argument, NULL, 'l' },
+		{ "protocol", required_argument, NULL, 'p' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = NULL, *lookup = NULL;
+	enum proto_id proto = PROTO_IMAP;
+	bool detach = false, check = false;
+	struct config *cfg;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "c:dtl:p:Vh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'd':
+			detach = true;
+			break;
+		case 't':
+			check = true;
+			break;
+		case 'l':
+			lookup = optarg;
+			break;
+		case 'p':
+			if (strcmp(optarg, "imap") == 0)
+				proto = PROTO_IMAP;
+			else if (strcmp(optarg, "pop3") == 0)
+				proto = PROTO_POP3;
+			else {
+				usage(stderr);
+				return 1;
+			}
+			break;
+		case 'V':
+			printf("postern %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (path == NULL || optind != argc) {
+		usage(stderr);
+		return 1;
+	}
+	if (load(path, &cfg) < 0)
+		return 1;
+	if (check) {
+		struct directory *dir;
+		int rc = 0;
+
+		log_setup(LOG_LVL_WARNING, 0, 0);
+		if (open_directory(cfg, &dir) < 0)
+			rc = 1;
+		directory_close(&dir);
+		config_free(&cfg);
+		if (rc == 0)
+			printf("%s: configuration ok\n", path);
+		return rc;
+	}
+	if (lookup != NULL) {
+		int rc;
+
+		log_setup(LOG_LVL_WARNING, 0, 0);
+		rc = cmd_lookup(cfg, lookup, proto);
+		config_free(&cfg);
+		return rc;
+	}
+	return run(path, cfg, detach);
+}

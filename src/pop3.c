@@ -1,0 +1,392 @@
+#include "autoconf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pop3_parse.h"
+#include "proto.h"
+#include "route.h"
+#include "sasl.h"
+#include "session.h"
+#include "util.h"
+
+/*
+ * POP3 before login (RFC 1939, 2449, 5034) and the USER/PASS login to the
+ * backend.
+ */
+
+enum pop3_mode {
+	MODE_COMMAND,
+	MODE_AUTH_PLAIN,
+	MODE_AUTH_LOGIN_USER,
+	MODE_AUTH_LOGIN_PASS,
+};
+
+enum pop3_backend_step {
+	STEP_GREETING,
+	STEP_USER,
+	STEP_PASS,
+};
+
+struct pop3_state {
+	enum pop3_mode		 mode;
+	char			*user;		/* from USER, until PASS */
+	size_t			 userlen;
+	enum pop3_backend_step	 step;
+};
+
+static struct pop3_state *
+st(struct session *s)
+{
+	return s->proto_state;
+}
+
+static void
+pop3_start(struct session *s)
+{
+	s->proto_state = xcalloc(1, sizeof(struct pop3_state));
+	session_send(s, "+OK postern ready.\r\n");
+}
+
+static void
+pop3_free(struct session *s)
+{
+	struct pop3_state *ps = st(s);
+
+	if (ps == NULL)
+		return;
+	free(ps->user);
+	free(ps);
+	s->proto_state = NULL;
+}
+
+static void
+pop3_bye(struct session *s, const char *text)
+{
+	session_send(s, "-ERR %s\r\n", text);
+}
+
+static bool
+creds_ok(const char *s, size_t len)
+{
+	return len > 0 && memchr(s, '\0', len) == NULL;
+}
+
+static void
+auth_fail(struct session *s, const char *text)
+{
+	st(s)->mode = MODE_COMMAND;
+	sasl_creds_clear(&s->creds);
+	session_send(s, "-ERR %s\r\n", text);
+	session_bad_command(s);
+}
+
+static char *
+decode(const char *b64, size_t len, size_t *outlen_r)
+{
+	unsigned char *out = xmalloc(len / 4 * 3 + 3);
+
+	if (base64_decode(b64, len, out, outlen_r) < 0) {
+		free(out);
+		return NULL;
+	}
+	out[*outlen_r] = '\0';
+	return (char *)out;
+}
+
+static void
+auth_response(struct session *s, const char *b64, size_t len)
+{
+	struct pop3_state *ps = st(s);
+	const char *error;
+	size_t n;
+	char *v;
+
+	if ((v = decode(b64, len, &n)) == NULL) {
+		auth_fail(s, "Invalid base64 data");
+		return;
+	}
+	switch (ps->mode) {
+	case MODE_AUTH_PLAIN:
+		if (sasl_plain_parse((unsigned char *)v, n, &s->creds, &error) < 0 ||
+		    !creds_ok(s->creds.authcid, s->creds.authcid_len) ||
+		    !creds_ok(s->creds.password, s->creds.password_len)) {
+			explicit_bzero(v, n);
+			free(v);
+			auth_fail(s, "[AUTH] Invalid PLAIN message");
+			return;
+		}
+		explicit_bzero(v, n);
+		free(v);
+		break;
+	case MODE_AUTH_LOGIN_USER:
+		if (!creds_ok(v, n) || strpbrk(v, "\r\n") != NULL) {
+			free(v);
+			auth_fail(s, "[AUTH] Invalid user name");
+			return;
+		}
+		free(s->creds.authcid);
+		s->creds.authcid = v;
+		s->creds.authcid_len = n;
+		ps->mode = MODE_AUTH_LOGIN_PASS;
+		session_send(s, "+ UGFzc3dvcmQ6\r\n");
+		return;
+	case MODE_AUTH_LOGIN_PASS:
+		if (!creds_ok(v, n)) {
+			free(v);
+			auth_fail(s, "[AUTH] Invalid password");
+			return;
+		}
+		s->creds.password = v;
+		s->creds.password_len = n;
+		break;
+	case MODE_COMMAND:
+		abort();
+	}
+	if (strpbrk(s->creds.authcid, "\r\n") != NULL ||
+	    strpbrk(s->creds.password, "\r\n") != NULL) {
+		auth_fail(s, "[AUTH] Invalid characters in credentials");
+		return;
+	}
+	ps->mode = MODE_COMMAND;
+	session_login(s);
+}
+
+static void
+cmd_auth(struct session *s, const struct pop3_cmd *cmd)
+{
+	struct pop3_state *ps = st(s);
+	char mechname[32];
+	const char *sp, *ir = NULL;
+	size_t mlen, irlen = 0;
+	enum sasl_mech mech;
+
+	if (cmd->arg == NULL) {
+		session_send(s, "+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n");
+		return;
+	}
+	sp = memchr(cmd->arg, ' ', cmd->arglen);
+	mlen = sp != NULL ? (size_t)(sp - cmd->arg) : cmd->arglen;
+	if (sp != NULL) {
+		ir = sp + 1;
+		irlen = cmd->arglen - mlen - 1;
+	}
+	if (mlen >= sizeof(mechname) ||
+	    (str_copy(mechname, cmd->arg, mlen + 1),
+	    (mech = sasl_mech_parse(mechname)) == SASL_MECH_NONE)) {
+		session_send(s, "-ERR Unsupported authentication mechanism\r\n");
+		session_bad_command(s);
+		return;
+	}
+	sasl_creds_clear(&s->creds);
+	ps->mode = mech == SASL_MECH_PLAIN ? MODE_AUTH_PLAIN : MODE_AUTH_LOGIN_USER;
+	if (ir != NULL) {
+		/* RFC 5034: "=" is an empty initial response. */
+		if (irlen == 1 && ir[0] == '=')
+			irlen = 0;
+		auth_response(s, ir, irlen);
+		return;
+	}
+	session_send(s, mech == SASL_MECH_PLAIN ? "+ \r\n" : "+ VXNlcm5hbWU6\r\n");
+}
+
+static void
+dispatch(struct session *s, const struct pop3_cmd *cmd)
+{
+	struct pop3_state *ps = st(s);
+	const char *k = cmd->keyword;
+
+	if (!session_count_command(s))
+		return;
+	if (strcmp(k, "USER") == 0) {
+		if (cmd->arg == NULL || !creds_ok(cmd->arg, cmd->arglen)) {
+			session_send(s, "-ERR USER expects a user name\r\n");
+			session_bad_command(s);
+			return;
+		}
+		free(ps->user);
+		ps->user = xstrndup(cmd->arg, cmd->arglen);
+		ps->userlen = cmd->arglen;
+		session_send(s, "+OK\r\n");
+	} else if (strcmp(k, "PASS") == 0) {
+		if (ps->user == NULL) {
+			session_send(s, "-ERR USER first\r\n");
+			session_bad_command(s);
+			return;
+		}
+		if (cmd->arg == NULL || !creds_ok(cmd->arg, cmd->arglen)) {
+			session_send(s, "-ERR PASS expects a password\r\n");
+			session_bad_command(s);
+			return;
+		}
+		sasl_creds_set(&s->creds, ps->user, ps->userlen, cmd->arg, cmd->arglen);
+		free(ps->user);
+		ps->user = NULL;
+		session_login(s);
+	} else if (strcmp(k, "AUTH") == 0) {
+		cmd_auth(s, cmd);
+	} else if (strcmp(k, "CAPA") == 0) {
+		session_send(s, "+OK Capability list follows\r\nUSER\r\n"
+		    "SASL PLAIN LOGIN\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
+		    "PIPELINING\r\nIMPLEMENTATION postern\r\n.\r\n");
+	} else if (strcmp(k, "QUIT") == 0) {
+		session_send(s, "+OK Bye\r\n");
+		session_close(s, "quit before login");
+	} else if (strcmp(k, "NOOP") == 0) {
+		session_send(s, "+OK\r\n");
+	} else if (strcmp(k, "STLS") == 0) {
+		session_send(s, "-ERR STLS is not available on this port\r\n");
+	} else {
+		session_send(s, "-ERR Unknown command or not allowed before login\r\n");
+		session_bad_command(s);
+	}
+}
+
+static void
+pop3_client_input(struct session *s)
+{
+	while (session_can_answer(s) && buf_len(&s->client.in) > 0) {
+		struct pop3_state *ps = st(s);
+		struct pop3_cmd cmd;
+		char *line;
+		size_t len, used;
+		int rc = session_next_line(s, &line, &len, &used);
+
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			ps->mode = MODE_COMMAND;
+			session_send(s, "-ERR Line too long\r\n");
+			session_bad_command(s);
+			continue;
+		}
+		if (ps->mode != MODE_COMMAND) {
+			if (len == 1 && line[0] == '*') {
+				ps->mode = MODE_COMMAND;
+				sasl_creds_clear(&s->creds);
+				session_send(s, "-ERR AUTH cancelled\r\n");
+			} else
+				auth_response(s, line, len);
+		} else if (pop3_parse_line(line, len, &cmd) < 0) {
+			session_send(s, "-ERR Invalid command\r\n");
+			session_bad_command(s);
+		} else
+			dispatch(s, &cmd);
+		if (s->state == SESSION_CLOSING)
+			return;
+		/* The line may hold a password: wipe it as it goes. */
+		explicit_bzero(buf_head(&s->client.in), used);
+		buf_consume(&s->client.in, used);
+	}
+}
+
+/* Backend side. */
+
+static void
+send_user(struct session *s)
+{
+	const char *user = s->route->backend_user != NULL ?
+	    s->route->backend_user : s->name.full;
+
+	session_backend_send(s, "USER ", 5);
+	session_backend_send(s, user, strlen(user));
+	session_backend_send(s, "\r\n", 2);
+}
+
+static void
+send_pass(struct session *s)
+{
+	session_backend_send(s, "PASS ", 5);
+	session_backend_send(s, s->creds.password, s->creds.password_len);
+	session_backend_send(s, "\r\n", 2);
+	sasl_creds_clear(&s->creds);
+}
+
+/* Skip "+OK"/"-ERR" and one space. */
+static const char *
+status_text(const char *line)
+{
+	const char *p = line[0] == '+' ? line + 3 : line + 4;
+
+	return *p == ' ' ? p + 1 : p;
+}
+
+static bool
+backend_line(struct session *s, char *line)
+{
+	struct pop3_state *ps = st(s);
+	bool ok = strncmp(line, "+OK", 3) == 0;
+
+	if (!ok && strncmp(line, "-ERR", 4) != 0) {
+		session_backend_failed(s, FAIL_BACKEND, "unexpected reply");
+		return false;
+	}
+	switch (ps->step) {
+	case STEP_GREETING:
+		if (!ok) {
+			session_backend_failed(s, FAIL_BACKEND, status_text(line));
+			return false;
+		}
+		session_enter_state(s, SESSION_BACKEND_LOGIN);
+		send_user(s);
+		ps->step = STEP_USER;
+		return true;
+	case STEP_USER:
+		if (!ok) {
+			session_backend_failed(s, FAIL_AUTH, status_text(line));
+			return false;
+		}
+		send_pass(s);
+		ps->step = STEP_PASS;
+		return true;
+	case STEP_PASS:
+		if (!ok) {
+			session_backend_failed(s, FAIL_AUTH, status_text(line));
+			return false;
+		}
+		session_send(s, "%s\r\n", line);
+		session_backend_ready(s);
+		return false;
+	}
+	return false;
+}
+
+static void
+pop3_backend_input(struct session *s)
+{
+	session_backend_lines(s, backend_line);
+}
+
+static void
+pop3_login_failed(struct session *s, enum session_fail fail, const char *text)
+{
+	st(s)->step = STEP_GREETING;
+	switch (fail) {
+	case FAIL_AUTH:
+		if (text != NULL && text[0] != '\0' && strncmp(text, "[SYS/", 5) != 0)
+			session_send(s, "-ERR %s%s\r\n",
+			    text[0] == '[' ? "" : "[AUTH] ", text);
+		else
+			session_send(s, "-ERR [AUTH] Authentication failed\r\n");
+		break;
+	case FAIL_BAD_USER:
+	case FAIL_NO_USER:
+		session_send(s, "-ERR [AUTH] Authentication failed\r\n");
+		break;
+	default:
+		session_send(s, "-ERR [SYS/TEMP] Mail store temporarily "
+		    "unavailable, try again later\r\n");
+		break;
+	}
+}
+
+const struct proto_ops pop3_proto = {
+	.name = "pop3",
+	.start = pop3_start,
+	.client_input = pop3_client_input,
+	.backend_input = pop3_backend_input,
+	.login_failed = pop3_login_failed,
+	.bye = pop3_bye,
+	.free = pop3_free,
+};

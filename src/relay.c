@@ -1,0 +1,232 @@
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "loop.h"
+#include "relay.h"
+#include "server.h"
+#include "session.h"
+#include "util.h"
+
+/* Bytes asked of one splice(2) call: the pipe size caps it anyway. */
+#define RELAY_SPLICE_CHUNK	(1024 * 1024)
+/* Bytes one session may move per wake-up before yielding to the others. */
+#define RELAY_BUDGET		(4 * 1024 * 1024)
+
+struct relay_dir {
+	struct conn	*src;
+	struct conn	*dst;
+	int		 pipe[2];	/* -1 while nothing is in flight */
+	size_t		 inpipe;
+	bool		 eof;		/* src has no more to send */
+	bool		 shut;		/* dst's sending side is shut */
+	uint64_t	*bytes;
+};
+
+struct relay {
+	struct relay_dir dir[2];	/* client to backend, backend to client */
+	bool		 resume_posted;
+};
+
+static void	relay_run(struct session *s);
+
+static void
+dir_release_pipe(struct session *s, struct relay_dir *d)
+{
+	if (d->pipe[0] < 0)
+		return;
+	if (d->inpipe == 0)
+		pipe_pool_put(&s->worker->pipes, d->pipe);
+	else {
+		close(d->pipe[0]);
+		close(d->pipe[1]);
+	}
+	d->pipe[0] = d->pipe[1] = -1;
+	d->inpipe = 0;
+}
+
+/*
+ * Move what can be moved from d->src to d->dst without blocking.  Returns
+ * bytes moved, or -1 on a socket error.
+ */
+static ssize_t
+pump(struct session *s, struct relay_dir *d, size_t budget)
+{
+	size_t moved = 0;
+	ssize_t n;
+
+	/* Bytes queued before the relay began (replies, pipelined commands). */
+	if (buf_len(&d->dst->out) > 0) {
+		int rc;
+
+		if (!d->dst->writable)
+			return 0;
+		if ((rc = conn_flush(d->dst)) < 0)
+			return -1;
+		if (rc == 0) {
+			d->dst->writable = false;
+			return 0;
+		}
+	}
+	while (moved < budget) {
+		while (d->inpipe > 0) {
+			if (!d->dst->writable)
+				return (ssize_t)moved;
+			n = splice(d->pipe[0], NULL, d->dst->fd, NULL, d->inpipe,
+			    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n > 0) {
+				d->inpipe -= (size_t)n;
+				*d->bytes += (uint64_t)n;
+				moved += (size_t)n;
+			} else if (n < 0 && errno == EAGAIN)
+				d->dst->writable = false;
+			else if (n < 0 && errno == EINTR)
+				continue;
+			else
+				return -1;
+		}
+		if (d->eof || !d->src->readable)
+			break;
+		if (d->pipe[0] < 0 && pipe_pool_get(&s->worker->pipes, d->pipe) < 0)
+			return -1;
+		n = splice(d->src->fd, NULL, d->pipe[1], NULL, RELAY_SPLICE_CHUNK,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0)
+			d->inpipe = (size_t)n;
+		else if (n == 0)
+			d->eof = true;
+		else if (errno == EAGAIN)
+			d->src->readable = false;
+		else if (errno != EINTR)
+			return -1;
+	}
+	if (d->inpipe == 0)
+		dir_release_pipe(s, d);
+	if (d->eof && d->inpipe == 0 && !d->shut) {
+		/* Pass the half-close on; the other direction may go on. */
+		(void)shutdown(d->dst->fd, SHUT_WR);
+		d->shut = true;
+	}
+	return (ssize_t)moved;
+}
+
+static void
+relay_resume(void *arg)
+{
+	struct session *s = arg;
+
+	if (s->state != SESSION_RELAY || s->relay == NULL)
+		return;
+	s->relay->resume_posted = false;
+	relay_run(s);
+}
+
+static void
+relay_run(struct session *s)
+{
+	struct relay *r = s->relay;
+	size_t total = 0;
+	bool more;
+
+	do {
+		more = false;
+		for (int i = 0; i < 2; i++) {
+			struct relay_dir *d = &r->dir[i];
+			ssize_t n = pump(s, d, RELAY_BUDGET);
+
+			if (n < 0) {
+				session_relay_done(s, errno == ECONNRESET || errno == EPIPE ?
+				    "connection reset" : "relay error");
+				return;
+			}
+			total += (size_t)n;
+			/* The other direction's writes may have unblocked this one. */
+			if (n > 0 && (d->src->readable || d->inpipe > 0))
+				more = true;
+		}
+	} while (more && total < RELAY_BUDGET);
+
+	if (total > 0)
+		s->active_ms = loop_now(s->loop);
+	if (r->dir[0].shut && r->dir[1].shut) {
+		session_relay_done(s, "closed");
+		return;
+	}
+	if (total >= RELAY_BUDGET && !r->resume_posted) {
+		/* Edge-triggered: nobody will wake us for data already waiting. */
+		r->resume_posted = true;
+		loop_post(s->loop, relay_resume, s);
+	}
+}
+
+static void
+relay_event(struct watch *w, uint32_t events)
+{
+	struct session *s = w->arg;
+	struct conn *c = w == &s->client.watch ? &s->client : &s->backend;
+
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->readable = true;
+	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		c->writable = true;
+	relay_run(s);
+}
+
+void
+relay_start(struct session *s)
+{
+	struct relay *r = xcalloc(1, sizeof(*r));
+	const uint32_t ev = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+
+	r->dir[0] = (struct relay_dir){ &s->client, &s->backend, { -1, -1 }, 0,
+	    false, false, &s->bytes_in };
+	r->dir[1] = (struct relay_dir){ &s->backend, &s->client, { -1, -1 }, 0,
+	    false, false, &s->bytes_out };
+	s->relay = r;
+
+	/* What arrived with the login goes first, in order. */
+	if (buf_len(&s->client.in) > 0 &&
+	    buf_append(&s->backend.out, buf_head(&s->client.in),
+	    buf_len(&s->client.in)) < 0) {
+		session_relay_done(s, "pipelined input too large");
+		return;
+	}
+	if (buf_len(&s->backend.in) > 0 &&
+	    buf_append(&s->client.out, buf_head(&s->backend.in),
+	    buf_len(&s->backend.in)) < 0) {
+		session_relay_done(s, "backend output too large");
+		return;
+	}
+	buf_wipe(&s->client.in);
+	buf_free(&s->backend.in);
+
+	s->client.readable = s->client.writable = true;
+	s->backend.readable = s->backend.writable = true;
+	s->client.watch.cb = relay_event;
+	s->backend.watch.cb = relay_event;
+	if (loop_watch(s->loop, &s->client.watch, ev) < 0 ||
+	    loop_watch(s->loop, &s->backend.watch, ev) < 0) {
+		session_relay_done(s, "epoll failure");
+		return;
+	}
+	relay_run(s);
+}
+
+void
+relay_free(struct session *s)
+{
+	struct relay *r = s->relay;
+
+	if (r == NULL)
+		return;
+	dir_release_pipe(s, &r->dir[0]);
+	dir_release_pipe(s, &r->dir[1]);
+	free(r);
+	s->relay = NULL;
+}

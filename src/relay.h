@@ -1,0 +1,17 @@
+/*
+ * After login the session is a byte pump.  Nothing protocol-specific runs
+ * here.  Between plain sockets bytes move with splice(2) through pipes
+ * borrowed from the worker's pool only while data is in flight; readiness
+ * is edge-triggered, so the pump makes no epoll_ctl calls per transfer.
+ */
+#ifndef POSTERN_RELAY_H
+#define POSTERN_RELAY_H
+
+struct session;
+
+/* Start relaying; calls session_relay_done() when it is over. */
+void	relay_start(struct session *s);
+/* Release pipes; the session closes the sockets. */
+void	relay_free(struct session *s);
+
+#endif

@@ -1,0 +1,151 @@
+#include "autoconf.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sasl.h"
+#include "util.h"
+
+static const char b64chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+enum sasl_mech
+sasl_mech_parse(const char *name)
+{
+	if (strcasecmp(name, "PLAIN") == 0)
+		return SASL_MECH_PLAIN;
+	if (strcasecmp(name, "LOGIN") == 0)
+		return SASL_MECH_LOGIN;
+	return SASL_MECH_NONE;
+}
+
+size_t
+base64_encode(const void *in, size_t len, char *out)
+{
+	const unsigned char *s = in;
+	size_t o = 0, i;
+
+	for (i = 0; i + 2 < len; i += 3) {
+		unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
+
+		out[o++] = b64chars[v >> 18];
+		out[o++] = b64chars[(v >> 12) & 63];
+		out[o++] = b64chars[(v >> 6) & 63];
+		out[o++] = b64chars[v & 63];
+	}
+	if (i < len) {
+		unsigned v = (unsigned)s[i] << 16;
+
+		if (i + 1 < len)
+			v |= (unsigned)s[i + 1] << 8;
+		out[o++] = b64chars[v >> 18];
+		out[o++] = b64chars[(v >> 12) & 63];
+		out[o++] = i + 1 < len ? b64chars[(v >> 6) & 63] : '=';
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+	return o;
+}
+
+static int
+b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+int
+base64_decode(const char *in, size_t inlen, unsigned char *out, size_t *outlen_r)
+{
+	size_t o = 0, pad = 0;
+	unsigned acc = 0;
+	int bits = 0;
+
+	while (inlen > 0 && in[inlen - 1] == '=' && pad < 2) {
+		inlen--;
+		pad++;
+	}
+	if (inlen % 4 == 1 || (pad > 0 && (inlen + pad) % 4 != 0))
+		return -1;
+	for (size_t i = 0; i < inlen; i++) {
+		int v = b64_value((unsigned char)in[i]);
+
+		if (v < 0)
+			return -1;
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (unsigned char)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	/* Leftover bits must be zero in canonical encodings. */
+	if (acc != 0)
+		return -1;
+	*outlen_r = o;
+	return 0;
+}
+
+void
+sasl_creds_set(struct sasl_creds *creds, const char *user, size_t ulen,
+    const char *pass, size_t plen)
+{
+	sasl_creds_clear(creds);
+	creds->authcid = xstrndup(user, ulen);
+	creds->authcid_len = ulen;
+	creds->password = xstrndup(pass, plen);
+	creds->password_len = plen;
+}
+
+int
+sasl_plain_parse(const unsigned char *msg, size_t len, struct sasl_creds *creds,
+    const char **error_r)
+{
+	const unsigned char *nul1, *nul2;
+	size_t zlen, clen, plen;
+
+	if ((nul1 = memchr(msg, '\0', len)) == NULL ||
+	    (nul2 = memchr(nul1 + 1, '\0', len - (size_t)(nul1 + 1 - msg))) == NULL) {
+		*error_r = "malformed PLAIN message";
+		return -1;
+	}
+	zlen = (size_t)(nul1 - msg);
+	clen = (size_t)(nul2 - nul1 - 1);
+	plen = len - (size_t)(nul2 + 1 - msg);
+	if (clen == 0) {
+		*error_r = "empty user name";
+		return -1;
+	}
+	if (memchr(nul2 + 1, '\0', plen) != NULL) {
+		*error_r = "malformed PLAIN message";
+		return -1;
+	}
+	if (zlen > 0 && (zlen != clen || memcmp(msg, nul1 + 1, clen) != 0)) {
+		*error_r = "authorization identity must match the user";
+		return -1;
+	}
+	sasl_creds_set(creds, (const char *)nul1 + 1, clen,
+	    (const char *)nul2 + 1, plen);
+	return 0;
+}
+
+void
+sasl_creds_clear(struct sasl_creds *creds)
+{
+	secret_free(&creds->password);
+	free(creds->authzid);
+	free(creds->authcid);
+	creds->authzid = creds->authcid = NULL;
+	creds->authcid_len = creds->password_len = 0;
+}

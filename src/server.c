@@ -1,0 +1,410 @@
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server.h"
+#include "session.h"
+#include "util.h"
+
+#define LISTEN_BACKLOG		1024
+#define ACCEPT_BATCH		64	/* accepts per wake-up, then others' turn */
+#define PIPE_POOL_MAX		64	/* idle pipes a worker keeps */
+#define PIPE_SIZE		(256 * 1024)
+
+struct gen *
+gen_new(struct config *cfg, struct directory *dir)
+{
+	struct gen *g = xcalloc(1, sizeof(*g));
+
+	atomic_init(&g->refs, 1);
+	g->cfg = cfg;
+	g->dir = dir;
+	return g;
+}
+
+struct gen *
+gen_ref(struct gen *g)
+{
+	atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+	return g;
+}
+
+void
+gen_unref(struct gen **gp)
+{
+	struct gen *g = *gp;
+
+	if (g == NULL)
+		return;
+	*gp = NULL;
+	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	directory_close(&g->dir);
+	config_free(&g->cfg);
+	free(g);
+}
+
+/* Pipes. */
+
+int
+pipe_pool_get(struct pipe_pool *pp, int fds[2])
+{
+	if (pp->n > 0) {
+		pp->n--;
+		fds[0] = pp->fds[pp->n][0];
+		fds[1] = pp->fds[pp->n][1];
+		return 0;
+	}
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+		log_warning("pipe2: %s", strerror(errno));
+		return -1;
+	}
+	/* A larger pipe means fewer splice calls; pages come only with data. */
+	(void)fcntl(fds[1], F_SETPIPE_SZ, PIPE_SIZE);
+	return 0;
+}
+
+void
+pipe_pool_put(struct pipe_pool *pp, int fds[2])
+{
+	if (pp->n == PIPE_POOL_MAX) {
+		close(fds[0]);
+		close(fds[1]);
+		return;
+	}
+	if (pp->n == pp->cap) {
+		pp->cap = pp->cap ? pp->cap * 2 : 8;
+		pp->fds = xrealloc(pp->fds, pp->cap * sizeof(*pp->fds));
+	}
+	pp->fds[pp->n][0] = fds[0];
+	pp->fds[pp->n][1] = fds[1];
+	pp->n++;
+}
+
+static void
+pipe_pool_free(struct pipe_pool *pp)
+{
+	for (size_t i = 0; i < pp->n; i++) {
+		close(pp->fds[i][0]);
+		close(pp->fds[i][1]);
+	}
+	free(pp->fds);
+	memset(pp, 0, sizeof(*pp));
+}
+
+/* Listening sockets. */
+
+static int
+bind_one(const struct listen_cfg *l, char *err, size_t errlen)
+{
+	int fd, one = 1;
+
+	fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "listen %s: socket: %s", l->address, strerror(errno));
+		return -1;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    (l->addr.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0 ||
+	    listen(fd, LISTEN_BACKLOG) < 0) {
+		snprintf(err, errlen, "listen %s: %s", l->address, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+server_bind(struct server *srv, const struct config *cfg, unsigned nworkers,
+    char *err, size_t errlen)
+{
+	srv->workers = xcalloc(nworkers, sizeof(*srv->workers));
+	srv->nworkers = nworkers;
+	atomic_init(&srv->connections, 0);
+	for (unsigned i = 0; i < nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+
+		w->id = i;
+		w->server = srv;
+		w->listeners = xcalloc(cfg->nlisten, sizeof(*w->listeners));
+		for (size_t k = 0; k < cfg->nlisten; k++) {
+			struct listener *l = &w->listeners[k];
+
+			l->cfg = cfg->listen[k];
+			l->cfg.address = xstrdup(cfg->listen[k].address);
+			l->worker = w;
+			w->nlisteners++;
+			if ((l->fd = bind_one(&l->cfg, err, errlen)) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Accept path. */
+
+static void
+refuse(int fd, const struct listener *l, const char *why)
+{
+	static const char imap[] = "* BYE Too many connections, try again later\r\n";
+	static const char pop3[] = "-ERR [SYS/TEMP] Too many connections, try again later\r\n";
+
+	if (l->cfg.proto == PROTO_IMAP)
+		(void)!write(fd, imap, sizeof(imap) - 1);
+	else
+		(void)!write(fd, pop3, sizeof(pop3) - 1);
+	close(fd);
+	log_warning("connection refused: %s", why);
+}
+
+static void
+listener_event(struct watch *wt, uint32_t events)
+{
+	struct listener *l = wt->arg;
+	struct worker *w = l->worker;
+	const struct config *cfg = w->gen->cfg;
+
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+		unsigned n;
+		int fd, one = 1;
+
+		fd = accept4(l->fd, (struct sockaddr *)&peer, &plen,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				log_warning("accept on %s: %s", l->cfg.address,
+				    strerror(errno));
+			return;
+		}
+		n = atomic_fetch_add(&w->server->connections, 1) + 1;
+		if (cfg->limits.connections > 0 && n > cfg->limits.connections) {
+			atomic_fetch_sub(&w->server->connections, 1);
+			refuse(fd, l, "limits.connections reached");
+			continue;
+		}
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		session_start(w, w->gen, &l->cfg, fd, (struct sockaddr *)&peer);
+	}
+}
+
+void
+worker_add_session(struct worker *w, struct session *s)
+{
+	s->prev = NULL;
+	s->next = w->sessions;
+	if (w->sessions != NULL)
+		w->sessions->prev = s;
+	w->sessions = s;
+	w->nsessions++;
+}
+
+void
+worker_remove_session(struct worker *w, struct session *s)
+{
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		w->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	w->nsessions--;
+	atomic_fetch_sub(&w->server->connections, 1);
+	if (w->draining && w->nsessions == 0)
+		loop_stop(w->loop);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	if (loop_run(w->loop) < 0)
+		log_error("worker %u: event loop failed", w->id);
+	return NULL;
+}
+
+int
+server_start(struct server *srv, struct gen *gen)
+{
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+
+		if ((w->loop = loop_new()) == NULL)
+			return -1;
+		w->gen = gen_ref(gen);
+		for (size_t k = 0; k < w->nlisteners; k++) {
+			struct listener *l = &w->listeners[k];
+
+			watch_init(&l->watch, l->fd, listener_event, l);
+			if (loop_watch(w->loop, &l->watch, EPOLLIN) < 0)
+				return -1;
+		}
+	}
+	for (unsigned i = 0; i < srv->nworkers; i++)
+		if (pthread_create(&srv->workers[i].thread, NULL, worker_main,
+		    &srv->workers[i]) != 0)
+			return -1;
+	return 0;
+}
+
+/* Messages from the main thread, run on each worker's own thread. */
+
+struct gen_handoff {
+	struct worker	*worker;
+	struct gen	*gen;
+};
+
+static void
+worker_take_gen(void *arg)
+{
+	struct gen_handoff *h = arg;
+
+	gen_unref(&h->worker->gen);
+	h->worker->gen = h->gen;
+	free(h);
+}
+
+void
+server_reload(struct server *srv, struct gen *gen)
+{
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		struct gen_handoff *h = xmalloc(sizeof(*h));
+
+		h->worker = &srv->workers[i];
+		h->gen = gen_ref(gen);
+		loop_post(h->worker->loop, worker_take_gen, h);
+	}
+}
+
+static void
+worker_close_listeners(struct worker *w)
+{
+	for (size_t k = 0; k < w->nlisteners; k++) {
+		struct listener *l = &w->listeners[k];
+
+		if (l->fd < 0)
+			continue;
+		loop_unwatch(w->loop, &l->watch);
+		close(l->fd);
+		l->fd = -1;
+	}
+}
+
+static void
+worker_drain(void *arg)
+{
+	struct worker *w = arg;
+	struct session *s, *next;
+
+	w->draining = true;
+	worker_close_listeners(w);
+	/* Sessions not yet logged in are told to come back; relays go on. */
+	for (s = w->sessions; s != NULL; s = next) {
+		next = s->next;
+		if (s->state != SESSION_RELAY)
+			session_shutdown(s, "Server shutting down");
+	}
+	if (w->nsessions == 0)
+		loop_stop(w->loop);
+}
+
+static void
+worker_stop(void *arg)
+{
+	struct worker *w = arg;
+	struct session *s, *next;
+
+	w->draining = true;
+	worker_close_listeners(w);
+	for (s = w->sessions; s != NULL; s = next) {
+		next = s->next;
+		session_shutdown(s, "Server shutting down");
+	}
+	if (w->nsessions == 0)
+		loop_stop(w->loop);
+}
+
+void
+server_drain(struct server *srv)
+{
+	for (unsigned i = 0; i < srv->nworkers; i++)
+		loop_post(srv->workers[i].loop, worker_drain, &srv->workers[i]);
+}
+
+void
+server_stop(struct server *srv)
+{
+	for (unsigned i = 0; i < srv->nworkers; i++)
+		loop_post(srv->workers[i].loop, worker_stop, &srv->workers[i]);
+}
+
+int
+server_wait(struct server *srv, uint64_t deadline_ms)
+{
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+
+		if (w->thread == 0)
+			continue;
+		for (;;) {
+			struct timespec ts;
+			uint64_t now = clock_ms();
+
+			if (deadline_ms != 0 && now >= deadline_ms)
+				return -1;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 100 * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			if (pthread_timedjoin_np(w->thread, NULL, &ts) == 0)
+				break;
+		}
+		w->thread = 0;
+	}
+	return 0;
+}
+
+void
+server_free(struct server *srv)
+{
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+
+		if (w->loop != NULL) {
+			worker_close_listeners(w);
+			/* Sessions closed on the way out are freed by queued tasks. */
+			loop_run_pending(w->loop);
+		}
+		for (size_t k = 0; k < w->nlisteners; k++) {
+			if (w->listeners[k].fd >= 0)
+				close(w->listeners[k].fd);
+			free(w->listeners[k].cfg.address);
+		}
+		free(w->listeners);
+		pipe_pool_free(&w->pipes);
+		gen_unref(&w->gen);
+		loop_free(&w->loop);
+	}
+	free(srv->workers);
+	srv->workers = NULL;
+	srv->nworkers = 0;
+}

@@ -1,0 +1,707 @@
+#include "autoconf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "directory.h"
+#include "log.h"
+#include "proto.h"
+#include "relay.h"
+#include "resolve.h"
+#include "route.h"
+#include "server.h"
+#include "session.h"
+#include "util.h"
+
+/* Output queued for a client before login: replies are small. */
+#define CLIENT_OUT_MAX	(64 * 1024)
+/* A backend's greeting and login replies. */
+#define BACKEND_IN_MAX	(16 * 1024)
+
+static const char *const state_names[] = {
+	[SESSION_GREETING] = "GREETING",
+	[SESSION_PREAUTH] = "PREAUTH",
+	[SESSION_LOOKUP] = "LOOKUP",
+	[SESSION_BACKEND_CONNECT] = "BACKEND_CONNECT",
+	[SESSION_BACKEND_GREETING] = "BACKEND_GREETING",
+	[SESSION_BACKEND_STARTTLS] = "BACKEND_STARTTLS",
+	[SESSION_BACKEND_LOGIN] = "BACKEND_LOGIN",
+	[SESSION_RELAY] = "RELAY",
+	[SESSION_CLOSING] = "CLOSING",
+};
+_Static_assert(nitems(state_names) == SESSION_STATE_COUNT,
+    "state_names must name every session state");
+
+static const struct {
+	const char	*name;
+	bool		 retryable;	/* client may try again on this connection */
+	bool		 temporary;	/* [UNAVAILABLE] / [SYS/TEMP] */
+	bool		 next_host;	/* try the route's next address or host */
+} fail_table[] = {
+	[FAIL_NONE] = { "none", false, false, false },
+	[FAIL_BAD_USER] = { "bad-user-name", true, false, false },
+	[FAIL_NO_USER] = { "unknown-user", true, false, false },
+	[FAIL_AUTH] = { "auth-failed", true, false, false },
+	[FAIL_DIR_TEMP] = { "directory-unavailable", true, true, false },
+	[FAIL_DIR_TIMEOUT] = { "directory-timeout", true, true, false },
+	[FAIL_RESOLVE] = { "backend-unresolvable", true, true, true },
+	[FAIL_CONNECT] = { "backend-unreachable", true, true, true },
+	[FAIL_BACKEND] = { "backend-failed", true, true, false },
+};
+_Static_assert(nitems(fail_table) == FAIL_COUNT, "fail_table");
+
+static void	client_event(struct watch *w, uint32_t events);
+static void	backend_event(struct watch *w, uint32_t events);
+static void	session_timeout(struct timer *t);
+static void	backend_try_host(struct session *s);
+static void	backend_try_addr(struct session *s);
+static void	session_update_client(struct session *s);
+static dir_result_cb lookup_done;
+
+const char *
+session_state_name(enum session_state state)
+{
+	return state_names[state];
+}
+
+const char *
+session_fail_name(enum session_fail fail)
+{
+	return fail_table[fail].name;
+}
+
+bool
+session_fail_retryable(enum session_fail fail)
+{
+	return fail_table[fail].retryable;
+}
+
+bool
+session_fail_temporary(enum session_fail fail)
+{
+	return fail_table[fail].temporary;
+}
+
+void
+session_enter_state(struct session *s, enum session_state state)
+{
+	log_debug("session %s: %s -> %s", s->peer, state_names[s->state],
+	    state_names[state]);
+	s->state = state;
+}
+
+static bool
+session_alive(const struct session *s)
+{
+	return s->state != SESSION_CLOSING;
+}
+
+void
+session_start(struct worker *w, struct gen *gen, const struct listen_cfg *listen,
+    int fd, const struct sockaddr *peer)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+	const struct config *cfg = gen->cfg;
+
+	s->worker = w;
+	s->loop = w->loop;
+	s->gen = gen_ref(gen);
+	s->cfg = cfg;
+	s->listen = listen;
+	s->proto = listen->proto == PROTO_IMAP ? &imap_proto : &pop3_proto;
+	s->state = SESSION_GREETING;
+	s->started_ms = loop_now(s->loop);
+	sockaddr_format(peer, s->peer, sizeof(s->peer));
+	conn_init(&s->client, fd, cfg->limits.line_length + 2, CLIENT_OUT_MAX,
+	    client_event, s);
+	conn_init(&s->backend, -1, BACKEND_IN_MAX, cfg->limits.line_length * 2 + 1024,
+	    backend_event, s);
+	timer_init(&s->timer, session_timeout, s);
+	worker_add_session(w, s);
+
+	s->proto->start(s);
+	session_enter_state(s, SESSION_PREAUTH);
+	loop_timer_in(s->loop, &s->timer, (uint64_t)cfg->timeouts.login * 1000);
+	session_update_client(s);
+}
+
+void
+session_send_raw(struct session *s, const void *data, size_t len)
+{
+	if (buf_append(&s->client.out, data, len) < 0) {
+		/* A client that does not read its replies. */
+		session_close(s, "client not reading");
+	}
+}
+
+void
+session_send(struct session *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	session_send_raw(s, line, (size_t)n < sizeof(line) ? (size_t)n :
+	    sizeof(line) - 1);
+}
+
+void
+session_backend_send(struct session *s, const void *data, size_t len)
+{
+	if (buf_append(&s->backend.out, data, len) < 0)
+		session_backend_failed(s, FAIL_BACKEND, NULL);
+}
+
+/* Set client interest for the current state; flush what we can first. */
+static void
+session_update_client(struct session *s)
+{
+	bool reading;
+
+	if (!session_alive(s))
+		return;
+	if (buf_len(&s->client.out) > 0 && conn_flush(&s->client) < 0) {
+		session_close(s, "client write error");
+		return;
+	}
+	/*
+	 * Read before login only in PREAUTH; in the lookup and backend
+	 * states further bytes wait in the socket (their commands are
+	 * pipelined behind the login and belong to the backend).
+	 */
+	reading = s->state == SESSION_PREAUTH &&
+	    buf_len(&s->client.out) < SESSION_CLIENT_BACKLOG;
+	if (conn_update(&s->client, s->loop, reading) < 0)
+		session_close(s, "epoll failure");
+}
+
+static void
+session_update_backend(struct session *s)
+{
+	if (!session_alive(s) || s->backend.fd < 0)
+		return;
+	if (buf_len(&s->backend.out) > 0 && conn_flush(&s->backend) < 0) {
+		session_backend_failed(s, FAIL_BACKEND, NULL);
+		return;
+	}
+	if (conn_update(&s->backend, s->loop, true) < 0)
+		session_backend_failed(s, FAIL_BACKEND, NULL);
+}
+
+static void
+session_free(void *arg)
+{
+	struct session *s = arg;
+
+	worker_remove_session(s->worker, s);
+	gen_unref(&s->gen);
+	free(s);
+}
+
+static const char *
+session_user(const struct session *s)
+{
+	if (s->name.full[0] != '\0')
+		return s->name.full;
+	return "-";
+}
+
+void
+session_close(struct session *s, const char *outcome)
+{
+	uint64_t ms;
+
+	if (!session_alive(s))
+		return;
+	ms = loop_now(s->loop) - s->started_ms;
+	if (s->client.fd >= 0 && buf_len(&s->client.out) > 0)
+		(void)conn_flush(&s->client);	/* best effort: a goodbye */
+	log_info("session end client=%s proto=%s user=%s backend=%s in=%llu "
+	    "out=%llu duration=%llu.%03llus state=%s outcome=\"%s\"",
+	    s->peer, s->proto->name, session_user(s),
+	    s->backend_name[0] ? s->backend_name : "-",
+	    (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
+	    (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000),
+	    state_names[s->state], outcome);
+	session_enter_state(s, SESSION_CLOSING);
+	loop_timer_cancel(s->loop, &s->timer);
+	dir_request_cancel(&s->lookup);
+	resolve_cancel(&s->resolving);
+	if (s->relay != NULL)
+		relay_free(s);
+	if (s->proto_state != NULL)
+		s->proto->free(s);
+	sasl_creds_clear(&s->creds);
+	route_unref(&s->route);
+	if (s->addrs != NULL)
+		freeaddrinfo(s->addrs);
+	s->addrs = s->addr = NULL;
+	conn_close(&s->client, s->loop);
+	conn_close(&s->backend, s->loop);
+	/* Callers up the stack may still look at s: free it after they return. */
+	loop_post(s->loop, session_free, s);
+}
+
+void
+session_shutdown(struct session *s, const char *text)
+{
+	if (!session_alive(s))
+		return;
+	if (s->state != SESSION_RELAY)
+		s->proto->bye(s, text);
+	session_close(s, text);
+}
+
+int
+session_next_line(struct session *s, char **line_r, size_t *len_r,
+    size_t *used_r)
+{
+	struct buf *in = &s->client.in;
+	size_t max = s->cfg->limits.line_length, len;
+	char *line;
+	int rc;
+
+	while (s->skipping) {
+		char *lf = memchr(buf_head(in), '\n', buf_len(in));
+
+		if (lf == NULL) {
+			buf_consume(in, buf_len(in));
+			return 0;
+		}
+		buf_consume(in, (size_t)(lf - buf_head(in)) + 1);
+		s->skipping = false;
+	}
+	if ((rc = buf_find_line(in, max, &len)) <= 0) {
+		if (rc < 0) {
+			buf_consume(in, buf_len(in));
+			s->skipping = true;
+		}
+		return rc;
+	}
+	line = buf_head(in);
+	*used_r = len;
+	line[--len] = '\0';
+	if (len > 0 && line[len - 1] == '\r')
+		line[--len] = '\0';
+	*line_r = line;
+	*len_r = len;
+	return 1;
+}
+
+bool
+session_count_command(struct session *s)
+{
+	if (++s->commands > SESSION_PREAUTH_COMMANDS_MAX) {
+		s->proto->bye(s, "Too many commands before login");
+		session_close(s, "too many commands before login");
+		return false;
+	}
+	return true;
+}
+
+bool
+session_can_answer(const struct session *s)
+{
+	return s->state == SESSION_PREAUTH &&
+	    buf_len(&s->client.out) < SESSION_CLIENT_BACKLOG;
+}
+
+void
+session_bad_command(struct session *s)
+{
+	if (++s->bad_commands >= s->cfg->limits.bad_commands) {
+		s->proto->bye(s, "Too many invalid commands");
+		session_close(s, "too many invalid commands");
+	}
+}
+
+/* Client socket events before the relay. */
+static void
+client_event(struct watch *w, uint32_t events)
+{
+	struct session *s = w->arg;
+
+	if (events & EPOLLOUT) {
+		if (conn_flush(&s->client) < 0) {
+			session_close(s, "client write error");
+			return;
+		}
+		/* Commands held back while replies were unread. */
+		if (s->state == SESSION_PREAUTH && buf_len(&s->client.in) > 0)
+			s->proto->client_input(s);
+		if (!session_alive(s))
+			return;
+	}
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+		if (s->state == SESSION_PREAUTH) {
+			ssize_t n = conn_read(&s->client);
+
+			if (n > 0 || buf_len(&s->client.in) > 0)
+				s->proto->client_input(s);
+			if (!session_alive(s))
+				return;
+			if (n < 0 && s->state == SESSION_PREAUTH) {
+				session_close(s, s->client.eof ?
+				    "client closed before login" : "client read error");
+				return;
+			}
+		} else if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+			session_close(s, "client closed during login");
+			return;
+		}
+	}
+	session_update_client(s);
+}
+
+void
+session_login(struct session *s)
+{
+	const struct config *cfg = s->cfg;
+	const char *error;
+
+	if (username_normalise(&cfg->username, s->creds.authcid,
+	    s->creds.authcid_len, &s->name, &error) < 0) {
+		log_warning("login refused client=%s reason=\"%s\"", s->peer, error);
+		s->name.full[0] = '\0';
+		session_backend_failed(s, FAIL_BAD_USER, NULL);
+		return;
+	}
+	session_enter_state(s, SESSION_LOOKUP);
+	loop_timer_in(s->loop, &s->timer, (uint64_t)cfg->timeouts.lookup * 1000);
+	s->lookup = directory_lookup(s->gen->dir, s->loop, &s->name,
+	    s->listen->proto, lookup_done, s);
+}
+
+static void
+lookup_done(void *arg, enum dir_status status, struct route *route,
+    const char *detail)
+{
+	struct session *s = arg;
+
+	s->lookup = NULL;
+	switch (status) {
+	case DIR_OK:
+		log_debug("session %s: route for %s from %s", s->peer,
+		    s->name.full, detail);
+		s->route = route;
+		s->host_idx = 0;
+		backend_try_host(s);
+		return;
+	case DIR_NOT_FOUND:
+		log_warning("login refused client=%s user=%s reason=\"unknown user: %s\"",
+		    s->peer, s->name.full, detail);
+		session_backend_failed(s, FAIL_NO_USER, NULL);
+		return;
+	case DIR_TEMPFAIL:
+		log_warning("login failed client=%s user=%s reason=\"directory: %s\"",
+		    s->peer, s->name.full, detail);
+		session_backend_failed(s, FAIL_DIR_TEMP, NULL);
+		return;
+	}
+}
+
+static void
+backend_addrs_ready(struct session *s, struct addrinfo *addrs)
+{
+	if (s->addrs != NULL)
+		freeaddrinfo(s->addrs);
+	s->addrs = s->addr = addrs;
+	backend_try_addr(s);
+}
+
+static void
+resolve_done(void *arg, struct addrinfo *addrs, const char *error)
+{
+	struct session *s = arg;
+	const struct route_host *h = &s->route->hosts[s->host_idx];
+
+	s->resolving = NULL;
+	if (addrs == NULL) {
+		log_warning("backend unresolvable client=%s user=%s host=%s reason=\"%s\"",
+		    s->peer, s->name.full, h->host, error);
+		s->last_fail = FAIL_RESOLVE;
+		s->host_idx++;
+		backend_try_host(s);
+		return;
+	}
+	backend_addrs_ready(s, addrs);
+}
+
+/* Try route->hosts[host_idx], or fail when the route is exhausted. */
+static void
+backend_try_host(struct session *s)
+{
+	const struct route_host *h;
+	struct addrinfo *addrs;
+	uint16_t port;
+
+	if (s->host_idx >= s->route->nhosts) {
+		session_backend_failed(s, s->last_fail != FAIL_NONE ?
+		    s->last_fail : FAIL_CONNECT, NULL);
+		return;
+	}
+	h = &s->route->hosts[s->host_idx];
+	port = h->port ? h->port : s->cfg->backend.port[s->listen->proto];
+	session_enter_state(s, SESSION_BACKEND_CONNECT);
+	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.connect * 1000);
+	if (resolve_numeric(h->host, port, &addrs) == 0) {
+		backend_addrs_ready(s, addrs);
+		return;
+	}
+	s->resolving = resolve_start(s->loop, h->host, port, resolve_done, s);
+}
+
+static void
+backend_connect_failed(struct session *s, const char *why)
+{
+	log_warning("backend connect failed client=%s user=%s backend=%s reason=\"%s\"",
+	    s->peer, s->name.full, s->backend_name, why);
+	conn_close(&s->backend, s->loop);
+	s->last_fail = FAIL_CONNECT;
+	if (s->addr != NULL && s->addr->ai_next != NULL) {
+		s->addr = s->addr->ai_next;
+		backend_try_addr(s);
+		return;
+	}
+	s->host_idx++;
+	backend_try_host(s);
+}
+
+static void
+backend_try_addr(struct session *s)
+{
+	const struct addrinfo *ai = s->addr;
+	int fd;
+
+	sockaddr_format(ai->ai_addr, s->backend_name, sizeof(s->backend_name));
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		backend_connect_failed(s, strerror(errno));
+		return;
+	}
+	conn_init(&s->backend, fd, BACKEND_IN_MAX,
+	    s->cfg->limits.line_length * 2 + 1024, backend_event, s);
+	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.connect * 1000);
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+		backend_connect_failed(s, strerror(errno));
+		return;
+	}
+	if (loop_watch(s->loop, &s->backend.watch, EPOLLOUT) < 0)
+		backend_connect_failed(s, strerror(errno));
+}
+
+static void
+backend_connected(struct session *s)
+{
+	int err = 0, one = 1;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(s->backend.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err != 0) {
+		backend_connect_failed(s, strerror(err));
+		return;
+	}
+	(void)setsockopt(s->backend.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	session_enter_state(s, SESSION_BACKEND_GREETING);
+	/* Greeting and login together get one connect timeout. */
+	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.connect * 1000);
+	session_update_backend(s);
+}
+
+static void
+backend_event(struct watch *w, uint32_t events)
+{
+	struct session *s = w->arg;
+	ssize_t n;
+
+	if (s->state == SESSION_BACKEND_CONNECT) {
+		backend_connected(s);
+		return;
+	}
+	if (events & EPOLLOUT) {
+		if (conn_flush(&s->backend) < 0) {
+			session_backend_failed(s, FAIL_BACKEND, NULL);
+			return;
+		}
+	}
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+		n = conn_read(&s->backend);
+		if (buf_len(&s->backend.in) > 0)
+			s->proto->backend_input(s);
+		if (!session_alive(s) || s->state == SESSION_RELAY ||
+		    s->state == SESSION_PREAUTH)
+			return;
+		if (n < 0) {
+			session_backend_failed(s, FAIL_BACKEND, "backend closed the connection");
+			return;
+		}
+		if (buf_room(&s->backend.in) == 0) {
+			session_backend_failed(s, FAIL_BACKEND, "backend reply too long");
+			return;
+		}
+	}
+	session_update_backend(s);
+}
+
+static void
+session_resume_input(void *arg)
+{
+	struct session *s = arg;
+
+	if (s->state != SESSION_PREAUTH || buf_len(&s->client.in) == 0)
+		return;
+	s->proto->client_input(s);
+	session_update_client(s);
+}
+
+void
+session_backend_lines(struct session *s, bool (*fn)(struct session *, char *))
+{
+	size_t len;
+
+	while (buf_find_line(&s->backend.in, buf_len(&s->backend.in) + 1, &len) == 1) {
+		char *line = xstrndup(buf_head(&s->backend.in), len - 1);
+		bool more;
+
+		buf_consume(&s->backend.in, len);
+		if (len >= 2 && line[len - 2] == '\r')
+			line[len - 2] = '\0';
+		more = fn(s, line);
+		free(line);
+		if (!more)
+			return;
+	}
+}
+
+void
+session_backend_failed(struct session *s, enum session_fail fail,
+    const char *text)
+{
+	if (!session_alive(s))
+		return;
+	if (fail == FAIL_BACKEND)
+		log_warning("backend login failed client=%s user=%s backend=%s "
+		    "reason=\"%s\"", s->peer, session_user(s), s->backend_name,
+		    text != NULL ? text : "protocol error");
+	else if (fail == FAIL_AUTH)
+		log_warning("login refused client=%s user=%s backend=%s "
+		    "reason=\"backend refused the credentials\"", s->peer,
+		    session_user(s), s->backend_name);
+	else if (fail == FAIL_CONNECT || fail == FAIL_RESOLVE)
+		log_warning("login failed client=%s user=%s reason=\"no backend "
+		    "host answered\"", s->peer, session_user(s));
+
+	conn_close(&s->backend, s->loop);
+	dir_request_cancel(&s->lookup);
+	resolve_cancel(&s->resolving);
+	route_unref(&s->route);
+	if (s->addrs != NULL)
+		freeaddrinfo(s->addrs);
+	s->addrs = s->addr = NULL;
+	sasl_creds_clear(&s->creds);
+	s->last_fail = FAIL_NONE;
+
+	s->proto->login_failed(s, fail, text);
+	if (!session_alive(s))
+		return;
+	if (!session_fail_retryable(fail)) {
+		session_close(s, session_fail_name(fail));
+		return;
+	}
+	if (!session_fail_temporary(fail) &&
+	    ++s->auth_failures >= s->cfg->limits.auth_failures) {
+		s->proto->bye(s, "Too many authentication failures");
+		session_close(s, "too many authentication failures");
+		return;
+	}
+	s->name.full[0] = '\0';
+	s->backend_name[0] = '\0';
+	session_enter_state(s, SESSION_PREAUTH);
+	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.login * 1000);
+	/*
+	 * Commands the client pipelined behind the failed login run from the
+	 * loop, not from here: we may be inside the protocol's own parser.
+	 */
+	loop_post(s->loop, session_resume_input, s);
+	session_update_client(s);
+}
+
+void
+session_backend_ready(struct session *s)
+{
+	log_info("login ok client=%s proto=%s user=%s backend=%s%s%s",
+	    s->peer, s->proto->name, s->name.full, s->backend_name,
+	    s->route->backend_user ? " backend_user=" : "",
+	    s->route->backend_user ? s->route->backend_user : "");
+	sasl_creds_clear(&s->creds);
+	s->proto->free(s);
+	route_unref(&s->route);
+	freeaddrinfo(s->addrs);
+	s->addrs = s->addr = NULL;
+	session_enter_state(s, SESSION_RELAY);
+	s->active_ms = loop_now(s->loop);
+	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.idle * 1000);
+	relay_start(s);
+}
+
+void
+session_relay_done(struct session *s, const char *outcome)
+{
+	session_close(s, outcome);
+}
+
+static void
+session_timeout(struct timer *t)
+{
+	struct session *s = t->arg;
+	uint64_t idle_ms = (uint64_t)s->cfg->timeouts.idle * 1000;
+
+	switch (s->state) {
+	case SESSION_RELAY:
+		if (loop_now(s->loop) - s->active_ms < idle_ms) {
+			loop_timer_at(s->loop, &s->timer, s->active_ms + idle_ms);
+			return;
+		}
+		session_close(s, "idle timeout");
+		return;
+	case SESSION_LOOKUP:
+		log_warning("login failed client=%s user=%s reason=\"directory "
+		    "did not answer within %us\"", s->peer, s->name.full,
+		    s->cfg->timeouts.lookup);
+		session_backend_failed(s, FAIL_DIR_TIMEOUT, NULL);
+		return;
+	case SESSION_BACKEND_CONNECT:
+		if (s->resolving != NULL) {
+			resolve_cancel(&s->resolving);
+			s->last_fail = FAIL_RESOLVE;
+			s->host_idx++;
+			backend_try_host(s);
+			return;
+		}
+		backend_connect_failed(s, "connect timed out");
+		return;
+	case SESSION_BACKEND_GREETING:
+	case SESSION_BACKEND_STARTTLS:
+	case SESSION_BACKEND_LOGIN:
+		session_backend_failed(s, FAIL_BACKEND, "backend did not answer in time");
+		return;
+	default:
+		s->proto->bye(s, "Login timeout");
+		session_close(s, "login timeout");
+		return;
+	}
+}

@@ -1,0 +1,164 @@
+/*
+ * One client connection from accept to close.  Every transition goes
+ * through session_enter_state(); the state decides which events matter.
+ *
+ *   GREETING -> PREAUTH -> LOOKUP -> BACKEND_CONNECT -> BACKEND_GREETING
+ *     -> [BACKEND_STARTTLS] -> BACKEND_LOGIN -> RELAY -> CLOSING
+ *
+ * A failed login returns to PREAUTH (the client may try again) until
+ * limits.auth_failures.  Sessions belong to one worker thread and are never
+ * touched by another, so nothing here takes a lock.
+ */
+#ifndef POSTERN_SESSION_H
+#define POSTERN_SESSION_H
+
+#include <netdb.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "conn.h"
+#include "loop.h"
+#include "sasl.h"
+#include "username.h"
+
+struct worker;
+struct gen;
+struct route;
+struct dir_request;
+struct resolve_request;
+struct relay;
+struct proto_ops;
+
+enum session_state {
+	SESSION_GREETING,
+	SESSION_PREAUTH,
+	SESSION_LOOKUP,
+	SESSION_BACKEND_CONNECT,
+	SESSION_BACKEND_GREETING,
+	SESSION_BACKEND_STARTTLS,
+	SESSION_BACKEND_LOGIN,
+	SESSION_RELAY,
+	SESSION_CLOSING,
+	SESSION_STATE_COUNT
+};
+
+/*
+ * Why a login did not complete.  This enum alone decides the reply to the
+ * client and whether the next backend host is tried.
+ */
+enum session_fail {
+	FAIL_NONE,
+	FAIL_BAD_USER,		/* the name breaks the user-name rules: NO, may retry */
+	FAIL_NO_USER,		/* the directory has no such user: NO, may retry */
+	FAIL_AUTH,		/* the backend refused the credentials: its NO, may retry */
+	FAIL_DIR_TEMP,		/* directory unreachable or ambiguous: [UNAVAILABLE] */
+	FAIL_DIR_TIMEOUT,	/* no directory answer in timeouts.lookup: [UNAVAILABLE] */
+	FAIL_RESOLVE,		/* backend host name does not resolve: next host */
+	FAIL_CONNECT,		/* connect refused or timed out: next address/host */
+	FAIL_BACKEND,		/* backend broke protocol, closed or stalled: [UNAVAILABLE] */
+	FAIL_COUNT
+};
+
+struct session {
+	struct worker		*worker;
+	struct loop		*loop;
+	struct gen		*gen;		/* config + directory, referenced */
+	const struct config	*cfg;		/* gen's config */
+	const struct listen_cfg	*listen;
+	const struct proto_ops	*proto;
+	void			*proto_state;	/* freed when the relay starts */
+	enum session_state	 state;
+
+	struct conn		 client;
+	struct conn		 backend;
+	struct timer		 timer;		/* the one deadline of the state */
+	uint64_t		 started_ms;
+	uint64_t		 active_ms;	/* last relay traffic */
+
+	struct sasl_creds	 creds;		/* wiped once sent to the backend */
+	struct username		 name;		/* normalised login */
+	struct dir_request	*lookup;
+	struct route		*route;
+	size_t			 host_idx;	/* route->hosts[] being tried */
+	struct resolve_request	*resolving;
+	struct addrinfo		*addrs, *addr;	/* of the current host */
+	enum session_fail	 last_fail;
+	char			 backend_name[80];
+
+	unsigned		 auth_failures;
+	unsigned		 bad_commands;
+	unsigned		 commands;	/* before login */
+	bool			 skipping;	/* discarding an overlong line */
+	uint64_t		 bytes_in;	/* client to backend, after login */
+	uint64_t		 bytes_out;	/* backend to client, after login */
+	struct relay		*relay;
+
+	struct session		*prev, *next;	/* the worker's list */
+	char			 peer[56];
+};
+
+/* Accept path: take ownership of fd. */
+void	session_start(struct worker *w, struct gen *gen,
+	    const struct listen_cfg *listen, int fd, const struct sockaddr *peer);
+
+void	session_enter_state(struct session *s, enum session_state state);
+const char *session_state_name(enum session_state state);
+
+/*
+ * Feed complete backend lines (CRLF stripped) to `fn` until it returns
+ * false or no whole line is left.  Each line leaves the buffer before `fn`
+ * sees it: after the login, whatever remains belongs to the client.
+ */
+void	session_backend_lines(struct session *s,
+	    bool (*fn)(struct session *s, char *line));
+
+/* Commands a client may send before logging in, then it is disconnected. */
+#define SESSION_PREAUTH_COMMANDS_MAX	64
+/* Stop reading client commands while this much output waits unread. */
+#define SESSION_CLIENT_BACKLOG		(16 * 1024)
+
+/*
+ * Take the next client line (CRLF or LF stripped, NUL-terminated, in place)
+ * for protocols that read plain lines.  1 with *line_r, *len_r and the bytes
+ * to consume in *used_r; 0 when more input is needed; -1 when the line is
+ * longer than limits.line_length (the rest of it will be discarded).
+ */
+int	session_next_line(struct session *s, char **line_r, size_t *len_r,
+	    size_t *used_r);
+/* Count a command before login; false (and the session closing) past the cap. */
+bool	session_count_command(struct session *s);
+/* Is there room to answer another command now? */
+bool	session_can_answer(const struct session *s);
+
+/* Queue bytes for the client (pre-auth replies). */
+void	session_send(struct session *s, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	session_send_raw(struct session *s, const void *data, size_t len);
+/* Queue bytes for the backend (login dialogue). */
+void	session_backend_send(struct session *s, const void *data, size_t len);
+
+/* The protocol has a complete login in s->creds: look up and connect. */
+void	session_login(struct session *s);
+/* The protocol saw a bad command; closes the session past the limit. */
+void	session_bad_command(struct session *s);
+/* The backend accepted the login and the client's OK is queued: relay. */
+void	session_backend_ready(struct session *s);
+/* The backend login failed; `text` is the backend's reason (may be NULL). */
+void	session_backend_failed(struct session *s, enum session_fail fail,
+	    const char *text);
+/* Close now (after a best-effort flush of pending client output). */
+void	session_close(struct session *s, const char *outcome);
+/* Ask the client to leave (drain, shutdown): a goodbye, then close. */
+void	session_shutdown(struct session *s, const char *text);
+
+/* The relay is over (either side closed, error or idle timeout). */
+void	session_relay_done(struct session *s, const char *outcome);
+
+/* Does this failure let the client try again on the same connection? */
+bool	session_fail_retryable(enum session_fail fail);
+/* Is it a temporary failure ([UNAVAILABLE] / [SYS/TEMP])? */
+bool	session_fail_temporary(enum session_fail fail);
+const char *session_fail_name(enum session_fail fail);
+
+#endif
