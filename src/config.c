@@ -222,6 +222,7 @@ config_defaults(struct config *c)
 	c->directory.ldap.ca_file = xstrdup("");
 	c->directory.ldap.pool = 4;
 	c->directory.ldap.timeout = 5;
+	c->directory.ldap.failback = 60;
 	c->directory.ldap.attr_username = xstrdup("username");
 	c->directory.ldap.attr_host = xstrdup("mailhost");
 	c->directory.ldap.attr_port = xstrdup("port");
@@ -494,7 +495,7 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 {
 	static const char *const keys[] = { "uri", "base", "scope", "filter",
 	    "bind_dn", "bind_password", "bind_password_file", "sasl_mech",
-	    "starttls", "ca_file", "pool", "timeout", "attributes", NULL };
+	    "starttls", "ca_file", "pool", "timeout", "failback", "attributes", NULL };
 	static const char *const attr_keys[] = { "username", "host", "port", NULL };
 	static const char *const scopes[] = { [LDAP_SCOPE_BASE] = "base",
 	    [LDAP_SCOPE_ONELEVEL] = "one", [LDAP_SCOPE_SUBTREE] = "sub" };
@@ -519,6 +520,7 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 	    get_str(ld, g, P, "ca_file", &l->ca_file) < 0 ||
 	    get_uint(ld, g, P, "pool", 1, 64, &l->pool) < 0 ||
 	    get_uint(ld, g, P, "timeout", 1, 300, &l->timeout) < 0 ||
+	    get_uint(ld, g, P, "failback", 1, 86400, &l->failback) < 0 ||
 	    get_group(ld, g, "attributes", &attrs) < 0)
 		return -1;
 	if (attrs != NULL && (check_keys(ld, attrs, "directory.ldap.attributes", attr_keys) < 0 ||

@@ -54,6 +54,7 @@ struct ldap_cfg {
 	char		*ca_file;
 	unsigned	 pool;
 	unsigned	 timeout;	/* seconds */
+	unsigned	 failback;	/* seconds on a backup URI before retrying the first */
 	char		*attr_username;
 	char		*attr_host;
 	char		*attr_port;

@@ -19,6 +19,9 @@
  */
 struct dir_request {
 	_Atomic unsigned	 refs;
+	struct directory	*dir;
+	bool			 from_cache;
+	char			 key[USERNAME_MAX + 8];	/* "proto:user" */
 	struct loop		*loop;
 	dir_result_cb		*cb;
 	void			*arg;
@@ -27,7 +30,7 @@ struct dir_request {
 	enum proto_id		 proto;
 	enum dir_status		 status;
 	struct route		*route;
-	char			 detail[160];
+	char			 detail[512];
 };
 
 static const char *const status_names[] = {
@@ -46,24 +49,38 @@ int
 directory_open(const struct config *cfg, struct directory **dir_r, char *err,
     size_t errlen)
 {
+	struct directory *dir;
+	int rc = -1;
+
 	switch (cfg->directory.type) {
 	case DIR_TYPE_FILE:
+		/* Already in memory: a cache would only add a copy. */
 		return dir_file_open(cfg->directory.file_path, dir_r, err, errlen);
 	case DIR_TYPE_LDAP:
-		snprintf(err, errlen, "%s: directory.type: \"ldap\" is not "
-		    "available in this build yet; use \"file\"", cfg->path);
-		return -1;
+		rc = dir_ldap_open(cfg, &dir, err, errlen);
+		break;
 	}
-	return -1;
+	if (rc < 0)
+		return -1;
+	if (cfg->directory.cache.entries > 0) {
+		dir->cache = route_cache_new(cfg->directory.cache.entries,
+		    cfg->directory.cache.ttl, cfg->directory.cache.negative_ttl);
+		dir->serve_stale = cfg->directory.cache.serve_stale;
+	}
+	*dir_r = dir;
+	return 0;
 }
 
 void
 directory_close(struct directory **dirp)
 {
-	if (*dirp == NULL)
+	struct directory *dir = *dirp;
+
+	if (dir == NULL)
 		return;
-	(*dirp)->ops->free(*dirp);
 	*dirp = NULL;
+	route_cache_free(&dir->cache);
+	dir->ops->free(dir);
 }
 
 static void
@@ -89,6 +106,25 @@ directory_lookup(struct directory *dir, struct loop *loop,
 	req->arg = arg;
 	req->name = *name;
 	req->proto = proto;
+	req->dir = dir;
+	snprintf(req->key, sizeof(req->key), "%s:%s", proto_name(proto), name->full);
+	if (dir->cache != NULL) {
+		struct route *route = NULL;
+
+		switch (route_cache_get(dir->cache, req->key, clock_ms(), &route)) {
+		case ROUTE_CACHE_HIT:
+			req->from_cache = true;
+			dir_request_done(req, DIR_OK, route, "cache hit");
+			return req;
+		case ROUTE_CACHE_HIT_NEGATIVE:
+			req->from_cache = true;
+			dir_request_done(req, DIR_NOT_FOUND, NULL,
+			    "cache hit (unknown user)");
+			return req;
+		case ROUTE_CACHE_MISS:
+			break;
+		}
+	}
 	dir->ops->lookup(dir, req);
 	return req;
 }
@@ -134,13 +170,43 @@ request_deliver(void *arg)
 	request_unref(req);
 }
 
+/* Remember the answer; on a directory failure, fall back to a stale route. */
+static void
+request_cache(struct dir_request *req, enum dir_status *status,
+    struct route **route, char *detail, size_t detaillen)
+{
+	struct route_cache *cache = req->dir->cache;
+	struct route *stale;
+
+	switch (*status) {
+	case DIR_OK:
+		route_cache_put(cache, req->key, *route, clock_ms());
+		break;
+	case DIR_NOT_FOUND:
+		route_cache_put(cache, req->key, NULL, clock_ms());
+		break;
+	case DIR_TEMPFAIL:
+		if (!req->dir->serve_stale ||
+		    (stale = route_cache_get_stale(cache, req->key)) == NULL)
+			break;
+		log_warning("directory unavailable (%s): serving a stale route "
+		    "for %s", detail, req->name.full);
+		snprintf(detail, detaillen, "stale cache entry");
+		*status = DIR_OK;
+		*route = stale;
+		break;
+	}
+}
+
 void
 dir_request_done(struct dir_request *req, enum dir_status status,
     struct route *route, const char *detail)
 {
+	str_copy(req->detail, detail != NULL ? detail : "", sizeof(req->detail));
+	if (req->dir != NULL && req->dir->cache != NULL && !req->from_cache)
+		request_cache(req, &status, &route, req->detail, sizeof(req->detail));
 	req->status = status;
 	req->route = route;
-	str_copy(req->detail, detail != NULL ? detail : "", sizeof(req->detail));
 	if (loop_post(req->loop, request_deliver, req) < 0) {
 		log_error("directory: cannot hand an answer back to a worker");
 		request_unref(req);

@@ -7,6 +7,7 @@
 #ifndef POSTERN_DIRECTORY_H
 #define POSTERN_DIRECTORY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -39,6 +40,8 @@ struct directory_ops {
 
 struct directory {
 	const struct directory_ops	*ops;
+	struct route_cache		*cache;		/* NULL: no cache */
+	bool				 serve_stale;
 };
 
 /* Open the directory the config names.  -1 with a message in err. */
@@ -66,6 +69,25 @@ void			 dir_request_done(struct dir_request *req,
 			    const char *detail);
 
 const char	*dir_status_name(enum dir_status status);
+
+/* LDAP (dir_ldap.c): a pool of connections on threads of its own. */
+int		 dir_ldap_open(const struct config *cfg, struct directory **dir_r,
+		    char *err, size_t errlen);
+
+/* RFC 4515: escape a value for an LDAP filter.  Returns the length needed
+ * (excluding NUL); writes at most outlen bytes, NUL-terminated. */
+size_t		 ldap_filter_escape(const char *in, size_t inlen, char *out,
+		    size_t outlen);
+/* RFC 4514: escape a value for a DN attribute value. */
+size_t		 ldap_dn_escape(const char *in, size_t inlen, char *out,
+		    size_t outlen);
+/*
+ * Expand %u, %l, %d, %p and %% in a filter or base template, escaping each
+ * value with `escape`.  -1 if the result would not fit in out or the
+ * template has an unknown %-sequence.
+ */
+int		 ldap_expand(const char *tmpl, const struct username *name,
+		    enum proto_id proto, bool dn, char *out, size_t outlen);
 
 /* File map: "user host[:port][,host2[:port]...] [backend_user]" per line. */
 int		 dir_file_open(const char *path, struct directory **dir_r,

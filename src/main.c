@@ -57,12 +57,15 @@ load(const char *path, struct config **cfg_r)
 }
 
 static int
-open_directory(const struct config *cfg, struct directory **dir_r)
+open_directory(const struct config *cfg, struct directory **dir_r, bool plain)
 {
 	char err[512];
 
 	if (directory_open(cfg, dir_r, err, sizeof(err)) < 0) {
-		log_error("%s", err);
+		if (plain)
+			fprintf(stderr, "%s\n", err);
+		else
+			log_error("%s", err);
 		return -1;
 	}
 	return 0;
@@ -82,7 +85,7 @@ cmd_lookup(const struct config *cfg, const char *user, enum proto_id proto)
 		fprintf(stderr, "%s: %s\n", user, error);
 		return 1;
 	}
-	if (open_directory(cfg, &dir) < 0)
+	if (open_directory(cfg, &dir, true) < 0)
 		return 1;
 	status = directory_lookup_sync(dir, &name, proto, &route, detail, sizeof(detail));
 	printf("user: %s\nlocal: %s\ndomain: %s\nprotocol: %s\nstatus: %s\n"
@@ -162,7 +165,7 @@ reload(const char *path, struct gen *cur)
 		log_error("reload failed, keeping the running configuration: %s", err);
 		return NULL;
 	}
-	if (open_directory(cfg, &dir) < 0) {
+	if (open_directory(cfg, &dir, false) < 0) {
 		log_error("reload failed, keeping the running configuration");
 		config_free(&cfg);
 		return NULL;
@@ -186,7 +189,7 @@ run(const char *path, struct config *cfg, bool detach)
 
 	log_setup(cfg->daemon.log_level, cfg->daemon.log_json, detach);
 	raise_fd_limit();
-	if (open_directory(cfg, &dir) < 0)
+	if (open_directory(cfg, &dir, false) < 0)
 		return 1;
 	gen = gen_new(cfg, dir);
 	if (server_bind(&srv, cfg, cfg->daemon.threads, err, sizeof(err)) < 0) {
@@ -322,8 +325,7 @@ main(int argc, char **argv)
 		struct directory *dir;
 		int rc = 0;
 
-		log_setup(LOG_LVL_WARNING, 0, 0);
-		if (open_directory(cfg, &dir) < 0)
+		if (open_directory(cfg, &dir, true) < 0)
 			rc = 1;
 		directory_close(&dir);
 		config_free(&cfg);

@@ -31,4 +31,33 @@ void		 route_set_backend_user(struct route *r, const char *user);
 struct route	*route_ref(struct route *r);
 void		 route_unref(struct route **rp);
 
+
+/*
+ * The route cache: user -> route for `ttl` seconds, unknown users for
+ * `negative_ttl`, at most `entries` (least recently used evicted first).
+ * Safe to use from any thread (sharded locks).  Expired routes stay until
+ * evicted so that route_cache_get_stale() can serve them while the
+ * directory is down.
+ */
+struct route_cache;
+
+enum route_cache_result {
+	ROUTE_CACHE_MISS,
+	ROUTE_CACHE_HIT,		/* *route_r set (referenced) */
+	ROUTE_CACHE_HIT_NEGATIVE,	/* the user is known not to exist */
+};
+
+struct route_cache *route_cache_new(size_t entries, unsigned ttl,
+		    unsigned negative_ttl);
+void		 route_cache_free(struct route_cache **cachep);
+/* Fresh entries only.  `now` in milliseconds (monotonic). */
+enum route_cache_result route_cache_get(struct route_cache *c, const char *key,
+		    uint64_t now, struct route **route_r);
+/* A positive entry however old; NULL if none. */
+struct route	*route_cache_get_stale(struct route_cache *c, const char *key);
+/* Store a route (route != NULL, referenced by the cache) or a miss (NULL). */
+void		 route_cache_put(struct route_cache *c, const char *key,
+		    struct route *route, uint64_t now);
+size_t		 route_cache_size(struct route_cache *c);
+
 #endif

@@ -1,0 +1,238 @@
+#include "autoconf.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "route.h"
+#include "util.h"
+
+/*
+ * Sixteen shards, each a chained hash table with its own LRU list and lock:
+ * workers looking up different users rarely meet on a lock.
+ */
+#define CACHE_SHARDS	16
+
+struct cache_entry {
+	char			*key;
+	uint64_t		 hash;
+	struct route		*route;		/* NULL: negative entry */
+	uint64_t		 expires;	/* ms */
+	struct cache_entry	*chain;		/* hash bucket */
+	struct cache_entry	*prev, *next;	/* LRU: head is most recent */
+};
+
+struct shard {
+	pthread_mutex_t		 mtx;
+	struct cache_entry	**buckets;
+	size_t			 nbuckets;
+	size_t			 n, max;
+	struct cache_entry	*head, *tail;
+};
+
+struct route_cache {
+	unsigned	 ttl_ms;
+	unsigned	 negative_ttl_ms;
+	struct shard	 shards[CACHE_SHARDS];
+};
+
+static uint64_t
+hash_key(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+struct route_cache *
+route_cache_new(size_t entries, unsigned ttl, unsigned negative_ttl)
+{
+	struct route_cache *c = xcalloc(1, sizeof(*c));
+	size_t per = entries / CACHE_SHARDS + 1;
+
+	c->ttl_ms = ttl * 1000;
+	c->negative_ttl_ms = negative_ttl * 1000;
+	for (int i = 0; i < CACHE_SHARDS; i++) {
+		struct shard *s = &c->shards[i];
+
+		pthread_mutex_init(&s->mtx, NULL);
+		s->max = per;
+		s->nbuckets = 16;
+		while (s->nbuckets < per && s->nbuckets < (1u << 20))
+			s->nbuckets *= 2;
+		s->buckets = xcalloc(s->nbuckets, sizeof(*s->buckets));
+	}
+	return c;
+}
+
+static void
+entry_free(struct cache_entry *e)
+{
+	route_unref(&e->route);
+	free(e->key);
+	free(e);
+}
+
+void
+route_cache_free(struct route_cache **cachep)
+{
+	struct route_cache *c = *cachep;
+
+	if (c == NULL)
+		return;
+	*cachep = NULL;
+	for (int i = 0; i < CACHE_SHARDS; i++) {
+		struct shard *s = &c->shards[i];
+		struct cache_entry *e, *next;
+
+		for (e = s->head; e != NULL; e = next) {
+			next = e->next;
+			entry_free(e);
+		}
+		free(s->buckets);
+		pthread_mutex_destroy(&s->mtx);
+	}
+	free(c);
+}
+
+static struct shard *
+shard_of(struct route_cache *c, uint64_t h)
+{
+	return &c->shards[(h >> 56) % CACHE_SHARDS];
+}
+
+static struct cache_entry **
+find_slot(struct shard *s, const char *key, uint64_t h)
+{
+	struct cache_entry **pp = &s->buckets[h & (s->nbuckets - 1)];
+
+	for (; *pp != NULL; pp = &(*pp)->chain)
+		if ((*pp)->hash == h && strcmp((*pp)->key, key) == 0)
+			break;
+	return pp;
+}
+
+static void
+lru_unlink(struct shard *s, struct cache_entry *e)
+{
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		s->head = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
+	else
+		s->tail = e->prev;
+}
+
+static void
+lru_push(struct shard *s, struct cache_entry *e)
+{
+	e->prev = NULL;
+	e->next = s->head;
+	if (s->head != NULL)
+		s->head->prev = e;
+	s->head = e;
+	if (s->tail == NULL)
+		s->tail = e;
+}
+
+static void
+shard_remove(struct shard *s, struct cache_entry *e)
+{
+	struct cache_entry **pp = find_slot(s, e->key, e->hash);
+
+	*pp = e->chain;
+	lru_unlink(s, e);
+	s->n--;
+	entry_free(e);
+}
+
+enum route_cache_result
+route_cache_get(struct route_cache *c, const char *key, uint64_t now,
+    struct route **route_r)
+{
+	uint64_t h = hash_key(key);
+	struct shard *s = shard_of(c, h);
+	struct cache_entry *e;
+	enum route_cache_result r = ROUTE_CACHE_MISS;
+
+	pthread_mutex_lock(&s->mtx);
+	e = *find_slot(s, key, h);
+	if (e != NULL && now < e->expires) {
+		lru_unlink(s, e);
+		lru_push(s, e);
+		if (e->route != NULL) {
+			*route_r = route_ref(e->route);
+			r = ROUTE_CACHE_HIT;
+		} else
+			r = ROUTE_CACHE_HIT_NEGATIVE;
+	}
+	pthread_mutex_unlock(&s->mtx);
+	return r;
+}
+
+struct route *
+route_cache_get_stale(struct route_cache *c, const char *key)
+{
+	uint64_t h = hash_key(key);
+	struct shard *s = shard_of(c, h);
+	struct cache_entry *e;
+	struct route *route = NULL;
+
+	pthread_mutex_lock(&s->mtx);
+	e = *find_slot(s, key, h);
+	if (e != NULL && e->route != NULL)
+		route = route_ref(e->route);
+	pthread_mutex_unlock(&s->mtx);
+	return route;
+}
+
+void
+route_cache_put(struct route_cache *c, const char *key, struct route *route,
+    uint64_t now)
+{
+	uint64_t h = hash_key(key);
+	struct shard *s = shard_of(c, h);
+	struct cache_entry **pp, *e;
+
+	if (route == NULL && c->negative_ttl_ms == 0)
+		return;
+	pthread_mutex_lock(&s->mtx);
+	pp = find_slot(s, key, h);
+	if ((e = *pp) != NULL) {
+		route_unref(&e->route);
+		lru_unlink(s, e);
+	} else {
+		if (s->n >= s->max && s->tail != NULL)
+			shard_remove(s, s->tail);
+		pp = find_slot(s, key, h);
+		e = xcalloc(1, sizeof(*e));
+		e->key = xstrdup(key);
+		e->hash = h;
+		e->chain = NULL;
+		*pp = e;
+		s->n++;
+	}
+	e->route = route != NULL ? route_ref(route) : NULL;
+	e->expires = now + (route != NULL ? c->ttl_ms : c->negative_ttl_ms);
+	lru_push(s, e);
+	pthread_mutex_unlock(&s->mtx);
+}
+
+size_t
+route_cache_size(struct route_cache *c)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < CACHE_SHARDS; i++) {
+		pthread_mutex_lock(&c->shards[i].mtx);
+		n += c->shards[i].n;
+		pthread_mutex_unlock(&c->shards[i].mtx);
+	}
+	return n;
+}
