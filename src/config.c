@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -608,10 +609,87 @@ load_backend(struct loader *ld, const config_setting_t *root, struct config *c)
 }
 
 static int
+load_backends(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = { "name", "addresses", "imap_port",
+	    "pop3_port", "tls", "verify", "ca_file", NULL };
+	const config_setting_t *list = config_setting_get_member(root, "backends");
+	int n;
+
+	if (list == NULL)
+		return 0;
+	if (config_setting_type(list) != CONFIG_TYPE_LIST)
+		return fail(ld, list, "backends", "must be a list ( { ... }, ... )");
+	n = config_setting_length(list);
+	c->backends = xcalloc((size_t)n + 1, sizeof(*c->backends));
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		struct backend_cfg *b = &c->backends[i];
+		char path[32], *addrs = NULL, *save = NULL;
+		unsigned imap = 0, pop3 = 0;
+		int tls = TLS_MODE_NONE;
+
+		snprintf(path, sizeof(path), "backends[%d]", i);
+		c->nbackends++;
+		b->verify = true;
+		b->ca_file = xstrdup("");
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+			return fail(ld, g, path, "must be a group { ... }");
+		if (check_keys(ld, g, path, keys) < 0 ||
+		    get_str(ld, g, path, "name", &b->name) < 0 ||
+		    get_str(ld, g, path, "addresses", &addrs) < 0 ||
+		    get_uint(ld, g, path, "imap_port", 0, 65535, &imap) < 0 ||
+		    get_uint(ld, g, path, "pop3_port", 0, 65535, &pop3) < 0 ||
+		    get_enum(ld, g, path, "tls", tls_mode_names,
+		    nitems(tls_mode_names), &tls) < 0 ||
+		    get_bool(ld, g, path, "verify", &b->verify) < 0 ||
+		    get_str(ld, g, path, "ca_file", &b->ca_file) < 0) {
+			free(addrs);
+			return -1;
+		}
+		if (b->name == NULL || b->name[0] == '\0' || addrs == NULL) {
+			free(addrs);
+			return fail(ld, g, path, "needs a name and addresses");
+		}
+		for (char *a = strtok_r(addrs, " \t,", &save); a != NULL;
+		    a = strtok_r(NULL, " \t,", &save)) {
+			b->addresses = xrealloc(b->addresses,
+			    (b->naddresses + 1) * sizeof(*b->addresses));
+			b->addresses[b->naddresses++] = xstrdup(a);
+		}
+		free(addrs);
+		if (b->naddresses == 0)
+			return fail(ld, g, path, "addresses is empty");
+		if (tls != TLS_MODE_NONE)
+			return fail(ld, config_setting_get_member(g, "tls"), path,
+			    "tls = \"%s\" is not supported by this build yet",
+			    tls_mode_names[tls]);
+		b->port[PROTO_IMAP] = (uint16_t)imap;
+		b->port[PROTO_POP3] = (uint16_t)pop3;
+		b->tls = (enum tls_mode)tls;
+		for (int k = 0; k < i; k++)
+			if (strcasecmp(c->backends[k].name, b->name) == 0)
+				return fail(ld, g, path, "name \"%s\" is already used",
+				    b->name);
+	}
+	return 0;
+}
+
+const struct backend_cfg *
+config_backend(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nbackends; i++)
+		if (strcasecmp(cfg->backends[i].name, name) == 0)
+			return &cfg->backends[i];
+	return NULL;
+}
+
+static int
 config_build(struct loader *ld, config_t *cf, struct config **config_r)
 {
 	static const char *const keys[] = { "daemon", "limits", "timeouts", "tls",
-	    "listen", "username", "capability", "directory", "backend", NULL };
+	    "listen", "username", "capability", "directory", "backend",
+	    "backends", NULL };
 	const config_setting_t *root = config_root_setting(cf);
 	struct config *c = xcalloc(1, sizeof(*c));
 
@@ -626,7 +704,8 @@ config_build(struct loader *ld, config_t *cf, struct config **config_r)
 	    load_username(ld, root, c) < 0 ||
 	    load_capability(ld, root, c) < 0 ||
 	    load_directory(ld, root, c) < 0 ||
-	    load_backend(ld, root, c) < 0) {
+	    load_backend(ld, root, c) < 0 ||
+	    load_backends(ld, root, c) < 0) {
 		config_free(&c);
 		return -1;
 	}
@@ -722,5 +801,15 @@ config_free(struct config **configp)
 	free(c->directory.ldap.attr_port);
 	free(c->directory.file_path);
 	free(c->backend.ca_file);
+	for (size_t i = 0; i < c->nbackends; i++) {
+		struct backend_cfg *b = &c->backends[i];
+
+		free(b->name);
+		for (size_t k = 0; k < b->naddresses; k++)
+			free(b->addresses[k]);
+		free(b->addresses);
+		free(b->ca_file);
+	}
+	free(c->backends);
 	free(c);
 }

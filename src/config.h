@@ -60,6 +60,17 @@ struct ldap_cfg {
 	char		*attr_port;
 };
 
+/* A named store: the directory may name it instead of a host. */
+struct backend_cfg {
+	char		*name;
+	char		**addresses;	/* tried in order */
+	size_t		 naddresses;
+	uint16_t	 port[PROTO_COUNT];	/* 0 = backend.*_port */
+	enum tls_mode	 tls;
+	bool		 verify;
+	char		*ca_file;
+};
+
 struct config {
 	char		*path;
 
@@ -119,7 +130,14 @@ struct config {
 		char		*ca_file;
 		bool		 verify;
 	} backend;
+
+	struct backend_cfg	*backends;
+	size_t			 nbackends;
 };
+
+/* The named backend called `name` (case-insensitive), or NULL. */
+const struct backend_cfg *config_backend(const struct config *cfg,
+		    const char *name);
 
 /*
  * Load and validate FILE.  On error returns -1 and writes

@@ -94,10 +94,18 @@ cmd_lookup(const struct config *cfg, const char *user, enum proto_id proto)
 	if (route != NULL) {
 		printf("backend_user: %s\n", route->backend_user ?
 		    route->backend_user : name.full);
-		for (size_t i = 0; i < route->nhosts; i++)
-			printf("host: %s port: %u tls: %s\n", route->hosts[i].host,
-			    route->hosts[i].port ? route->hosts[i].port :
-			    cfg->backend.port[proto], tls_mode_name(cfg->backend.tls));
+		for (size_t i = 0; i < route->nhosts; i++) {
+			const struct route_host *h = &route->hosts[i];
+			const struct backend_cfg *b = config_backend(cfg, h->host);
+			unsigned port = h->port ? h->port : b != NULL && b->port[proto] ?
+			    b->port[proto] : cfg->backend.port[proto];
+
+			printf("host: %s port: %u tls: %s", h->host, port,
+			    tls_mode_name(b != NULL ? b->tls : cfg->backend.tls));
+			for (size_t k = 0; b != NULL && k < b->naddresses; k++)
+				printf("%s%s", k == 0 ? " addresses: " : ",", b->addresses[k]);
+			printf("\n");
+		}
 	}
 	route_unref(&route);
 	directory_close(&dir);

@@ -397,7 +397,7 @@ lookup_done(void *arg, enum dir_status status, struct route *route,
 		log_debug("session %s: route for %s from %s", s->peer,
 		    s->name.full, detail);
 		s->route = route;
-		s->host_idx = 0;
+		s->host_idx = s->addr_idx = 0;
 		backend_try_host(s);
 		return;
 	case DIR_NOT_FOUND:
@@ -412,6 +412,8 @@ lookup_done(void *arg, enum dir_status status, struct route *route,
 		return;
 	}
 }
+
+static void	backend_next_host(struct session *s);
 
 static void
 backend_addrs_ready(struct session *s, struct addrinfo *addrs)
@@ -433,19 +435,40 @@ resolve_done(void *arg, struct addrinfo *addrs, const char *error)
 		log_warning("backend unresolvable client=%s user=%s host=%s reason=\"%s\"",
 		    s->peer, s->name.full, h->host, error);
 		s->last_fail = FAIL_RESOLVE;
-		s->host_idx++;
+		backend_next_host(s);
 		backend_try_host(s);
 		return;
 	}
 	backend_addrs_ready(s, addrs);
 }
 
-/* Try route->hosts[host_idx], or fail when the route is exhausted. */
+/* Move on to the next address of a named backend, or the route's next host. */
+static void
+backend_next_host(struct session *s)
+{
+	const struct backend_cfg *b = config_backend(s->cfg,
+	    s->route->hosts[s->host_idx].host);
+
+	if (b != NULL && s->addr_idx + 1 < b->naddresses) {
+		s->addr_idx++;
+		return;
+	}
+	s->addr_idx = 0;
+	s->host_idx++;
+}
+
+/*
+ * Try route->hosts[host_idx], or fail when the route is exhausted.  A host
+ * that names a backend in the config stands for that backend's addresses.
+ */
 static void
 backend_try_host(struct session *s)
 {
 	const struct route_host *h;
+	const struct backend_cfg *b;
+	enum proto_id proto = s->listen->proto;
 	struct addrinfo *addrs;
+	const char *host;
 	uint16_t port;
 
 	if (s->host_idx >= s->route->nhosts) {
@@ -454,14 +477,17 @@ backend_try_host(struct session *s)
 		return;
 	}
 	h = &s->route->hosts[s->host_idx];
-	port = h->port ? h->port : s->cfg->backend.port[s->listen->proto];
+	b = config_backend(s->cfg, h->host);
+	host = b != NULL ? b->addresses[s->addr_idx] : h->host;
+	port = h->port ? h->port : b != NULL && b->port[proto] ? b->port[proto] :
+	    s->cfg->backend.port[proto];
 	session_enter_state(s, SESSION_BACKEND_CONNECT);
 	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.connect * 1000);
-	if (resolve_numeric(h->host, port, &addrs) == 0) {
+	if (resolve_numeric(host, port, &addrs) == 0) {
 		backend_addrs_ready(s, addrs);
 		return;
 	}
-	s->resolving = resolve_start(s->loop, h->host, port, resolve_done, s);
+	s->resolving = resolve_start(s->loop, host, port, resolve_done, s);
 }
 
 static void
@@ -476,7 +502,7 @@ backend_connect_failed(struct session *s, const char *why)
 		backend_try_addr(s);
 		return;
 	}
-	s->host_idx++;
+	backend_next_host(s);
 	backend_try_host(s);
 }
 
@@ -688,7 +714,7 @@ session_timeout(struct timer *t)
 		if (s->resolving != NULL) {
 			resolve_cancel(&s->resolving);
 			s->last_fail = FAIL_RESOLVE;
-			s->host_idx++;
+			backend_next_host(s);
 			backend_try_host(s);
 			return;
 		}

@@ -81,6 +81,7 @@ struct session {
 	struct dir_request	*lookup;
 	struct route		*route;
 	size_t			 host_idx;	/* route->hosts[] being tried */
+	size_t			 addr_idx;	/* a named backend's addresses[] */
 	struct resolve_request	*resolving;
 	struct addrinfo		*addrs, *addr;	/* of the current host */
 	enum session_fail	 last_fail;
