@@ -89,8 +89,10 @@ cmd_lookup(const struct config *cfg, const char *user, enum proto_id proto)
 		return 1;
 	status = directory_lookup_sync(dir, &name, proto, &route, detail, sizeof(detail));
 	printf("user: %s\nlocal: %s\ndomain: %s\nprotocol: %s\nstatus: %s\n"
-	    "source: %s\n", name.full, name.local, name.domain[0] ? name.domain : "-",
-	    proto_name(proto), dir_status_name(status), detail);
+	    "cache: %s\nsource: %s\n", name.full, name.local,
+	    name.domain[0] ? name.domain : "-", proto_name(proto),
+	    dir_status_name(status), dir->cache == NULL ? "off" :
+	    strncmp(detail, "cache hit", 9) == 0 ? "hit" : "miss", detail);
 	if (route != NULL) {
 		printf("backend_user: %s\n", route->backend_user ?
 		    route->backend_user : name.full);
@@ -197,6 +199,15 @@ run(const char *path, struct config *cfg, bool detach)
 
 	log_setup(cfg->daemon.log_level, cfg->daemon.log_json, detach);
 	raise_fd_limit();
+	/*
+	 * Every thread (workers, directory, resolver) inherits this mask
+	 * from here on; signals reach only this thread, through sigwait.
+	 */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (open_directory(cfg, &dir, false) < 0)
 		return 1;
 	gen = gen_new(cfg, dir);
@@ -217,14 +228,6 @@ run(const char *path, struct config *cfg, bool detach)
 	}
 	if (write_pid_file(cfg->daemon.pid_file) < 0)
 		return 1;
-
-	/* Workers inherit this mask; signals reach only this thread. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	if (resolve_init(RESOLVER_THREADS) < 0 || server_start(&srv, gen) < 0) {
 		log_error("cannot start threads");
@@ -288,6 +291,8 @@ main(int argc, char **argv)
 	struct config *cfg;
 	int ch;
 
+	/* Peers vanish; a write to a closed socket must be an error, not death. */
+	signal(SIGPIPE, SIG_IGN);
 	while ((ch = getopt_long(argc, argv, "c:dtl:p:Vh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':

@@ -60,7 +60,8 @@ class Raw:
 def main(module_name: str) -> int:
     suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[module_name])
     result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
-    failed = len(result.failures) + len(result.errors)
+    # A test with failing subtests is one failed test.
+    failed = len({t.id() for t, _ in result.failures + result.errors})
     skipped = len(result.skipped)
     passed = result.testsRun - failed - skipped
     print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
