@@ -90,14 +90,17 @@ check_keys(struct loader *ld, const config_setting_t *group, const char *path,
 
 /* Fetch group member `name` if present; -1 if present but not a group. */
 static int
-get_group(struct loader *ld, const config_setting_t *parent, const char *name,
-    const config_setting_t **group_r)
+get_group(struct loader *ld, const config_setting_t *parent, const char *path,
+    const char *name, const config_setting_t **group_r)
 {
 	const config_setting_t *s = config_setting_get_member(parent, name);
+	char key[128];
 
 	*group_r = s;
-	if (s != NULL && config_setting_type(s) != CONFIG_TYPE_GROUP)
-		return fail(ld, s, name, "must be a group { ... }");
+	if (s != NULL && config_setting_type(s) != CONFIG_TYPE_GROUP) {
+		snprintf(key, sizeof(key), "%s%s%s", path, *path ? "." : "", name);
+		return fail(ld, s, key, "must be a group { ... }");
+	}
 	return 0;
 }
 
@@ -245,7 +248,7 @@ load_daemon(struct loader *ld, const config_setting_t *root, struct config *c)
 	const config_setting_t *g;
 	int level = (int)c->daemon.log_level, json = 0;
 
-	if (get_group(ld, root, "daemon", &g) < 0)
+	if (get_group(ld, root, "", "daemon", &g) < 0)
 		return -1;
 	if (g == NULL)
 		return 0;
@@ -269,7 +272,7 @@ load_limits(struct loader *ld, const config_setting_t *root, struct config *c)
 	    "line_length", "auth_failures", "bad_commands", NULL };
 	const config_setting_t *g;
 
-	if (get_group(ld, root, "limits", &g) < 0)
+	if (get_group(ld, root, "", "limits", &g) < 0)
 		return -1;
 	if (g == NULL)
 		return 0;
@@ -289,7 +292,7 @@ load_timeouts(struct loader *ld, const config_setting_t *root, struct config *c)
 	    "lookup", NULL };
 	const config_setting_t *g;
 
-	if (get_group(ld, root, "timeouts", &g) < 0)
+	if (get_group(ld, root, "", "timeouts", &g) < 0)
 		return -1;
 	if (g == NULL)
 		return 0;
@@ -308,7 +311,7 @@ load_tls(struct loader *ld, const config_setting_t *root, struct config *c)
 	    "ciphers", NULL };
 	const config_setting_t *g;
 
-	if (get_group(ld, root, "tls", &g) < 0)
+	if (get_group(ld, root, "", "tls", &g) < 0)
 		return -1;
 	if (g == NULL)
 		return 0;
@@ -438,7 +441,7 @@ load_username(struct loader *ld, const config_setting_t *root, struct config *c)
 	const config_setting_t *g;
 	char *delim = xstrdup("@");
 
-	if (get_group(ld, root, "username", &g) < 0)
+	if (get_group(ld, root, "", "username", &g) < 0)
 		goto bad;
 	if (g == NULL)
 		goto good;
@@ -477,7 +480,7 @@ load_capability(struct loader *ld, const config_setting_t *root, struct config *
 	static const char *const keys[] = { "imap", "pop3", NULL };
 	const config_setting_t *g;
 
-	if (get_group(ld, root, "capability", &g) < 0)
+	if (get_group(ld, root, "", "capability", &g) < 0)
 		return -1;
 	if (g == NULL)
 		return 0;
@@ -502,9 +505,9 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 	    [LDAP_SCOPE_ONELEVEL] = "one", [LDAP_SCOPE_SUBTREE] = "sub" };
 	struct ldap_cfg *l = &c->directory.ldap;
 	const config_setting_t *g, *attrs;
-	const char *P = "directory.ldap";
+	const char *P = "directory.ldap", *A = "directory.ldap.attributes";
 
-	if (get_group(ld, dir, "ldap", &g) < 0)
+	if (get_group(ld, dir, "directory", "ldap", &g) < 0)
 		return -1;
 	if (g == NULL)
 		return 0;
@@ -522,12 +525,12 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 	    get_uint(ld, g, P, "pool", 1, 64, &l->pool) < 0 ||
 	    get_uint(ld, g, P, "timeout", 1, 300, &l->timeout) < 0 ||
 	    get_uint(ld, g, P, "failback", 1, 86400, &l->failback) < 0 ||
-	    get_group(ld, g, "attributes", &attrs) < 0)
+	    get_group(ld, g, P, "attributes", &attrs) < 0)
 		return -1;
-	if (attrs != NULL && (check_keys(ld, attrs, "directory.ldap.attributes", attr_keys) < 0 ||
-	    get_str(ld, attrs, P, "username", &l->attr_username) < 0 ||
-	    get_str(ld, attrs, P, "host", &l->attr_host) < 0 ||
-	    get_str(ld, attrs, P, "port", &l->attr_port) < 0))
+	if (attrs != NULL && (check_keys(ld, attrs, A, attr_keys) < 0 ||
+	    get_str(ld, attrs, A, "username", &l->attr_username) < 0 ||
+	    get_str(ld, attrs, A, "host", &l->attr_host) < 0 ||
+	    get_str(ld, attrs, A, "port", &l->attr_port) < 0))
 		return -1;
 	if (l->uri[0] == '\0')
 		return fail(ld, config_setting_get_member(g, "uri"), "directory.ldap.uri",
@@ -552,14 +555,14 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 	const config_setting_t *g, *cache, *file;
 	int type = (int)c->directory.type;
 
-	if (get_group(ld, root, "directory", &g) < 0)
+	if (get_group(ld, root, "", "directory", &g) < 0)
 		return -1;
 	if (g == NULL)
 		return 0;
 	if (check_keys(ld, g, "directory", keys) < 0 ||
 	    get_enum(ld, g, "directory", "type", types, nitems(types), &type) < 0 ||
-	    get_group(ld, g, "cache", &cache) < 0 ||
-	    get_group(ld, g, "file", &file) < 0)
+	    get_group(ld, g, "directory", "cache", &cache) < 0 ||
+	    get_group(ld, g, "directory", "file", &file) < 0)
 		return -1;
 	c->directory.type = (enum dir_type)type;
 	if (cache != NULL && (check_keys(ld, cache, "directory.cache", cache_keys) < 0 ||
@@ -587,7 +590,7 @@ load_backend(struct loader *ld, const config_setting_t *root, struct config *c)
 	unsigned imap = c->backend.port[PROTO_IMAP], pop3 = c->backend.port[PROTO_POP3];
 	int tls = (int)c->backend.tls;
 
-	if (get_group(ld, root, "backend", &g) < 0)
+	if (get_group(ld, root, "", "backend", &g) < 0)
 		return -1;
 	if (g == NULL)
 		return 0;

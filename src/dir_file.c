@@ -126,18 +126,23 @@ popmap_parse_line(const char *line, char **user_r, struct route **route_r,
 		return 0;
 	copy = xstrdup(line);
 	copy[strcspn(copy, "\r\n")] = '\0';
+	/* A comment may follow the fields, after white space. */
+	for (char *p = copy + 1; *p != '\0'; p++) {
+		if (*p == '#' && (p[-1] == ' ' || p[-1] == '\t')) {
+			*p = '\0';
+			break;
+		}
+	}
 	user = strtok_r(copy, " \t", &save);
 	hosts = strtok_r(NULL, " \t", &save);
 	buser = strtok_r(NULL, " \t", &save);
 	extra = strtok_r(NULL, " \t", &save);
-	if (hosts == NULL || (extra != NULL && extra[0] != '#')) {
+	if (hosts == NULL || extra != NULL) {
 		free(copy);
 		*error_r = hosts == NULL ? "expected \"user host[:port] [backend_user]\"" :
 		    "too many fields";
 		return -1;
 	}
-	if (buser != NULL && buser[0] == '#')
-		buser = NULL;
 	r = route_new();
 	if (buser != NULL)
 		route_set_backend_user(r, buser);

@@ -78,8 +78,31 @@ is_atom_char(unsigned char c)
 static enum imap_parse_result
 fail(struct imap_parser *p, const char *why, unsigned char c)
 {
+	int was = p->state;
+
 	p->error = why;
-	p->state = c == '\n' ? P_TAG : P_SKIP;
+	/*
+	 * The skipped line's tail tells whether a non-synchronising literal
+	 * follows it; rebuild what the tail of a literal header looked like.
+	 */
+	p->skiplen = 0;
+	if (was == P_LIT_LEN || was == P_LIT_CR || was == P_LIT_LF) {
+		p->skiptail[p->skiplen++] = '{';
+		for (unsigned i = 0; i < p->litdigits && i < 8; i++)
+			p->skiptail[p->skiplen++] = '1';
+		if (p->litplus)
+			p->skiptail[p->skiplen++] = '+';
+		if (was != P_LIT_LEN)
+			p->skiptail[p->skiplen++] = '}';
+	}
+	if (c == '\n') {
+		p->state = P_TAG;
+		if (was == P_LIT_LF && p->litplus)
+			p->fatal = true;
+	} else {
+		p->state = P_SKIP;
+		p->skiptail[p->skiplen++] = (char)c;
+	}
 	return IMAP_PARSE_ERROR;
 }
 
@@ -131,17 +154,18 @@ list_token(struct imap_parser *p, enum imap_arg_type type)
 static bool
 skipped_line_announced_literal(const struct imap_parser *p)
 {
-	size_t n = p->skiplen;
 	const char *t = p->skiptail;
+	size_t n = p->skiplen, plus;
 
 	if (n > 0 && t[n - 1] == '\r')
 		n--;
 	if (n < 4 || t[n - 1] != '}' || t[n - 2] != '+')
 		return false;
-	n -= 2;
-	while (n > 0 && t[n - 1] >= '0' && t[n - 1] <= '9')
-		n--;
-	return n > 0 && t[n - 1] == '{' && n < p->skiplen - 2;
+	plus = n - 2;
+	for (n = plus; n > 0 && t[n - 1] >= '0' && t[n - 1] <= '9'; n--)
+		;
+	/* At least one digit between '{' and '+'. */
+	return n > 0 && n < plus && t[n - 1] == '{';
 }
 
 static enum imap_parse_result
