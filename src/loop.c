@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -24,7 +25,7 @@ struct loop {
 	int		 evfd;
 	struct watch	 evwatch;
 	pthread_t	 thread;
-	bool		 thread_set;
+	_Atomic bool	 thread_set;	/* thread is valid (written once, before) */
 	bool		 stop;
 	uint64_t	 now;
 
