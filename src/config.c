@@ -308,8 +308,9 @@ static int
 load_tls(struct loader *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const keys[] = { "cert", "key", "min_version",
-	    "ciphers", NULL };
-	const config_setting_t *g;
+	    "ciphers", "certificates", NULL };
+	static const char *const cert_keys[] = { "cert", "key", NULL };
+	const config_setting_t *g, *list;
 
 	if (get_group(ld, root, "", "tls", &g) < 0)
 		return -1;
@@ -321,6 +322,31 @@ load_tls(struct loader *ld, const config_setting_t *root, struct config *c)
 	    get_str(ld, g, "tls", "min_version", &c->tls.min_version) < 0 ||
 	    get_str(ld, g, "tls", "ciphers", &c->tls.ciphers) < 0)
 		return -1;
+	if ((list = config_setting_get_member(g, "certificates")) != NULL) {
+		int n;
+
+		if (config_setting_type(list) != CONFIG_TYPE_LIST)
+			return fail(ld, list, "tls.certificates",
+			    "must be a list ( { cert = ...; key = ...; }, ... )");
+		n = config_setting_length(list);
+		c->tls.certificates = xcalloc((size_t)n + 1, sizeof(*c->tls.certificates));
+		for (int i = 0; i < n; i++) {
+			const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+			struct tls_cert *tc = &c->tls.certificates[i];
+			char path[40];
+
+			snprintf(path, sizeof(path), "tls.certificates[%d]", i);
+			c->tls.ncertificates++;
+			if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+				return fail(ld, e, path, "must be a group { ... }");
+			if (check_keys(ld, e, path, cert_keys) < 0 ||
+			    get_str(ld, e, path, "cert", &tc->cert) < 0 ||
+			    get_str(ld, e, path, "key", &tc->key) < 0)
+				return -1;
+			if (tc->cert == NULL || tc->key == NULL)
+				return fail(ld, e, path, "needs cert and key");
+		}
+	}
 	if (strcmp(c->tls.min_version, "TLSv1.2") != 0 &&
 	    strcmp(c->tls.min_version, "TLSv1.3") != 0)
 		return fail(ld, config_setting_get_member(g, "min_version"),
@@ -420,10 +446,6 @@ load_listen(struct loader *ld, const config_setting_t *root, struct config *c)
 		if (parse_listen_address(l->address, l, &error) < 0)
 			return fail(ld, config_setting_get_member(g, "address"),
 			    path, "address \"%s\": %s", l->address, error);
-		if (l->tls == TLS_MODE_IMPLICIT || l->tls == TLS_MODE_REQUIRED)
-			return fail(ld, config_setting_get_member(g, "tls"), path,
-			    "tls = \"%s\" is not supported by this build yet",
-			    tls_mode_names[l->tls]);
 		for (int k = 0; k < i; k++)
 			if (c->listen[k].addrlen == l->addrlen &&
 			    memcmp(&c->listen[k].addr, &l->addr, l->addrlen) == 0)
@@ -602,9 +624,9 @@ load_backend(struct loader *ld, const config_setting_t *root, struct config *c)
 	    get_str(ld, g, "backend", "ca_file", &c->backend.ca_file) < 0 ||
 	    get_bool(ld, g, "backend", "verify", &c->backend.verify) < 0)
 		return -1;
-	if (tls != TLS_MODE_NONE)
+	if (tls == TLS_MODE_REQUIRED)
 		return fail(ld, config_setting_get_member(g, "tls"), "backend.tls",
-		    "\"%s\" is not supported by this build yet", tls_mode_names[tls]);
+		    "must be \"none\", \"starttls\" or \"implicit\"");
 	c->backend.port[PROTO_IMAP] = (uint16_t)imap;
 	c->backend.port[PROTO_POP3] = (uint16_t)pop3;
 	c->backend.tls = (enum tls_mode)tls;
@@ -663,10 +685,9 @@ load_backends(struct loader *ld, const config_setting_t *root, struct config *c)
 		free(addrs);
 		if (b->naddresses == 0)
 			return fail(ld, g, path, "addresses is empty");
-		if (tls != TLS_MODE_NONE)
+		if (tls == TLS_MODE_REQUIRED)
 			return fail(ld, config_setting_get_member(g, "tls"), path,
-			    "tls = \"%s\" is not supported by this build yet",
-			    tls_mode_names[tls]);
+			    "tls must be \"none\", \"starttls\" or \"implicit\"");
 		b->port[PROTO_IMAP] = (uint16_t)imap;
 		b->port[PROTO_POP3] = (uint16_t)pop3;
 		b->tls = (enum tls_mode)tls;
@@ -785,6 +806,11 @@ config_free(struct config **configp)
 	free(c->tls.key);
 	free(c->tls.min_version);
 	free(c->tls.ciphers);
+	for (size_t i = 0; i < c->tls.ncertificates; i++) {
+		free(c->tls.certificates[i].cert);
+		free(c->tls.certificates[i].key);
+	}
+	free(c->tls.certificates);
 	for (size_t i = 0; i < c->nlisten; i++)
 		free(c->listen[i].address);
 	free(c->listen);

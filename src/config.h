@@ -103,6 +103,11 @@ struct config {
 		char	*key;
 		char	*min_version;
 		char	*ciphers;
+		struct tls_cert {
+			char	*cert;
+			char	*key;
+		}	*certificates;		/* more, chosen by SNI */
+		size_t	 ncertificates;
 	} tls;
 
 	struct listen_cfg	*listen;

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include <openssl/ssl.h>
+
 #include "buf.h"
 #include "loop.h"
 
@@ -20,6 +22,9 @@ struct conn {
 	bool		 eof;		/* the peer closed its sending side */
 	bool		 readable;	/* edge-triggered readiness (relay) */
 	bool		 writable;
+	SSL		*ssl;		/* NULL: plaintext */
+	bool		 want_read;	/* TLS needs the socket readable to go on */
+	bool		 want_write;	/* TLS needs the socket writable to go on */
 };
 
 void	conn_init(struct conn *c, int fd, size_t inmax, size_t outmax,
@@ -34,6 +39,17 @@ ssize_t	conn_read(struct conn *c);
 int	conn_flush(struct conn *c);
 /* Update the loop interest: EPOLLIN if `reading`, EPOLLOUT while output waits. */
 int	conn_update(struct conn *c, struct loop *loop, bool reading);
+/*
+ * Raw transfers, TLS-aware: bytes moved, 0 if the socket (or TLS) would
+ * block, -1 on error or (recv) EOF, with c->eof set on a clean EOF.
+ */
+ssize_t	conn_recv(struct conn *c, void *data, size_t len);
+ssize_t	conn_send(struct conn *c, const void *data, size_t len);
+/* Start TLS on the connection (server or client side).  0 or -1. */
+int	conn_tls_start(struct conn *c, SSL_CTX *ctx, bool server);
+/* Drive the handshake: 1 done, 0 in progress (see want_*), -1 failed. */
+int	conn_tls_handshake(struct conn *c);
+
 /* Unwatch, close the fd, free the buffers (input is wiped: it may hold secrets). */
 void	conn_close(struct conn *c, struct loop *loop);
 

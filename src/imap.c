@@ -19,7 +19,7 @@
  * they are plain ASCII, otherwise as literals: never as raw client bytes.
  */
 
-#define IMAP_CAPS_PREAUTH "IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN AUTH=LOGIN"
+#define IMAP_CAPS_BASE	"IMAP4rev1 LITERAL+ SASL-IR ID"
 #define IMAP_ID_MAX	1024	/* the client's ID list we keep */
 #define IMAP_CHUNKS	3	/* LOGIN pieces split by synchronising literals */
 
@@ -32,6 +32,7 @@ enum imap_mode {
 
 enum imap_backend_step {
 	STEP_GREETING,		/* waiting for "* OK" */
+	STEP_STARTTLS,		/* STARTTLS sent, waiting for the tagged OK */
 	STEP_LOGIN,		/* LOGIN sent, waiting for "+" or tagged reply */
 	STEP_CAPABILITY,	/* CAPABILITY sent after login */
 };
@@ -56,15 +57,27 @@ st(struct session *s)
 	return s->proto_state;
 }
 
+/* What we announce before login: only what will be accepted now. */
+static const char *
+preauth_caps(const struct session *s)
+{
+	if (session_tls_required(s))
+		return IMAP_CAPS_BASE " STARTTLS LOGINDISABLED";
+	if (session_starttls_offered(s))
+		return IMAP_CAPS_BASE " STARTTLS AUTH=PLAIN AUTH=LOGIN";
+	return IMAP_CAPS_BASE " AUTH=PLAIN AUTH=LOGIN";
+}
+
 static void
-imap_start(struct session *s)
+imap_start(struct session *s, bool greet)
 {
 	struct imap_state *is = xcalloc(1, sizeof(*is));
 
 	imap_parser_init(&is->parser, s->cfg->limits.line_length);
 	s->proto_state = is;
-	session_send(s, "* OK [CAPABILITY %s] postern ready.\r\n",
-	    IMAP_CAPS_PREAUTH);
+	if (greet)
+		session_send(s, "* OK [CAPABILITY %s] postern ready.\r\n",
+		    preauth_caps(s));
 }
 
 static void
@@ -321,13 +334,17 @@ dispatch(struct session *s)
 
 	if (!session_count_command(s))
 		return;
-	if (strcasecmp(cmd, "LOGIN") == 0)
+	if ((strcasecmp(cmd, "LOGIN") == 0 || strcasecmp(cmd, "AUTHENTICATE") == 0) &&
+	    session_tls_required(s)) {
+		session_send(s, "%s NO [PRIVACYREQUIRED] Use STARTTLS first\r\n", tag);
+		session_bad_command(s);
+	} else if (strcasecmp(cmd, "LOGIN") == 0)
 		cmd_login(s, args, nargs);
 	else if (strcasecmp(cmd, "AUTHENTICATE") == 0)
 		cmd_authenticate(s, args, nargs);
 	else if (strcasecmp(cmd, "CAPABILITY") == 0)
 		session_send(s, "* CAPABILITY %s\r\n%s OK CAPABILITY completed\r\n",
-		    IMAP_CAPS_PREAUTH, tag);
+		    preauth_caps(s), tag);
 	else if (strcasecmp(cmd, "NOOP") == 0)
 		session_send(s, "%s OK NOOP completed\r\n", tag);
 	else if (strcasecmp(cmd, "ID") == 0)
@@ -335,8 +352,14 @@ dispatch(struct session *s)
 	else if (strcasecmp(cmd, "LOGOUT") == 0) {
 		session_send(s, "* BYE Logging out\r\n%s OK LOGOUT completed\r\n", tag);
 		session_close(s, "logout before login");
-	} else if (strcasecmp(cmd, "STARTTLS") == 0)
-		session_send(s, "%s NO STARTTLS is not available on this port\r\n", tag);
+	} else if (strcasecmp(cmd, "STARTTLS") == 0) {
+		if (!session_starttls_offered(s)) {
+			session_send(s, "%s NO STARTTLS is not available here\r\n", tag);
+			return;
+		}
+		session_send(s, "%s OK Begin TLS negotiation now\r\n", tag);
+		session_starttls(s);
+	}
 	else {
 		session_send(s, "%s BAD Command unknown or not allowed before login\r\n",
 		    tag);
@@ -477,6 +500,22 @@ build_login(struct session *s)
 	sasl_creds_clear(&s->creds);
 }
 
+static void	send_next_chunk(struct session *s);
+
+static void
+start_login(struct session *s)
+{
+	build_login(s);
+	st(s)->step = STEP_LOGIN;
+	send_next_chunk(s);
+}
+
+static void
+imap_backend_tls_ready(struct session *s)
+{
+	start_login(s);
+}
+
 static void
 send_next_chunk(struct session *s)
 {
@@ -553,11 +592,23 @@ backend_line(struct session *s, char *line)
 			is->literal_plus = has_capability(caps, "LITERAL+");
 			free(caps);
 		}
+		if (session_backend_tls(s) == TLS_MODE_STARTTLS) {
+			is->step = STEP_STARTTLS;
+			session_backend_send(s, "P0 STARTTLS\r\n", 13);
+			return true;
+		}
 		session_enter_state(s, SESSION_BACKEND_LOGIN);
-		build_login(s);
-		is->step = STEP_LOGIN;
-		send_next_chunk(s);
+		start_login(s);
 		return true;
+	case STEP_STARTTLS:
+		if (line[0] == '*')
+			return true;
+		if (strncmp(line, "P0 OK", 5) != 0) {
+			session_backend_failed(s, FAIL_BACKEND, "backend refused STARTTLS");
+			return false;
+		}
+		session_backend_starttls(s);
+		return false;
 	case STEP_LOGIN:
 	case STEP_CAPABILITY:
 		if (line[0] == '+' && is->step == STEP_LOGIN) {
@@ -652,6 +703,7 @@ const struct proto_ops imap_proto = {
 	.start = imap_start,
 	.client_input = imap_client_input,
 	.backend_input = imap_backend_input,
+	.backend_tls_ready = imap_backend_tls_ready,
 	.login_failed = imap_login_failed,
 	.bye = imap_bye,
 	.free = imap_free,

@@ -57,15 +57,12 @@ load(const char *path, struct config **cfg_r)
 }
 
 static int
-open_directory(const struct config *cfg, struct directory **dir_r, bool plain)
+open_directory(const struct config *cfg, struct directory **dir_r)
 {
 	char err[512];
 
 	if (directory_open(cfg, dir_r, err, sizeof(err)) < 0) {
-		if (plain)
-			fprintf(stderr, "%s\n", err);
-		else
-			log_error("%s", err);
+		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
 	return 0;
@@ -85,7 +82,7 @@ cmd_lookup(const struct config *cfg, const char *user, enum proto_id proto)
 		fprintf(stderr, "%s: %s\n", user, error);
 		return 1;
 	}
-	if (open_directory(cfg, &dir, true) < 0)
+	if (open_directory(cfg, &dir) < 0)
 		return 1;
 	status = directory_lookup_sync(dir, &name, proto, &route, detail, sizeof(detail));
 	printf("user: %s\nlocal: %s\ndomain: %s\nprotocol: %s\nstatus: %s\n"
@@ -168,30 +165,25 @@ static struct gen *
 reload(const char *path, struct gen *cur)
 {
 	struct config *cfg;
-	struct directory *dir;
+	struct gen *gen;
 	char err[512];
 
-	if (config_load(path, &cfg, err, sizeof(err)) < 0) {
+	if (config_load(path, &cfg, err, sizeof(err)) < 0 ||
+	    gen_new(cfg, &gen, err, sizeof(err)) < 0) {
 		log_error("reload failed, keeping the running configuration: %s", err);
-		return NULL;
-	}
-	if (open_directory(cfg, &dir, false) < 0) {
-		log_error("reload failed, keeping the running configuration");
-		config_free(&cfg);
 		return NULL;
 	}
 	if (cfg->nlisten != cur->cfg->nlisten || cfg->daemon.threads != cur->cfg->daemon.threads)
 		log_warning("reload: listeners and threads change only on restart");
 	log_set_level(cfg->daemon.log_level);
 	log_info("configuration reloaded from %s", path);
-	return gen_new(cfg, dir);
+	return gen;
 }
 
 static int
 run(const char *path, struct config *cfg, bool detach)
 {
 	struct server srv = { 0 };
-	struct directory *dir;
 	struct gen *gen;
 	sigset_t set;
 	char err[512];
@@ -208,9 +200,10 @@ run(const char *path, struct config *cfg, bool detach)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (open_directory(cfg, &dir, false) < 0)
+	if (gen_new(cfg, &gen, err, sizeof(err)) < 0) {
+		log_error("%s", err);
 		return 1;
-	gen = gen_new(cfg, dir);
+	}
 	if (server_bind(&srv, cfg, cfg->daemon.threads, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		server_free(&srv);
@@ -335,16 +328,17 @@ main(int argc, char **argv)
 	if (load(path, &cfg) < 0)
 		return 1;
 	if (check) {
-		struct directory *dir;
-		int rc = 0;
+		struct gen *gen;
+		char err[512];
 
-		if (open_directory(cfg, &dir, true) < 0)
-			rc = 1;
-		directory_close(&dir);
-		config_free(&cfg);
-		if (rc == 0)
-			printf("%s: configuration ok\n", path);
-		return rc;
+		log_setup(LOG_LVL_WARNING, 0, 0);
+		if (gen_new(cfg, &gen, err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s\n", err);
+			return 1;
+		}
+		gen_unref(&gen);
+		printf("%s: configuration ok\n", path);
+		return 0;
 	}
 	if (lookup != NULL) {
 		int rc;

@@ -25,6 +25,7 @@ enum pop3_mode {
 
 enum pop3_backend_step {
 	STEP_GREETING,
+	STEP_STLS,
 	STEP_USER,
 	STEP_PASS,
 };
@@ -43,10 +44,11 @@ st(struct session *s)
 }
 
 static void
-pop3_start(struct session *s)
+pop3_start(struct session *s, bool greet)
 {
 	s->proto_state = xcalloc(1, sizeof(struct pop3_state));
-	session_send(s, "+OK postern ready.\r\n");
+	if (greet)
+		session_send(s, "+OK postern ready.\r\n");
 }
 
 static void
@@ -199,7 +201,12 @@ dispatch(struct session *s, const struct pop3_cmd *cmd)
 
 	if (!session_count_command(s))
 		return;
-	if (strcmp(k, "USER") == 0) {
+	if (session_tls_required(s) && (strcmp(k, "USER") == 0 ||
+	    strcmp(k, "PASS") == 0 || strcmp(k, "AUTH") == 0)) {
+		session_send(s, "-ERR [AUTH] Plaintext authentication is disallowed "
+		    "here: use STLS first\r\n");
+		session_bad_command(s);
+	} else if (strcmp(k, "USER") == 0) {
 		if (cmd->arg == NULL || !creds_ok(cmd->arg, cmd->arglen)) {
 			session_send(s, "-ERR USER expects a user name\r\n");
 			session_bad_command(s);
@@ -227,16 +234,23 @@ dispatch(struct session *s, const struct pop3_cmd *cmd)
 	} else if (strcmp(k, "AUTH") == 0) {
 		cmd_auth(s, cmd);
 	} else if (strcmp(k, "CAPA") == 0) {
-		session_send(s, "+OK Capability list follows\r\nUSER\r\n"
-		    "SASL PLAIN LOGIN\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
-		    "PIPELINING\r\nIMPLEMENTATION postern\r\n.\r\n");
+		session_send(s, "+OK Capability list follows\r\n%s%s"
+		    "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n"
+		    "IMPLEMENTATION postern\r\n.\r\n",
+		    session_starttls_offered(s) ? "STLS\r\n" : "",
+		    session_tls_required(s) ? "" : "USER\r\nSASL PLAIN LOGIN\r\n");
 	} else if (strcmp(k, "QUIT") == 0) {
 		session_send(s, "+OK Bye\r\n");
 		session_close(s, "quit before login");
 	} else if (strcmp(k, "NOOP") == 0) {
 		session_send(s, "+OK\r\n");
 	} else if (strcmp(k, "STLS") == 0) {
-		session_send(s, "-ERR STLS is not available on this port\r\n");
+		if (!session_starttls_offered(s)) {
+			session_send(s, "-ERR STLS is not available here\r\n");
+			return;
+		}
+		session_send(s, "+OK Begin TLS negotiation\r\n");
+		session_starttls(s);
 	} else {
 		session_send(s, "-ERR Unknown command or not allowed before login\r\n");
 		session_bad_command(s);
@@ -273,8 +287,8 @@ pop3_client_input(struct session *s)
 			session_bad_command(s);
 		} else
 			dispatch(s, &cmd);
-		if (s->state == SESSION_CLOSING)
-			return;
+		if (s->state == SESSION_CLOSING || s->state == SESSION_TLS_HANDSHAKE)
+			return;	/* closed, or the input was discarded for STLS */
 		/* The line may hold a password: wipe it as it goes. */
 		explicit_bzero(buf_head(&s->client.in), used);
 		buf_consume(&s->client.in, used);
@@ -328,10 +342,22 @@ backend_line(struct session *s, char *line)
 			session_backend_failed(s, FAIL_BACKEND, status_text(line));
 			return false;
 		}
+		if (session_backend_tls(s) == TLS_MODE_STARTTLS) {
+			session_backend_send(s, "STLS\r\n", 6);
+			ps->step = STEP_STLS;
+			return true;
+		}
 		session_enter_state(s, SESSION_BACKEND_LOGIN);
 		send_user(s);
 		ps->step = STEP_USER;
 		return true;
+	case STEP_STLS:
+		if (!ok) {
+			session_backend_failed(s, FAIL_BACKEND, "backend refused STLS");
+			return false;
+		}
+		session_backend_starttls(s);
+		return false;
 	case STEP_USER:
 		if (!ok) {
 			session_backend_failed(s, FAIL_AUTH, status_text(line));
@@ -356,6 +382,13 @@ static void
 pop3_backend_input(struct session *s)
 {
 	session_backend_lines(s, backend_line);
+}
+
+static void
+pop3_backend_tls_ready(struct session *s)
+{
+	send_user(s);
+	st(s)->step = STEP_USER;
 }
 
 static void
@@ -386,6 +419,7 @@ const struct proto_ops pop3_proto = {
 	.start = pop3_start,
 	.client_input = pop3_client_input,
 	.backend_input = pop3_backend_input,
+	.backend_tls_ready = pop3_backend_tls_ready,
 	.login_failed = pop3_login_failed,
 	.bye = pop3_bye,
 	.free = pop3_free,

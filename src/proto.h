@@ -10,8 +10,8 @@
 
 struct proto_ops {
 	const char	*name;
-	/* Allocate s->proto_state and queue the greeting. */
-	void		(*start)(struct session *s);
+	/* Allocate s->proto_state; queue the greeting if `greet`. */
+	void		(*start)(struct session *s, bool greet);
 	/*
 	 * Consume buffered client input while in SESSION_PREAUTH: answer
 	 * commands, and call session_login() when credentials are complete.
@@ -24,6 +24,8 @@ struct proto_ops {
 	 * session_backend_failed().
 	 */
 	void		(*backend_input)(struct session *s);
+	/* TLS with the backend came up after STARTTLS: go on with the login. */
+	void		(*backend_tls_ready)(struct session *s);
 	/* Queue the client's answer to a failed login. */
 	void		(*login_failed)(struct session *s, enum session_fail fail,
 			    const char *text);

@@ -18,6 +18,8 @@
 #define RELAY_SPLICE_CHUNK	(1024 * 1024)
 /* Bytes one session may move per wake-up before yielding to the others. */
 #define RELAY_BUDGET		(4 * 1024 * 1024)
+/* With TLS on either side: bytes in flight per direction (one TLS record). */
+#define RELAY_TLS_BUF		(16 * 1024)
 
 struct relay_dir {
 	struct conn	*src;
@@ -32,6 +34,7 @@ struct relay_dir {
 struct relay {
 	struct relay_dir dir[2];	/* client to backend, backend to client */
 	bool		 resume_posted;
+	bool		 buffered;	/* TLS somewhere: no splice */
 };
 
 static void	relay_run(struct session *s);
@@ -116,6 +119,75 @@ pump(struct session *s, struct relay_dir *d, size_t budget)
 	return (ssize_t)moved;
 }
 
+/*
+ * The same with TLS on either side: through a small buffer (the source's
+ * input buffer, released whenever it drains, so idle sessions hold none).
+ */
+static ssize_t
+pump_buffered(struct relay_dir *d, size_t budget)
+{
+	struct buf *b = &d->src->in;
+	size_t moved = 0;
+	ssize_t n;
+
+	if (buf_len(&d->dst->out) > 0) {
+		int rc;
+
+		if (!d->dst->writable)
+			return 0;
+		if ((rc = conn_flush(d->dst)) < 0)
+			return -1;
+		if (rc == 0) {
+			d->dst->writable = false;
+			return 0;
+		}
+	}
+	while (moved < budget) {
+		if (buf_len(b) > 0) {
+			if (!d->dst->writable)
+				break;
+			n = conn_send(d->dst, buf_head(b), buf_len(b));
+			if (n < 0)
+				return -1;
+			if (n == 0) {
+				d->dst->writable = false;
+				break;
+			}
+			buf_consume(b, (size_t)n);
+			*d->bytes += (uint64_t)n;
+			moved += (size_t)n;
+			continue;
+		}
+		if (d->eof || !d->src->readable)
+			break;
+		{
+			char *p;
+			size_t avail;
+
+			if (buf_reserve(b, RELAY_TLS_BUF, &p, &avail) < 0)
+				return -1;
+			n = conn_recv(d->src, p, avail);
+		}
+		if (n > 0)
+			buf_commit(b, (size_t)n);
+		else if (n == 0)
+			d->src->readable = false;
+		else if (d->src->eof)
+			d->eof = true;
+		else
+			return -1;
+		if (buf_len(b) == 0)
+			buf_free(b);
+	}
+	if (d->eof && buf_len(b) == 0 && !d->shut) {
+		if (d->dst->ssl != NULL)
+			(void)SSL_shutdown(d->dst->ssl);
+		(void)shutdown(d->dst->fd, SHUT_WR);
+		d->shut = true;
+	}
+	return (ssize_t)moved;
+}
+
 static void
 relay_resume(void *arg)
 {
@@ -138,7 +210,8 @@ relay_run(struct session *s)
 		more = false;
 		for (int i = 0; i < 2; i++) {
 			struct relay_dir *d = &r->dir[i];
-			ssize_t n = pump(s, d, RELAY_BUDGET);
+			ssize_t n = r->buffered ? pump_buffered(d, RELAY_BUDGET) :
+			    pump(s, d, RELAY_BUDGET);
 
 			if (n < 0) {
 				session_relay_done(s, errno == ECONNRESET || errno == EPIPE ?
@@ -147,7 +220,8 @@ relay_run(struct session *s)
 			}
 			total += (size_t)n;
 			/* The other direction's writes may have unblocked this one. */
-			if (n > 0 && (d->src->readable || d->inpipe > 0))
+			if (n > 0 && (d->src->readable || d->inpipe > 0 ||
+			    buf_len(&d->src->in) > 0))
 				more = true;
 		}
 	} while (more && total < RELAY_BUDGET);
@@ -171,10 +245,16 @@ relay_event(struct watch *w, uint32_t events)
 	struct session *s = w->arg;
 	struct conn *c = w == &s->client.watch ? &s->client : &s->backend;
 
-	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 		c->readable = true;
-	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		if (c->want_read)	/* a TLS write waited for input */
+			c->writable = true;
+	}
+	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
 		c->writable = true;
+		if (c->want_write)	/* a TLS read waited for output */
+			c->readable = true;
+	}
 	relay_run(s);
 }
 
@@ -189,6 +269,7 @@ relay_start(struct session *s)
 	r->dir[1] = (struct relay_dir){ &s->backend, &s->client, { -1, -1 }, 0,
 	    false, false, &s->bytes_out };
 	s->relay = r;
+	r->buffered = s->client.ssl != NULL || s->backend.ssl != NULL;
 
 	/* What arrived with the login goes first, in order. */
 	if (buf_len(&s->client.in) > 0 &&

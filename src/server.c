@@ -21,15 +21,28 @@
 #define PIPE_POOL_MAX		64	/* idle pipes a worker keeps */
 #define PIPE_SIZE		(256 * 1024)
 
-struct gen *
-gen_new(struct config *cfg, struct directory *dir)
+int
+gen_new(struct config *cfg, struct gen **gen_r, char *err, size_t errlen)
 {
 	struct gen *g = xcalloc(1, sizeof(*g));
 
 	atomic_init(&g->refs, 1);
 	g->cfg = cfg;
-	g->dir = dir;
-	return g;
+	if (tls_ctxs_new(cfg, &g->tls, err, errlen) < 0 ||
+	    directory_open(cfg, &g->dir, err, errlen) < 0) {
+		gen_unref(&g);
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->nbackends; i++)
+		if (cfg->backends[i].tls != TLS_MODE_NONE && !cfg->backends[i].verify)
+			log_warning("backend %s: certificate verification is OFF "
+			    "(verify = false): its identity is not checked",
+			    cfg->backends[i].name);
+	if (cfg->backend.tls != TLS_MODE_NONE && !cfg->backend.verify)
+		log_warning("backend: certificate verification is OFF (verify = "
+		    "false): backend identities are not checked");
+	*gen_r = g;
+	return 0;
 }
 
 struct gen *
@@ -50,6 +63,7 @@ gen_unref(struct gen **gp)
 	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	directory_close(&g->dir);
+	tls_ctxs_free(&g->tls);
 	config_free(&g->cfg);
 	free(g);
 }

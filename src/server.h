@@ -15,6 +15,7 @@
 #include "config.h"
 #include "directory.h"
 #include "loop.h"
+#include "tls.h"
 
 struct session;
 
@@ -22,9 +23,15 @@ struct gen {
 	_Atomic unsigned	 refs;
 	struct config		*cfg;
 	struct directory	*dir;
+	struct tls_ctxs		 tls;
 };
 
-struct gen	*gen_new(struct config *cfg, struct directory *dir);
+/*
+ * Open what a config needs (directory, TLS contexts) and wrap it in a
+ * generation that owns cfg.  On failure cfg is freed and err says why.
+ */
+int		 gen_new(struct config *cfg, struct gen **gen_r, char *err,
+		    size_t errlen);
 struct gen	*gen_ref(struct gen *g);
 void		 gen_unref(struct gen **gp);
 

@@ -11,6 +11,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
 #include "directory.h"
 #include "log.h"
 #include "proto.h"
@@ -19,6 +23,7 @@
 #include "route.h"
 #include "server.h"
 #include "session.h"
+#include "tls.h"
 #include "util.h"
 
 /* Output queued for a client before login: replies are small. */
@@ -28,6 +33,7 @@
 
 static const char *const state_names[] = {
 	[SESSION_GREETING] = "GREETING",
+	[SESSION_TLS_HANDSHAKE] = "TLS_HANDSHAKE",
 	[SESSION_PREAUTH] = "PREAUTH",
 	[SESSION_LOOKUP] = "LOOKUP",
 	[SESSION_BACKEND_CONNECT] = "BACKEND_CONNECT",
@@ -64,6 +70,11 @@ static void	session_timeout(struct timer *t);
 static void	backend_try_host(struct session *s);
 static void	backend_try_addr(struct session *s);
 static void	session_update_client(struct session *s);
+static void	backend_tls_begin(struct session *s);
+static void	backend_tls_step(struct session *s);
+static const char *session_user(const struct session *s);
+static void	client_tls_step(struct session *s);
+static void	session_resume_input(void *arg);
 static dir_result_cb lookup_done;
 
 const char *
@@ -127,10 +138,87 @@ session_start(struct worker *w, struct gen *gen, const struct listen_cfg *listen
 	timer_init(&s->timer, session_timeout, s);
 	worker_add_session(w, s);
 
-	s->proto->start(s);
-	session_enter_state(s, SESSION_PREAUTH);
 	loop_timer_in(s->loop, &s->timer, (uint64_t)cfg->timeouts.login * 1000);
+	if (listen->tls == TLS_MODE_IMPLICIT) {
+		/* The greeting waits for the handshake. */
+		s->greet_after_tls = true;
+		session_enter_state(s, SESSION_TLS_HANDSHAKE);
+		client_tls_step(s);
+		return;
+	}
+	s->proto->start(s, true);
+	session_enter_state(s, SESSION_PREAUTH);
 	session_update_client(s);
+}
+
+bool
+session_starttls_offered(const struct session *s)
+{
+	return !s->client_tls && (s->listen->tls == TLS_MODE_STARTTLS ||
+	    s->listen->tls == TLS_MODE_REQUIRED);
+}
+
+bool
+session_tls_required(const struct session *s)
+{
+	return !s->client_tls && s->listen->tls == TLS_MODE_REQUIRED;
+}
+
+void
+session_starttls(struct session *s)
+{
+	/* CVE-2011-0411 class: nothing sent before the handshake counts. */
+	buf_wipe(&s->client.in);
+	s->skipping = false;
+	session_enter_state(s, SESSION_TLS_HANDSHAKE);
+}
+
+/*
+ * Client TLS: flush the plaintext "go ahead", start TLS, drive the
+ * handshake.  Called on every client event in SESSION_TLS_HANDSHAKE.
+ */
+static void
+client_tls_step(struct session *s)
+{
+	char e[256];
+	int rc;
+
+	if (buf_len(&s->client.out) > 0) {
+		if ((rc = conn_flush(&s->client)) < 0) {
+			session_close(s, "client write error");
+			return;
+		}
+		if (rc == 0) {
+			session_update_client(s);
+			return;
+		}
+	}
+	if (s->client.ssl == NULL &&
+	    conn_tls_start(&s->client, s->gen->tls.server, true) < 0) {
+		session_close(s, "cannot start TLS");
+		return;
+	}
+	if ((rc = conn_tls_handshake(&s->client)) == 0) {
+		session_update_client(s);
+		return;
+	}
+	if (rc < 0) {
+		log_info("client TLS handshake failed client=%s reason=\"%s\"",
+		    s->peer, tls_error(e, sizeof(e)));
+		session_close(s, "TLS handshake failed");
+		return;
+	}
+	s->client_tls = true;
+	session_enter_state(s, SESSION_PREAUTH);
+	/* After STARTTLS the client starts over (RFC 3501 6.2.1, RFC 2595). */
+	if (s->proto_state != NULL)
+		s->proto->free(s);
+	s->proto->start(s, s->greet_after_tls);
+	s->greet_after_tls = false;
+	session_update_client(s);
+	if (s->state == SESSION_PREAUTH && buf_len(&s->client.in) == 0 &&
+	    SSL_pending(s->client.ssl) > 0)
+		loop_post(s->loop, session_resume_input, s);
 }
 
 void
@@ -175,6 +263,12 @@ session_update_client(struct session *s)
 		return;
 	if (buf_len(&s->client.out) > 0 && conn_flush(&s->client) < 0) {
 		session_close(s, "client write error");
+		return;
+	}
+	if (s->state == SESSION_TLS_HANDSHAKE && s->client.ssl == NULL &&
+	    buf_len(&s->client.out) == 0) {
+		/* The STARTTLS reply is out: begin the handshake. */
+		client_tls_step(s);
 		return;
 	}
 	/*
@@ -334,6 +428,10 @@ client_event(struct watch *w, uint32_t events)
 {
 	struct session *s = w->arg;
 
+	if (s->state == SESSION_TLS_HANDSHAKE) {
+		client_tls_step(s);
+		return;
+	}
 	if (events & EPOLLOUT) {
 		if (conn_flush(&s->client) < 0) {
 			session_close(s, "client write error");
@@ -520,6 +618,7 @@ backend_try_addr(struct session *s)
 	}
 	conn_init(&s->backend, fd, BACKEND_IN_MAX,
 	    s->cfg->limits.line_length * 2 + 1024, backend_event, s);
+	s->backend_greeted = false;
 	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.connect * 1000);
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
 		backend_connect_failed(s, strerror(errno));
@@ -542,10 +641,99 @@ backend_connected(struct session *s)
 		return;
 	}
 	(void)setsockopt(s->backend.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	session_enter_state(s, SESSION_BACKEND_GREETING);
 	/* Greeting and login together get one connect timeout. */
 	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.connect * 1000);
+	if (session_backend_tls(s) == TLS_MODE_IMPLICIT) {
+		backend_tls_begin(s);
+		return;
+	}
+	session_enter_state(s, SESSION_BACKEND_GREETING);
 	session_update_backend(s);
+}
+
+/* The named backend being tried, or NULL for a plain host. */
+static const struct backend_cfg *
+current_backend(const struct session *s)
+{
+	return config_backend(s->cfg, s->route->hosts[s->host_idx].host);
+}
+
+enum tls_mode
+session_backend_tls(const struct session *s)
+{
+	const struct backend_cfg *b = current_backend(s);
+
+	return b != NULL ? b->tls : s->cfg->backend.tls;
+}
+
+/* Start TLS towards the backend, checking its name unless told not to. */
+static void
+backend_tls_begin(struct session *s)
+{
+	const struct backend_cfg *b = current_backend(s);
+	SSL_CTX *ctx = b != NULL ? s->gen->tls.backend[b - s->cfg->backends] :
+	    s->gen->tls.backend_default;
+	const char *name = b != NULL ? b->name : s->route->hosts[s->host_idx].host;
+	bool verify = b != NULL ? b->verify : s->cfg->backend.verify;
+	unsigned char ip[16];
+
+	if (conn_tls_start(&s->backend, ctx, false) < 0) {
+		session_backend_failed(s, FAIL_BACKEND, "cannot start TLS");
+		return;
+	}
+	if (inet_pton(AF_INET, name, ip) != 1 && inet_pton(AF_INET6, name, ip) != 1) {
+		SSL_set_tlsext_host_name(s->backend.ssl, name);
+		if (verify)
+			SSL_set1_host(s->backend.ssl, name);
+	} else if (verify)
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->backend.ssl), name);
+	session_enter_state(s, SESSION_BACKEND_STARTTLS);
+	backend_tls_step(s);
+}
+
+static void
+backend_tls_step(struct session *s)
+{
+	char e[256];
+	long vr;
+	int rc = conn_tls_handshake(&s->backend);
+
+	if (rc == 0) {
+		session_update_backend(s);
+		return;
+	}
+	if (rc < 0) {
+		vr = SSL_get_verify_result(s->backend.ssl);
+		log_warning("backend TLS handshake failed client=%s user=%s "
+		    "backend=%s reason=\"%s\"", s->peer, session_user(s),
+		    s->backend_name, vr != X509_V_OK ?
+		    X509_verify_cert_error_string(vr) : tls_error(e, sizeof(e)));
+		session_backend_failed(s, FAIL_BACKEND, "TLS handshake failed");
+		return;
+	}
+	if (!s->backend_greeted) {
+		/* Implicit TLS: now the greeting. */
+		session_enter_state(s, SESSION_BACKEND_GREETING);
+		session_update_backend(s);
+		return;
+	}
+	session_enter_state(s, SESSION_BACKEND_LOGIN);
+	s->proto->backend_tls_ready(s);
+	if (s->state == SESSION_BACKEND_LOGIN)
+		session_update_backend(s);
+}
+
+void
+session_backend_starttls(struct session *s)
+{
+	s->backend_greeted = true;
+	if (buf_len(&s->backend.in) > 0) {
+		/* Bytes after the STARTTLS reply: a man in the middle. */
+		session_backend_failed(s, FAIL_BACKEND,
+		    "backend sent data after its STARTTLS reply");
+		return;
+	}
+	backend_tls_begin(s);
 }
 
 static void
@@ -556,6 +744,10 @@ backend_event(struct watch *w, uint32_t events)
 
 	if (s->state == SESSION_BACKEND_CONNECT) {
 		backend_connected(s);
+		return;
+	}
+	if (s->state == SESSION_BACKEND_STARTTLS) {
+		backend_tls_step(s);
 		return;
 	}
 	if (events & EPOLLOUT) {
@@ -588,7 +780,15 @@ session_resume_input(void *arg)
 {
 	struct session *s = arg;
 
-	if (s->state != SESSION_PREAUTH || buf_len(&s->client.in) == 0)
+	if (s->state != SESSION_PREAUTH)
+		return;
+	/* TLS may hold decrypted bytes that epoll cannot announce. */
+	if (s->client.ssl != NULL && SSL_pending(s->client.ssl) > 0 &&
+	    conn_read(&s->client) < 0 && buf_len(&s->client.in) == 0) {
+		session_close(s, "client closed before login");
+		return;
+	}
+	if (buf_len(&s->client.in) == 0)
 		return;
 	s->proto->client_input(s);
 	session_update_client(s);

@@ -2,7 +2,7 @@
  * One client connection from accept to close.  Every transition goes
  * through session_enter_state(); the state decides which events matter.
  *
- *   GREETING -> PREAUTH -> LOOKUP -> BACKEND_CONNECT -> BACKEND_GREETING
+ *   GREETING -> [TLS_HANDSHAKE] -> PREAUTH (<-> TLS_HANDSHAKE) -> LOOKUP -> BACKEND_CONNECT -> BACKEND_GREETING
  *     -> [BACKEND_STARTTLS] -> BACKEND_LOGIN -> RELAY -> CLOSING
  *
  * A failed login returns to PREAUTH (the client may try again) until
@@ -32,6 +32,7 @@ struct proto_ops;
 
 enum session_state {
 	SESSION_GREETING,
+	SESSION_TLS_HANDSHAKE,		/* client TLS: implicit, or after STARTTLS */
 	SESSION_PREAUTH,
 	SESSION_LOOKUP,
 	SESSION_BACKEND_CONNECT,
@@ -91,6 +92,9 @@ struct session {
 	unsigned		 bad_commands;
 	unsigned		 commands;	/* before login */
 	bool			 skipping;	/* discarding an overlong line */
+	bool			 client_tls;	/* TLS is up with the client */
+	bool			 greet_after_tls;	/* implicit TLS: greet when up */
+	bool			 backend_greeted;	/* backend TLS comes after its greeting */
 	uint64_t		 bytes_in;	/* client to backend, after login */
 	uint64_t		 bytes_out;	/* backend to client, after login */
 	struct relay		*relay;
@@ -138,6 +142,21 @@ void	session_send(struct session *s, const char *fmt, ...)
 void	session_send_raw(struct session *s, const void *data, size_t len);
 /* Queue bytes for the backend (login dialogue). */
 void	session_backend_send(struct session *s, const void *data, size_t len);
+
+/* The listener offers STARTTLS and it has not happened yet. */
+bool	session_starttls_offered(const struct session *s);
+/* Plaintext login is refused until STARTTLS (tls = "required"). */
+bool	session_tls_required(const struct session *s);
+/*
+ * The protocol queued its "go ahead" to STARTTLS/STLS: drop whatever the
+ * client sent after the command (it was sent in plaintext and must never
+ * be taken as commands), flush the reply, then hand-shake.
+ */
+void	session_starttls(struct session *s);
+/* TLS mode towards the backend being tried. */
+enum tls_mode session_backend_tls(const struct session *s);
+/* The backend said yes to STARTTLS/STLS: hand-shake, then backend_tls_ready. */
+void	session_backend_starttls(struct session *s);
 
 /* The protocol has a complete login in s->creds: look up and connect. */
 void	session_login(struct session *s);

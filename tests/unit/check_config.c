@@ -657,35 +657,41 @@ START_TEST(test_listen_empty_and_incomplete)
 }
 END_TEST
 
-/* Not supported by this build yet: one function each, easy to flip. */
+/* TLS modes: accepted where they make sense, refused where they do not. */
 
-START_TEST(test_listen_tls_implicit_not_supported_yet)
+START_TEST(test_listen_tls_implicit_accepted)
 {
-	ASSERT_BAD("listen = ( { protocol = \"imap\"; address = \"127.0.0.1:993\";\n"
-	    " tls = \"implicit\"; } );",
-	    "test.conf:2: listen[0]: tls = \"implicit\" is not supported by this build yet");
+	struct config *c = load_ok("listen = ( { protocol = \"imap\"; "
+	    "address = \"127.0.0.1:993\"; tls = \"implicit\"; } );");
+
+	ck_assert_int_eq(c->listen[0].tls, TLS_MODE_IMPLICIT);
+	config_free(&c);
 }
 END_TEST
 
-START_TEST(test_listen_tls_required_not_supported_yet)
+START_TEST(test_listen_tls_required_accepted)
 {
-	ASSERT_BAD("listen = ( { protocol = \"pop3\"; address = \"127.0.0.1:110\";\n"
-	    " tls = \"required\"; } );",
-	    "test.conf:2: listen[0]: tls = \"required\" is not supported by this build yet");
+	struct config *c = load_ok("listen = ( { protocol = \"pop3\"; "
+	    "address = \"127.0.0.1:110\"; tls = \"required\"; } );");
+
+	ck_assert_int_eq(c->listen[0].tls, TLS_MODE_REQUIRED);
+	config_free(&c);
 }
 END_TEST
 
-START_TEST(test_backend_tls_starttls_not_supported_yet)
+START_TEST(test_backend_tls_starttls_accepted)
 {
-	ASSERT_BAD("backend = {\n tls = \"starttls\"; };",
-	    "test.conf:2: backend.tls: \"starttls\" is not supported by this build yet");
+	struct config *c = load_ok("backend = { tls = \"starttls\"; };");
+
+	ck_assert_int_eq(c->backend.tls, TLS_MODE_STARTTLS);
+	config_free(&c);
 }
 END_TEST
 
-START_TEST(test_backend_tls_implicit_not_supported_yet)
+START_TEST(test_backend_tls_required_refused)
 {
-	ASSERT_BAD("backend = {\n tls = \"implicit\"; };",
-	    "test.conf:2: backend.tls: \"implicit\" is not supported by this build yet");
+	ASSERT_BAD("backend = {\n tls = \"required\"; };",
+	    "test.conf:2: backend.tls: must be \"none\", \"starttls\" or \"implicit\"");
 }
 END_TEST
 
@@ -825,10 +831,10 @@ config_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("not_supported_yet");
-	tcase_add_test(tc, test_listen_tls_implicit_not_supported_yet);
-	tcase_add_test(tc, test_listen_tls_required_not_supported_yet);
-	tcase_add_test(tc, test_backend_tls_starttls_not_supported_yet);
-	tcase_add_test(tc, test_backend_tls_implicit_not_supported_yet);
+	tcase_add_test(tc, test_listen_tls_implicit_accepted);
+	tcase_add_test(tc, test_listen_tls_required_accepted);
+	tcase_add_test(tc, test_backend_tls_starttls_accepted);
+	tcase_add_test(tc, test_backend_tls_required_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
