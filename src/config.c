@@ -236,6 +236,11 @@ config_defaults(struct config *c)
 	c->backend.tls = TLS_MODE_NONE;
 	c->backend.ca_file = xstrdup("");
 	c->backend.verify = true;
+	c->auth.verify = AUTH_VERIFY_NONE;
+	c->auth.failure_delay = 2;
+	c->master.login = BACKEND_LOGIN_PASSTHROUGH;
+	c->master.master_user = xstrdup("");
+	c->master.master_password = xstrdup("");
 }
 
 static int
@@ -607,7 +612,12 @@ static int
 load_backend(struct loader *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const keys[] = { "imap_port", "pop3_port", "tls",
-	    "ca_file", "verify", NULL };
+	    "ca_file", "verify", "login", "master_user", "master_password",
+	    "master_password_file", NULL };
+	static const char *const logins[] = { [BACKEND_LOGIN_PASSTHROUGH] =
+	    "passthrough", [BACKEND_LOGIN_MASTER] = "master" };
+	char *pwfile;
+	int login = (int)c->master.login;
 	const config_setting_t *g;
 	unsigned imap = c->backend.port[PROTO_IMAP], pop3 = c->backend.port[PROTO_POP3];
 	int tls = (int)c->backend.tls;
@@ -616,20 +626,75 @@ load_backend(struct loader *ld, const config_setting_t *root, struct config *c)
 		return -1;
 	if (g == NULL)
 		return 0;
+	pwfile = xstrdup("");
 	if (check_keys(ld, g, "backend", keys) < 0 ||
 	    get_uint(ld, g, "backend", "imap_port", 1, 65535, &imap) < 0 ||
 	    get_uint(ld, g, "backend", "pop3_port", 1, 65535, &pop3) < 0 ||
 	    get_enum(ld, g, "backend", "tls", tls_mode_names,
 	    nitems(tls_mode_names), &tls) < 0 ||
 	    get_str(ld, g, "backend", "ca_file", &c->backend.ca_file) < 0 ||
-	    get_bool(ld, g, "backend", "verify", &c->backend.verify) < 0)
+	    get_bool(ld, g, "backend", "verify", &c->backend.verify) < 0 ||
+	    get_enum(ld, g, "backend", "login", logins, nitems(logins), &login) < 0 ||
+	    get_str(ld, g, "backend", "master_user", &c->master.master_user) < 0 ||
+	    get_str(ld, g, "backend", "master_password", &c->master.master_password) < 0 ||
+	    get_str(ld, g, "backend", "master_password_file", &pwfile) < 0) {
+		free(pwfile);
 		return -1;
+	}
+	c->master.login = (enum backend_login)login;
+	if (pwfile[0] != '\0') {
+		FILE *fp = fopen(pwfile, "r");
+		char line[512];
+
+		if (fp == NULL) {
+			fail(ld, config_setting_get_member(g, "master_password_file"),
+			    "backend.master_password_file", "%s: %s", pwfile, strerror(errno));
+			free(pwfile);
+			return -1;
+		}
+		if (fgets(line, sizeof(line), fp) == NULL)
+			line[0] = '\0';
+		fclose(fp);
+		line[strcspn(line, "\r\n")] = '\0';
+		secret_free(&c->master.master_password);
+		c->master.master_password = xstrdup(line);
+		explicit_bzero(line, sizeof(line));
+	}
+	free(pwfile);
+	if (c->master.login == BACKEND_LOGIN_MASTER &&
+	    (c->master.master_user[0] == '\0' || c->master.master_password[0] == '\0'))
+		return fail(ld, config_setting_get_member(g, "login"), "backend.login",
+		    "\"master\" needs master_user and master_password");
 	if (tls == TLS_MODE_REQUIRED)
 		return fail(ld, config_setting_get_member(g, "tls"), "backend.tls",
 		    "must be \"none\", \"starttls\" or \"implicit\"");
 	c->backend.port[PROTO_IMAP] = (uint16_t)imap;
 	c->backend.port[PROTO_POP3] = (uint16_t)pop3;
 	c->backend.tls = (enum tls_mode)tls;
+	return 0;
+}
+
+static int
+load_auth(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = { "verify", "failure_delay", NULL };
+	static const char *const verifies[] = { [AUTH_VERIFY_NONE] = "none",
+	    [AUTH_VERIFY_LDAP_BIND] = "ldap-bind" };
+	const config_setting_t *g;
+	int v = (int)c->auth.verify;
+
+	if (get_group(ld, root, "", "auth", &g) < 0)
+		return -1;
+	if (g == NULL)
+		return 0;
+	if (check_keys(ld, g, "auth", keys) < 0 ||
+	    get_enum(ld, g, "auth", "verify", verifies, nitems(verifies), &v) < 0 ||
+	    get_uint(ld, g, "auth", "failure_delay", 0, 60, &c->auth.failure_delay) < 0)
+		return -1;
+	c->auth.verify = (enum auth_verify)v;
+	if (c->auth.verify == AUTH_VERIFY_LDAP_BIND && c->directory.type != DIR_TYPE_LDAP)
+		return fail(ld, config_setting_get_member(g, "verify"), "auth.verify",
+		    "\"ldap-bind\" needs directory.type = \"ldap\"");
 	return 0;
 }
 
@@ -713,7 +778,7 @@ config_build(struct loader *ld, config_t *cf, struct config **config_r)
 {
 	static const char *const keys[] = { "daemon", "limits", "timeouts", "tls",
 	    "listen", "username", "capability", "directory", "backend",
-	    "backends", NULL };
+	    "backends", "auth", NULL };
 	const config_setting_t *root = config_root_setting(cf);
 	struct config *c = xcalloc(1, sizeof(*c));
 
@@ -729,7 +794,16 @@ config_build(struct loader *ld, config_t *cf, struct config **config_r)
 	    load_capability(ld, root, c) < 0 ||
 	    load_directory(ld, root, c) < 0 ||
 	    load_backend(ld, root, c) < 0 ||
-	    load_backends(ld, root, c) < 0) {
+	    load_backends(ld, root, c) < 0 ||
+	    load_auth(ld, root, c) < 0) {
+		config_free(&c);
+		return -1;
+	}
+	if (c->master.login == BACKEND_LOGIN_MASTER &&
+	    c->auth.verify == AUTH_VERIFY_NONE) {
+		snprintf(ld->err, ld->errlen, "%s:0: backend.login: \"master\" logs "
+		    "in without the user's password, so it needs auth.verify = "
+		    "\"ldap-bind\"", ld->file);
 		config_free(&c);
 		return -1;
 	}
@@ -840,5 +914,7 @@ config_free(struct config **configp)
 		free(b->ca_file);
 	}
 	free(c->backends);
+	free(c->master.master_user);
+	secret_free(&c->master.master_password);
 	free(c);
 }

@@ -28,6 +28,16 @@ enum tls_mode {
 	TLS_MODE_IMPLICIT,	/* TLS from the first byte */
 };
 
+enum auth_verify {
+	AUTH_VERIFY_NONE,	/* the backend checks passwords */
+	AUTH_VERIFY_LDAP_BIND,	/* bind as the user's entry first */
+};
+
+enum backend_login {
+	BACKEND_LOGIN_PASSTHROUGH,	/* the client's own credentials */
+	BACKEND_LOGIN_MASTER,		/* AUTHENTICATE PLAIN as a master user */
+};
+
 enum dir_type {
 	DIR_TYPE_LDAP,
 	DIR_TYPE_FILE,
@@ -138,6 +148,16 @@ struct config {
 
 	struct backend_cfg	*backends;
 	size_t			 nbackends;
+
+	struct {
+		enum auth_verify verify;
+		unsigned	 failure_delay;	/* seconds before a refusal is sent */
+	} auth;
+	struct {
+		enum backend_login login;
+		char		*master_user;
+		char		*master_password;
+	} master;
 };
 
 /* The named backend called `name` (case-insensitive), or NULL. */

@@ -64,6 +64,7 @@ struct ldap_conn {
 	uint64_t		 next_try;
 	struct pending		 pending[LDAP_PENDING_MAX];
 	size_t			 npending;
+	LDAP			*auth_ld;	/* for user binds (ldap-bind) */
 };
 
 struct dir_ldap {
@@ -160,21 +161,17 @@ sasl_interact(LDAP *ld, unsigned flags, void *defaults, void *in)
 	return LDAP_SUCCESS;
 }
 
-/* Connect and bind to uris[idx].  0 or -1 (logged). */
+/* A handle for uri with our options and, if configured, StartTLS done. */
 static int
-conn_open(struct ldap_conn *c, size_t idx)
+ldap_handle(struct dir_ldap *dl, const char *uri, LDAP **ld_r)
 {
-	struct dir_ldap *dl = c->dl;
 	const struct ldap_cfg *cfg = dl->cfg;
 	struct timeval tv = { .tv_sec = cfg->timeout };
 	int version = LDAP_VERSION3, rc, zero = 0;
-	const char *uri = dl->uris[idx];
 	LDAP *ld;
 
-	if ((rc = ldap_initialize(&ld, uri)) != LDAP_SUCCESS) {
-		log_warning("ldap %s: %s", uri, ldap_err2string(rc));
-		return -1;
-	}
+	if ((rc = ldap_initialize(&ld, uri)) != LDAP_SUCCESS)
+		return rc;
 	ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version);
 	ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
 	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
@@ -185,8 +182,28 @@ conn_open(struct ldap_conn *c, size_t idx)
 		ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero);
 	}
 	if (cfg->starttls && strncasecmp(uri, "ldap://", 7) == 0 &&
-	    (rc = ldap_start_tls_s(ld, NULL, NULL)) != LDAP_SUCCESS)
-		goto fail;
+	    (rc = ldap_start_tls_s(ld, NULL, NULL)) != LDAP_SUCCESS) {
+		ldap_unbind_ext_s(ld, NULL, NULL);
+		return rc;
+	}
+	*ld_r = ld;
+	return LDAP_SUCCESS;
+}
+
+/* Connect and bind to uris[idx].  0 or -1 (logged). */
+static int
+conn_open(struct ldap_conn *c, size_t idx)
+{
+	struct dir_ldap *dl = c->dl;
+	const struct ldap_cfg *cfg = dl->cfg;
+	const char *uri = dl->uris[idx];
+	LDAP *ld;
+	int rc;
+
+	if ((rc = ldap_handle(dl, uri, &ld)) != LDAP_SUCCESS) {
+		log_warning("ldap %s: %s", uri, ldap_err2string(rc));
+		return -1;
+	}
 	if (cfg->sasl_mech[0] != '\0')
 		rc = ldap_sasl_interactive_bind_s(ld, NULL, cfg->sasl_mech, NULL,
 		    NULL, LDAP_SASL_QUIET, sasl_interact, NULL);
@@ -198,8 +215,11 @@ conn_open(struct ldap_conn *c, size_t idx)
 		    NULL, NULL, NULL);
 	} else
 		rc = ldap_connect(ld);
-	if (rc != LDAP_SUCCESS)
-		goto fail;
+	if (rc != LDAP_SUCCESS) {
+		log_warning("ldap %s: %s", uri, ldap_err2string(rc));
+		ldap_unbind_ext_s(ld, NULL, NULL);
+		return -1;
+	}
 	c->ld = ld;
 	c->uri_idx = idx;
 	c->connected_at = clock_ms();
@@ -207,10 +227,37 @@ conn_open(struct ldap_conn *c, size_t idx)
 	atomic_fetch_add(&dl->up, 1);
 	log_info("ldap: connection %u up: %s", c->id, uri);
 	return 0;
-fail:
-	log_warning("ldap %s: %s", uri, ldap_err2string(rc));
-	ldap_unbind_ext_s(ld, NULL, NULL);
-	return -1;
+}
+
+/*
+ * ldap-bind: bind as the user's entry on a connection kept for that (a
+ * bind would change the searching connection's identity).  One bind at a
+ * time per connection thread; binds are quick and rare next to searches.
+ */
+static void
+verify(struct ldap_conn *c, struct dir_request *req)
+{
+	const char *dn = dir_request_dn(req), *pw = dir_request_password(req);
+	struct berval cred = { .bv_val = (char *)pw, .bv_len = strlen(pw) };
+	int rc;
+
+	if (c->auth_ld == NULL &&
+	    (rc = ldap_handle(c->dl, c->dl->uris[c->uri_idx], &c->auth_ld)) != LDAP_SUCCESS) {
+		c->auth_ld = NULL;
+		dir_request_done(req, DIR_TEMPFAIL, NULL, ldap_err2string(rc));
+		return;
+	}
+	rc = ldap_sasl_bind_s(c->auth_ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL,
+	    NULL);
+	if (rc == LDAP_SUCCESS)
+		dir_request_done(req, DIR_OK, NULL, "password accepted by the directory");
+	else if (rc == LDAP_INVALID_CREDENTIALS)
+		dir_request_done(req, DIR_NOT_FOUND, NULL, "wrong password");
+	else {
+		dir_request_done(req, DIR_TEMPFAIL, NULL, ldap_err2string(rc));
+		ldap_unbind_ext_s(c->auth_ld, NULL, NULL);
+		c->auth_ld = NULL;
+	}
 }
 
 /* Drop the connection; unanswered requests go back to the queue. */
@@ -229,6 +276,10 @@ conn_close(struct ldap_conn *c, const char *why)
 	c->npending = 0;
 	ldap_unbind_ext_s(c->ld, NULL, NULL);
 	c->ld = NULL;
+	if (c->auth_ld != NULL) {
+		ldap_unbind_ext_s(c->auth_ld, NULL, NULL);
+		c->auth_ld = NULL;
+	}
 	atomic_fetch_sub(&dl->up, 1);
 }
 
@@ -309,6 +360,8 @@ entry_route(struct dir_ldap *dl, LDAP *ld, LDAPMessage *entry,
 	long portnum = 0;
 
 	snprintf(detail, dlen, "ldap dn=%s", dn ? dn : "?");
+	if (dn != NULL)
+		r->dn = xstrdup(dn);
 	ldap_memfree(dn);
 	user = ldap_get_values_len(ld, entry, cfg->attr_username);
 	hosts = ldap_get_values_len(ld, entry, cfg->attr_host);
@@ -511,7 +564,9 @@ conn_main(void *arg)
 			while (q != NULL) {
 				struct queued *next = q->next;
 
-				if (c->ld != NULL)
+				if (c->ld != NULL && dir_request_dn(q->req) != NULL)
+					verify(c, q->req);
+				else if (c->ld != NULL)
 					send_search(c, q);
 				else
 					enqueue(dl, q->req, q->deadline, true);
@@ -548,11 +603,21 @@ conn_main(void *arg)
 		ldap_unbind_ext_s(c->ld, NULL, NULL);
 		c->ld = NULL;
 	}
+	if (c->auth_ld != NULL)
+		ldap_unbind_ext_s(c->auth_ld, NULL, NULL);
 	return NULL;
 }
 
 static void
 dir_ldap_lookup(struct directory *dir, struct dir_request *req)
+{
+	struct dir_ldap *dl = (struct dir_ldap *)dir;
+
+	enqueue(dl, req, clock_ms() + (uint64_t)dl->cfg->timeout * 1000, false);
+}
+
+static void
+dir_ldap_verify(struct directory *dir, struct dir_request *req)
 {
 	struct dir_ldap *dl = (struct dir_ldap *)dir;
 
@@ -587,6 +652,7 @@ dir_ldap_free(struct directory *dir)
 static const struct directory_ops dir_ldap_ops = {
 	.name = "ldap",
 	.lookup = dir_ldap_lookup,
+	.verify = dir_ldap_verify,
 	.free = dir_ldap_free,
 };
 

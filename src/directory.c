@@ -31,6 +31,8 @@ struct dir_request {
 	enum dir_status		 status;
 	struct route		*route;
 	char			 detail[512];
+	char			*dn;		/* verify requests */
+	char			*password;	/* verify requests; wiped */
 };
 
 static const char *const status_names[] = {
@@ -90,6 +92,8 @@ request_unref(struct dir_request *req)
 		return;
 	route_unref(&req->route);
 	explicit_bzero(&req->name, sizeof(req->name));
+	free(req->dn);
+	secret_free(&req->password);
 	free(req);
 }
 
@@ -127,6 +131,43 @@ directory_lookup(struct directory *dir, struct loop *loop,
 	}
 	dir->ops->lookup(dir, req);
 	return req;
+}
+
+struct dir_request *
+directory_verify(struct directory *dir, struct loop *loop, const char *dn,
+    const char *password, dir_result_cb *cb, void *arg)
+{
+	struct dir_request *req = xcalloc(1, sizeof(*req));
+
+	atomic_init(&req->refs, 2);
+	req->loop = loop;
+	req->cb = cb;
+	req->arg = arg;
+	req->dir = dir;
+	req->from_cache = true;		/* never cached */
+	req->dn = xstrdup(dn);
+	req->password = xstrdup(password);
+	if (dir->ops->verify == NULL)
+		dir_request_done(req, DIR_TEMPFAIL, NULL,
+		    "this directory cannot check passwords");
+	else if (password[0] == '\0')
+		/* An empty password would be an unauthenticated bind: it "works". */
+		dir_request_done(req, DIR_NOT_FOUND, NULL, "empty password");
+	else
+		dir->ops->verify(dir, req);
+	return req;
+}
+
+const char *
+dir_request_dn(const struct dir_request *req)
+{
+	return req->dn;
+}
+
+const char *
+dir_request_password(const struct dir_request *req)
+{
+	return req->password;
 }
 
 void

@@ -35,6 +35,8 @@ struct directory_ops {
 	const char	*name;
 	/* Begin answering req; call dir_request_done() once, from any thread. */
 	void		(*lookup)(struct directory *dir, struct dir_request *req);
+	/* Check a password by binding as dn (NULL: not supported). */
+	void		(*verify)(struct directory *dir, struct dir_request *req);
 	void		(*free)(struct directory *dir);
 };
 
@@ -53,6 +55,15 @@ void		 directory_close(struct directory **dirp);
 struct dir_request *directory_lookup(struct directory *dir, struct loop *loop,
 		    const struct username *name, enum proto_id proto,
 		    dir_result_cb *cb, void *arg);
+/*
+ * Check a user's password against the directory (auth.verify = "ldap-bind").
+ * Answers DIR_OK (right), DIR_NOT_FOUND (wrong) or DIR_TEMPFAIL, with no
+ * route.  The password is copied and wiped after use.
+ */
+struct dir_request *directory_verify(struct directory *dir, struct loop *loop,
+		    const char *dn, const char *password, dir_result_cb *cb,
+		    void *arg);
+
 /* The requester gives up: the callback will not run.  Sets *reqp to NULL. */
 void		 dir_request_cancel(struct dir_request **reqp);
 
@@ -64,6 +75,9 @@ enum dir_status	 directory_lookup_sync(struct directory *dir,
 /* For implementations. */
 const struct username	*dir_request_name(const struct dir_request *req);
 enum proto_id		 dir_request_proto(const struct dir_request *req);
+/* For verify requests: the entry and the password (NULL for lookups). */
+const char		*dir_request_dn(const struct dir_request *req);
+const char		*dir_request_password(const struct dir_request *req);
 void			 dir_request_done(struct dir_request *req,
 			    enum dir_status status, struct route *route,
 			    const char *detail);

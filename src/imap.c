@@ -44,6 +44,7 @@ struct imap_state {
 	char			*id;		/* the client's ID parameters */
 	enum imap_backend_step	 step;
 	bool			 literal_plus;	/* backend announced LITERAL+ */
+	bool			 sasl_ir;	/* backend announced SASL-IR */
 	char			*chunks[IMAP_CHUNKS];	/* login pieces left */
 	size_t			 chunklen[IMAP_CHUNKS];
 	size_t			 nchunks, chunk;
@@ -480,6 +481,53 @@ append_astring(struct imap_state *is, struct buf *b, const char *v, size_t len)
 }
 
 static void
+add_chunk(struct imap_state *is, const char *text)
+{
+	is->chunklen[is->nchunks] = strlen(text);
+	is->chunks[is->nchunks++] = xstrdup(text);
+}
+
+/* backend.login = "master": AUTHENTICATE PLAIN, authorising as the user. */
+static int
+build_master_login(struct session *s)
+{
+	struct imap_state *is = st(s);
+	const char *user = s->route->backend_user != NULL ?
+	    s->route->backend_user : s->name.full;
+	const char *error;
+	char *b64, line[64];
+
+	if (sasl_master_plain("imap", s->backend_name, user,
+	    s->cfg->master.master_user, s->cfg->master.master_password,
+	    &b64, &error) < 0) {
+		session_backend_failed(s, FAIL_BACKEND, error);
+		return -1;
+	}
+	free_chunks(is);
+	if (is->sasl_ir) {
+		struct buf b;
+
+		buf_init(&b, strlen(b64) + 64);
+		buf_printf(&b, "P1 AUTHENTICATE PLAIN %s\r\n", b64);
+		is->chunklen[is->nchunks] = buf_len(&b);
+		is->chunks[is->nchunks++] = xstrndup(buf_head(&b), buf_len(&b));
+		buf_wipe(&b);
+	} else {
+		add_chunk(is, "P1 AUTHENTICATE PLAIN\r\n");
+		snprintf(line, sizeof(line), "\r\n");
+		is->chunklen[is->nchunks] = strlen(b64) + 2;
+		is->chunks[is->nchunks] = xmalloc(strlen(b64) + 3);
+		memcpy(is->chunks[is->nchunks], b64, strlen(b64));
+		memcpy(is->chunks[is->nchunks] + strlen(b64), line, 3);
+		is->nchunks++;
+	}
+	explicit_bzero(b64, strlen(b64));
+	free(b64);
+	sasl_creds_clear(&s->creds);
+	return 0;
+}
+
+static void
 build_login(struct session *s)
 {
 	struct imap_state *is = st(s);
@@ -505,7 +553,11 @@ static void	send_next_chunk(struct session *s);
 static void
 start_login(struct session *s)
 {
-	build_login(s);
+	if (s->cfg->master.login == BACKEND_LOGIN_MASTER) {
+		if (build_master_login(s) < 0)
+			return;
+	} else
+		build_login(s);
 	st(s)->step = STEP_LOGIN;
 	send_next_chunk(s);
 }
@@ -590,6 +642,7 @@ backend_line(struct session *s, char *line)
 		rest = line[4] == ' ' ? line + 5 : line + 4;
 		if ((caps = resp_capability(rest, &rest)) != NULL) {
 			is->literal_plus = has_capability(caps, "LITERAL+");
+			is->sasl_ir = has_capability(caps, "SASL-IR");
 			free(caps);
 		}
 		if (session_backend_tls(s) == TLS_MODE_STARTTLS) {

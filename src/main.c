@@ -12,11 +12,14 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <ldap.h>
+
 #include "config.h"
 #include "directory.h"
 #include "log.h"
 #include "resolve.h"
 #include "route.h"
+#include "sasl.h"
 #include "server.h"
 #include "username.h"
 #include "util.h"
@@ -261,6 +264,7 @@ run(const char *path, struct config *cfg, bool detach)
 	resolve_shutdown();
 	server_free(&srv);
 	gen_unref(&gen);
+	sasl_client_teardown();
 	log_info("stopped");
 	return rc;
 }
@@ -286,6 +290,21 @@ main(int argc, char **argv)
 
 	/* Peers vanish; a write to a closed socket must be an error, not death. */
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * libldap and we share Cyrus SASL's global state, and libldap installs
+	 * its own mutex functions there when it initialises.  It must do so
+	 * before anything is allocated with the default (no-op) ones, so wake
+	 * libldap first, then start SASL's client side.
+	 */
+	{
+		int v;
+
+		(void)ldap_get_option(NULL, LDAP_OPT_PROTOCOL_VERSION, &v);
+		if (sasl_client_setup() < 0) {
+			fprintf(stderr, "cannot start the SASL client library\n");
+			return 1;
+		}
+	}
 	while ((ch = getopt_long(argc, argv, "c:dtl:p:Vh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':

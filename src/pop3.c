@@ -308,6 +308,42 @@ send_user(struct session *s)
 	session_backend_send(s, "\r\n", 2);
 }
 
+/* backend.login = "master": AUTH PLAIN with the initial response (RFC 5034). */
+static bool
+send_master_auth(struct session *s)
+{
+	const char *user = s->route->backend_user != NULL ?
+	    s->route->backend_user : s->name.full;
+	const char *error;
+	char *b64;
+
+	if (sasl_master_plain("pop", s->backend_name, user,
+	    s->cfg->master.master_user, s->cfg->master.master_password,
+	    &b64, &error) < 0) {
+		session_backend_failed(s, FAIL_BACKEND, error);
+		return false;
+	}
+	session_backend_send(s, "AUTH PLAIN ", 11);
+	session_backend_send(s, b64, strlen(b64));
+	session_backend_send(s, "\r\n", 2);
+	explicit_bzero(b64, strlen(b64));
+	free(b64);
+	sasl_creds_clear(&s->creds);
+	st(s)->step = STEP_PASS;
+	return true;
+}
+
+/* First login command: USER, or the master's AUTH PLAIN. */
+static bool
+begin_login(struct session *s)
+{
+	if (s->cfg->master.login == BACKEND_LOGIN_MASTER)
+		return send_master_auth(s);
+	send_user(s);
+	st(s)->step = STEP_USER;
+	return true;
+}
+
 static void
 send_pass(struct session *s)
 {
@@ -348,9 +384,7 @@ backend_line(struct session *s, char *line)
 			return true;
 		}
 		session_enter_state(s, SESSION_BACKEND_LOGIN);
-		send_user(s);
-		ps->step = STEP_USER;
-		return true;
+		return begin_login(s);
 	case STEP_STLS:
 		if (!ok) {
 			session_backend_failed(s, FAIL_BACKEND, "backend refused STLS");
@@ -387,8 +421,7 @@ pop3_backend_input(struct session *s)
 static void
 pop3_backend_tls_ready(struct session *s)
 {
-	send_user(s);
-	st(s)->step = STEP_USER;
+	(void)begin_login(s);
 }
 
 static void

@@ -81,5 +81,6 @@ route_unref(struct route **rp)
 	for (size_t i = 0; i < r->nhosts; i++)
 		free(r->hosts[i].host);
 	free(r->backend_user);
+	free(r->dn);
 	free(r);
 }

@@ -19,6 +19,7 @@ struct route_host {
 struct route {
 	_Atomic unsigned	 refs;
 	char			*backend_user;	/* NULL = log in as the client did */
+	char			*dn;		/* the directory entry, if any (for ldap-bind) */
 	size_t			 nhosts;	/* tried in order */
 	struct route_host	 hosts[ROUTE_HOSTS_MAX];
 };

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sasl/sasl.h>
+
 #include "sasl.h"
 #include "util.h"
 
@@ -148,4 +150,80 @@ sasl_creds_clear(struct sasl_creds *creds)
 	free(creds->authcid);
 	creds->authzid = creds->authcid = NULL;
 	creds->authcid_len = creds->password_len = 0;
+}
+
+/* Cyrus SASL client: callbacks hand it the master identity. */
+struct master_ctx {
+	const char	*authzid;
+	const char	*authcid;
+	sasl_secret_t	*secret;
+};
+
+static int
+cb_name(void *arg, int id, const char **result, unsigned *len)
+{
+	struct master_ctx *m = arg;
+
+	*result = id == SASL_CB_USER ? m->authzid : m->authcid;
+	if (len != NULL)
+		*len = (unsigned)strlen(*result);
+	return SASL_OK;
+}
+
+static int
+cb_pass(sasl_conn_t *conn, void *arg, int id, sasl_secret_t **secret_r)
+{
+	struct master_ctx *m = arg;
+
+	*secret_r = m->secret;
+	return SASL_OK;
+}
+
+int
+sasl_client_setup(void)
+{
+	return sasl_client_init(NULL) == SASL_OK ? 0 : -1;
+}
+
+void
+sasl_client_teardown(void)
+{
+	sasl_client_done();
+}
+
+int
+sasl_master_plain(const char *service, const char *host, const char *authzid,
+    const char *authcid, const char *password, char **b64_r,
+    const char **error_r)
+{
+	size_t plen = strlen(password);
+	struct master_ctx m = { authzid, authcid,
+	    xcalloc(1, sizeof(sasl_secret_t) + plen + 1) };
+	sasl_callback_t cbs[] = {
+		{ SASL_CB_USER, (int (*)(void))(void (*)(void))cb_name, &m },
+		{ SASL_CB_AUTHNAME, (int (*)(void))(void (*)(void))cb_name, &m },
+		{ SASL_CB_PASS, (int (*)(void))(void (*)(void))cb_pass, &m },
+		{ SASL_CB_LIST_END, NULL, NULL },
+	};
+	sasl_conn_t *conn = NULL;
+	const char *out, *mech;
+	unsigned outlen;
+	int rc;
+
+	m.secret->len = plen;
+	memcpy(m.secret->data, password, plen);
+	rc = sasl_client_new(service, host, NULL, NULL, cbs, 0, &conn);
+	if (rc == SASL_OK)
+		rc = sasl_client_start(conn, "PLAIN", NULL, &out, &outlen, &mech);
+	if (rc == SASL_OK || rc == SASL_CONTINUE) {
+		*b64_r = xmalloc(BASE64_ENCODED_SIZE(outlen));
+		base64_encode(out, outlen, *b64_r);
+		rc = SASL_OK;
+	} else
+		*error_r = sasl_errstring(rc, NULL, NULL);
+	if (conn != NULL)
+		sasl_dispose(&conn);
+	explicit_bzero(m.secret->data, plen);
+	free(m.secret);
+	return rc == SASL_OK ? 0 : -1;
 }

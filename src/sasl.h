@@ -46,6 +46,20 @@ int	base64_decode(const char *in, size_t inlen, unsigned char *out,
 int	sasl_plain_parse(const unsigned char *msg, size_t len,
 	    struct sasl_creds *creds, const char **error_r);
 
+/* Start Cyrus SASL's client side (once, before threads).  0 or -1. */
+int	sasl_client_setup(void);
+void	sasl_client_teardown(void);
+
+/*
+ * A master-user login (backend.login = "master"): the base64 initial
+ * response of AUTHENTICATE PLAIN with authzid = the user and the master's
+ * credentials, produced by Cyrus SASL's client.  *b64_r is malloc'd and
+ * holds a secret (wipe it).  0 ok, -1 with a reason.
+ */
+int	sasl_master_plain(const char *service, const char *host,
+	    const char *authzid, const char *authcid, const char *password,
+	    char **b64_r, const char **error_r);
+
 /* Set credentials from separate strings (LOGIN, USER/PASS). */
 void	sasl_creds_set(struct sasl_creds *creds, const char *user, size_t ulen,
 	    const char *pass, size_t plen);

@@ -36,6 +36,7 @@ static const char *const state_names[] = {
 	[SESSION_TLS_HANDSHAKE] = "TLS_HANDSHAKE",
 	[SESSION_PREAUTH] = "PREAUTH",
 	[SESSION_LOOKUP] = "LOOKUP",
+	[SESSION_AUTH_VERIFY] = "AUTH_VERIFY",
 	[SESSION_BACKEND_CONNECT] = "BACKEND_CONNECT",
 	[SESSION_BACKEND_GREETING] = "BACKEND_GREETING",
 	[SESSION_BACKEND_STARTTLS] = "BACKEND_STARTTLS",
@@ -70,6 +71,8 @@ static void	session_timeout(struct timer *t);
 static void	backend_try_host(struct session *s);
 static void	backend_try_addr(struct session *s);
 static void	session_update_client(struct session *s);
+static void	auth_verify_start(struct session *s);
+static void	session_fail_later(struct session *s, enum session_fail fail);
 static void	backend_tls_begin(struct session *s);
 static void	backend_tls_step(struct session *s);
 static const char *session_user(const struct session *s);
@@ -496,11 +499,20 @@ lookup_done(void *arg, enum dir_status status, struct route *route,
 		    s->name.full, detail);
 		s->route = route;
 		s->host_idx = s->addr_idx = 0;
+		if (s->cfg->auth.verify == AUTH_VERIFY_LDAP_BIND) {
+			auth_verify_start(s);
+			return;
+		}
 		backend_try_host(s);
 		return;
 	case DIR_NOT_FOUND:
 		log_warning("login refused client=%s user=%s reason=\"unknown user: %s\"",
 		    s->peer, s->name.full, detail);
+		if (s->cfg->auth.verify != AUTH_VERIFY_NONE) {
+			/* Unknown users wait as long as wrong passwords do. */
+			session_fail_later(s, FAIL_NO_USER);
+			return;
+		}
 		session_backend_failed(s, FAIL_NO_USER, NULL);
 		return;
 	case DIR_TEMPFAIL:
@@ -512,6 +524,62 @@ lookup_done(void *arg, enum dir_status status, struct route *route,
 }
 
 static void	backend_next_host(struct session *s);
+
+/*
+ * A refusal waits auth.failure_delay seconds (on the session's timer, not
+ * blocking the worker): password guessing gets slow.
+ */
+static void
+session_fail_later(struct session *s, enum session_fail fail)
+{
+	if (s->cfg->auth.failure_delay == 0) {
+		session_backend_failed(s, fail, NULL);
+		return;
+	}
+	s->delayed_fail = fail;
+	session_enter_state(s, SESSION_AUTH_VERIFY);
+	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->auth.failure_delay * 1000);
+}
+
+static void
+verify_done(void *arg, enum dir_status status, struct route *unused,
+    const char *detail)
+{
+	struct session *s = arg;
+
+	s->lookup = NULL;
+	switch (status) {
+	case DIR_OK:
+		backend_try_host(s);
+		return;
+	case DIR_NOT_FOUND:
+		log_warning("login refused client=%s user=%s reason=\"directory: %s\"",
+		    s->peer, s->name.full, detail);
+		session_fail_later(s, FAIL_AUTH);
+		return;
+	case DIR_TEMPFAIL:
+		log_warning("login failed client=%s user=%s reason=\"password check: %s\"",
+		    s->peer, s->name.full, detail);
+		session_backend_failed(s, FAIL_DIR_TEMP, NULL);
+		return;
+	}
+}
+
+/* auth.verify = "ldap-bind": the directory checks the password first. */
+static void
+auth_verify_start(struct session *s)
+{
+	if (s->route->dn == NULL) {
+		log_warning("login failed client=%s user=%s reason=\"the route has "
+		    "no directory entry to bind as\"", s->peer, s->name.full);
+		session_backend_failed(s, FAIL_DIR_TEMP, NULL);
+		return;
+	}
+	session_enter_state(s, SESSION_AUTH_VERIFY);
+	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.lookup * 1000);
+	s->lookup = directory_verify(s->gen->dir, s->loop, s->route->dn,
+	    s->creds.password, verify_done, s);
+}
 
 static void
 backend_addrs_ready(struct session *s, struct addrinfo *addrs)
@@ -904,6 +972,15 @@ session_timeout(struct timer *t)
 		}
 		session_close(s, "idle timeout");
 		return;
+	case SESSION_AUTH_VERIFY:
+		if (s->delayed_fail != FAIL_NONE) {
+			enum session_fail fail = s->delayed_fail;
+
+			s->delayed_fail = FAIL_NONE;
+			session_backend_failed(s, fail, NULL);
+			return;
+		}
+		/* FALLTHROUGH */
 	case SESSION_LOOKUP:
 		log_warning("login failed client=%s user=%s reason=\"directory "
 		    "did not answer within %us\"", s->peer, s->name.full,

@@ -2,7 +2,8 @@
  * One client connection from accept to close.  Every transition goes
  * through session_enter_state(); the state decides which events matter.
  *
- *   GREETING -> [TLS_HANDSHAKE] -> PREAUTH (<-> TLS_HANDSHAKE) -> LOOKUP -> BACKEND_CONNECT -> BACKEND_GREETING
+ *   GREETING -> [TLS_HANDSHAKE] -> PREAUTH (<-> TLS_HANDSHAKE) -> LOOKUP
+ *     -> [AUTH_VERIFY] -> BACKEND_CONNECT -> BACKEND_GREETING
  *     -> [BACKEND_STARTTLS] -> BACKEND_LOGIN -> RELAY -> CLOSING
  *
  * A failed login returns to PREAUTH (the client may try again) until
@@ -35,6 +36,7 @@ enum session_state {
 	SESSION_TLS_HANDSHAKE,		/* client TLS: implicit, or after STARTTLS */
 	SESSION_PREAUTH,
 	SESSION_LOOKUP,
+	SESSION_AUTH_VERIFY,		/* auth.verify: the directory checks the password */
 	SESSION_BACKEND_CONNECT,
 	SESSION_BACKEND_GREETING,
 	SESSION_BACKEND_STARTTLS,
@@ -86,6 +88,7 @@ struct session {
 	struct resolve_request	*resolving;
 	struct addrinfo		*addrs, *addr;	/* of the current host */
 	enum session_fail	 last_fail;
+	enum session_fail	 delayed_fail;	/* sent when the failure delay ends */
 	char			 backend_name[80];
 
 	unsigned		 auth_failures;

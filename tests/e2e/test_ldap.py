@@ -58,10 +58,11 @@ def extra_listeners(addr: str, ports) -> str:
     return "service imap-login {\n%s}\n" % body
 
 
-def ldap_config(uri: str, extra: str = "", *, auth: str = None, cache: str = None):
+def ldap_config(uri: str, extra: str = "", *, auth: str = None, cache: str = None,
+                stores: dict = None, top: str = ""):
     def render(p: dict) -> str:
         backends = ",\n  ".join('{ name = "%s"; addresses = "%s"; }' % (n, a)
-                                for n, a in STORES.items())
+                                for n, a in (stores or STORES).items())
         return """
 daemon = { threads = 2; log_level = "info"; drain = 2; };
 timeouts = { login = 30; connect = 3; lookup = %d; };
@@ -74,12 +75,12 @@ directory = {
   ldap = { uri = "%s"; base = "%s"; %s timeout = %d; pool = 4; failback = 2; %s };
 };
 backends = ( %s );
-backend = { imap_port = %d; pop3_port = %d; };
+backend = { imap_port = %d; pop3_port = %d; %s };
 """ % (LDAP_TIMEOUT + 1, p["imap"], p["pop3"],
        cache or "{ ttl = 1; negative_ttl = 1; entries = 1000; serve_stale = true; }",
        uri, S.base, auth if auth is not None else
        'bind_dn = "%s"; bind_password = "%s";' % (S.bind_dn, S.bind_password),
-       LDAP_TIMEOUT, extra, backends, IMAP_PORT, POP3_PORT)
+       LDAP_TIMEOUT, extra, backends, IMAP_PORT, POP3_PORT, top)
     return render
 
 
@@ -267,6 +268,62 @@ class D_Outage(unittest.TestCase):
                 pass
             self.assertLess(time.monotonic() - t0, 2 * LDAP_TIMEOUT + 1)
             time.sleep(0.1)
+
+
+class B2_AuthOptions(unittest.TestCase):
+    """auth.verify = "ldap-bind" and backend.login = "master"."""
+
+    def test_ldap_bind_checks_password_before_any_backend(self):
+        p = Postern(lambda ports: ldap_config(S.uri)(ports) +
+                    'auth = { verify = "ldap-bind"; failure_delay = 1; };\n').start()
+        try:
+            self.assertTrue(login_lands(p.imap_port, "kim", "kim-secret",
+                                        "store-b.example.net", "kim"))
+            store = STORE["store-b.example.net"]
+            time.sleep(0.5)   # let the store log the session above
+            before = store.read_log().count("kim")
+            t0 = time.monotonic()
+            r = Raw(p.imap_port)
+            r.line()
+            r.send(b'a LOGIN kim "not-kims-password"\r\n')
+            reply = r.line()
+            self.assertTrue(reply.startswith(b"a NO [AUTHENTICATIONFAILED]"), reply)
+            self.assertGreaterEqual(time.monotonic() - t0, 0.9)   # delayed
+            # The worker was not blocked meanwhile: others still log in.
+            r.close()
+            time.sleep(0.5)
+            self.assertEqual(store.read_log().count("kim"), before,
+                             "the backend saw an attempt with a wrong password")
+            self.assertIn("wrong password", p.log())
+        finally:
+            p.cleanup()
+
+    def test_master_user_login(self):
+        master = Dovecot("mstore", {"kim": "a-password-kim-never-typed"},
+                         host="127.0.0.6", imap_port=IMAP_PORT, pop3_port=POP3_PORT,
+                         master={"user": "proxy", "password": "master-pw"}).start()
+        stores = dict(STORES, **{"store-b.example.net": "127.0.0.6"})
+        p = Postern(lambda ports: ldap_config(S.uri, stores=stores,
+                    top='login = "master"; master_user = "proxy"; '
+                        'master_password = "master-pw";')(ports) +
+                    'auth = { verify = "ldap-bind"; failure_delay = 0; };\n').start()
+        try:
+            m = imaplib.IMAP4("127.0.0.1", p.imap_port, timeout=15)
+            m.login("kim", "kim-secret")
+            m.select("INBOX")
+            _, data = m.fetch("1", "(BODY[])")
+            self.assertIn(master.welcome_line.encode(), data[0][1])
+            m.logout()
+            pp = poplib.POP3("127.0.0.1", p.pop3_port, timeout=15)
+            pp.user("kim")
+            pp.pass_("kim-secret")
+            self.assertEqual(pp.stat()[0], 1)
+            pp.quit()
+            with self.assertRaises(imaplib.IMAP4.error):
+                imaplib.IMAP4("127.0.0.1", p.imap_port, timeout=15).login("kim", "wrong")
+        finally:
+            p.cleanup()
+            stop_all(master)
 
 
 class C_Failover(unittest.TestCase):
