@@ -1,0 +1,157 @@
+/* Unit tests for RFC 4515 / RFC 4514 escaping and filter expansion (src/ldap_filter.c). */
+#include "autoconf.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "directory.h"
+
+static const char *
+fesc(const char *in, size_t len)
+{
+	static char out[1024];
+
+	ck_assert_uint_lt(ldap_filter_escape(in, len, out, sizeof(out)), sizeof(out));
+	return out;
+}
+
+static const char *
+desc(const char *in)
+{
+	static char out[1024];
+
+	ck_assert_uint_lt(ldap_dn_escape(in, strlen(in), out, sizeof(out)), sizeof(out));
+	return out;
+}
+
+START_TEST(test_filter_specials)
+{
+	ck_assert_str_eq(fesc("alice", 5), "alice");
+	ck_assert_str_eq(fesc("*", 1), "\\2a");
+	ck_assert_str_eq(fesc("(", 1), "\\28");
+	ck_assert_str_eq(fesc(")", 1), "\\29");
+	ck_assert_str_eq(fesc("\\", 1), "\\5c");
+	ck_assert_str_eq(fesc("a\0b", 3), "a\\00b");
+	ck_assert_str_eq(fesc("*)(uid=*", 8), "\\2a\\29\\28uid=\\2a");
+	ck_assert_str_eq(fesc("alice)(|(uid=*", 14), "alice\\29\\28|\\28uid=\\2a");
+}
+END_TEST
+
+START_TEST(test_filter_utf8_and_controls)
+{
+	/* Every byte outside printable ASCII becomes \XX: UTF-8 survives intact. */
+	ck_assert_str_eq(fesc("j\xc3\xbcrgen", 7), "j\\c3\\bcrgen");
+	ck_assert_str_eq(fesc("a\r\nb", 4), "a\\0d\\0ab");
+	ck_assert_str_eq(fesc("\x7f", 1), "\\7f");
+	ck_assert_str_eq(fesc("a b@c.d", 7), "a b@c.d");
+}
+END_TEST
+
+START_TEST(test_filter_truncation_reports_length)
+{
+	char small[4];
+	size_t n = ldap_filter_escape("***", 3, small, sizeof(small));
+
+	ck_assert_uint_eq(n, 9);
+	ck_assert_uint_lt(strlen(small), sizeof(small));
+}
+END_TEST
+
+START_TEST(test_dn_escape)
+{
+	ck_assert_str_eq(desc("alice"), "alice");
+	ck_assert_str_eq(desc("a,b"), "a\\,b");
+	ck_assert_str_eq(desc("a+b"), "a\\+b");
+	ck_assert_str_eq(desc("#x"), "\\#x");
+	ck_assert_str_eq(desc(" x "), "\\ x\\ ");
+	ck_assert_str_eq(desc("a\"b<c>d;e\\f"), "a\\\"b\\<c\\>d\\;e\\\\f");
+	ck_assert_str_eq(desc("a=b"), "a\\3db");
+}
+END_TEST
+
+static struct username
+name_of(const char *full, const char *local, const char *domain)
+{
+	struct username u;
+
+	strcpy(u.full, full);
+	strcpy(u.local, local);
+	strcpy(u.domain, domain);
+	return u;
+}
+
+START_TEST(test_expand_placeholders)
+{
+	struct username u = name_of("bob@example.net", "bob", "example.net");
+	char out[256];
+
+	ck_assert_int_eq(ldap_expand("(&(uid=%l)(dc=%d)(mail=%u)(p=%p)(x=100%%))", &u,
+	    PROTO_POP3, false, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "(&(uid=bob)(dc=example.net)(mail=bob@example.net)"
+	    "(p=pop3)(x=100%))");
+	ck_assert_int_eq(ldap_expand("ou=%p,dc=%d", &u, PROTO_IMAP, true, out,
+	    sizeof(out)), 0);
+	ck_assert_str_eq(out, "ou=imap,dc=example.net");
+}
+END_TEST
+
+START_TEST(test_expand_escapes_values)
+{
+	struct username u = name_of("*)(uid=*", "*)(uid=*", "");
+	char out[256];
+
+	ck_assert_int_eq(ldap_expand("(uid=%u)", &u, PROTO_IMAP, false, out,
+	    sizeof(out)), 0);
+	ck_assert_str_eq(out, "(uid=\\2a\\29\\28uid=\\2a)");
+	u = name_of("a,b", "a,b", "");
+	ck_assert_int_eq(ldap_expand("uid=%u,dc=x", &u, PROTO_IMAP, true, out,
+	    sizeof(out)), 0);
+	ck_assert_str_eq(out, "uid=a\\,b,dc=x");
+}
+END_TEST
+
+START_TEST(test_expand_errors)
+{
+	struct username u = name_of("bob", "bob", "");
+	char out[12];
+
+	ck_assert_int_eq(ldap_expand("(uid=%x)", &u, PROTO_IMAP, false, out,
+	    sizeof(out)), -1);
+	ck_assert_int_eq(ldap_expand("(uid=%u)(uid=%u)", &u, PROTO_IMAP, false,
+	    out, sizeof(out)), -1);
+	ck_assert_int_eq(ldap_expand("(uid=%u)", &u, PROTO_IMAP, false, out,
+	    sizeof(out)), 0);
+	ck_assert_int_eq(ldap_expand("%", &u, PROTO_IMAP, false, out,
+	    sizeof(out)), -1);
+}
+END_TEST
+
+static Suite *
+ldap_filter_suite(void)
+{
+	Suite *s = suite_create("ldap_filter");
+	TCase *tc = tcase_create("escape");
+
+	tcase_add_test(tc, test_filter_specials);
+	tcase_add_test(tc, test_filter_utf8_and_controls);
+	tcase_add_test(tc, test_filter_truncation_reports_length);
+	tcase_add_test(tc, test_dn_escape);
+	tcase_add_test(tc, test_expand_placeholders);
+	tcase_add_test(tc, test_expand_escapes_values);
+	tcase_add_test(tc, test_expand_errors);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(ldap_filter_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
