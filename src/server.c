@@ -116,6 +116,83 @@ pipe_pool_free(struct pipe_pool *pp)
 	memset(pp, 0, sizeof(*pp));
 }
 
+/*
+ * Per-address counts: a short chained list per shard (entries exist only
+ * while an address has connections open, so lists stay short).
+ */
+struct per_ip_entry {
+	unsigned char		 addr[16];
+	unsigned		 count;
+	struct per_ip_entry	*next;
+};
+
+/* The address bytes (IPv4 as v4-mapped IPv6) and a shard. */
+static unsigned
+ip_key(const struct sockaddr *sa, unsigned char key[16])
+{
+	unsigned h = 2166136261u;
+
+	memset(key, 0, 16);
+	if (sa->sa_family == AF_INET) {
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6)
+		memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+	for (int i = 0; i < 16; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return h % PER_IP_SHARDS;
+}
+
+bool
+per_ip_acquire(struct server *srv, const struct sockaddr *addr, unsigned limit)
+{
+	unsigned char key[16];
+	struct per_ip_shard *sh = &srv->per_ip[ip_key(addr, key)];
+	struct per_ip_entry *e;
+	bool ok = true;
+
+	if (limit == 0)
+		return true;
+	pthread_mutex_lock(&sh->mtx);
+	for (e = sh->head; e != NULL; e = e->next)
+		if (memcmp(e->addr, key, 16) == 0)
+			break;
+	if (e == NULL) {
+		e = xcalloc(1, sizeof(*e));
+		memcpy(e->addr, key, 16);
+		e->next = sh->head;
+		sh->head = e;
+	}
+	if (e->count >= limit)
+		ok = false;
+	else
+		e->count++;
+	pthread_mutex_unlock(&sh->mtx);
+	return ok;
+}
+
+void
+per_ip_release(struct server *srv, const struct sockaddr *addr)
+{
+	unsigned char key[16];
+	struct per_ip_shard *sh = &srv->per_ip[ip_key(addr, key)];
+	struct per_ip_entry **pp, *e;
+
+	pthread_mutex_lock(&sh->mtx);
+	for (pp = &sh->head; (e = *pp) != NULL; pp = &e->next) {
+		if (memcmp(e->addr, key, 16) != 0)
+			continue;
+		if (e->count > 0)
+			e->count--;
+		if (e->count == 0) {
+			*pp = e->next;
+			free(e);
+		}
+		break;
+	}
+	pthread_mutex_unlock(&sh->mtx);
+}
+
 /* Listening sockets. */
 
 static int
@@ -148,6 +225,8 @@ server_bind(struct server *srv, const struct config *cfg, unsigned nworkers,
 	srv->workers = xcalloc(nworkers, sizeof(*srv->workers));
 	srv->nworkers = nworkers;
 	atomic_init(&srv->connections, 0);
+	for (int i = 0; i < PER_IP_SHARDS; i++)
+		pthread_mutex_init(&srv->per_ip[i].mtx, NULL);
 	for (unsigned i = 0; i < nworkers; i++) {
 		struct worker *w = &srv->workers[i];
 
@@ -213,8 +292,15 @@ listener_event(struct watch *wt, uint32_t events)
 			refuse(fd, l, "limits.connections reached");
 			continue;
 		}
+		if (!per_ip_acquire(w->server, (struct sockaddr *)&peer,
+		    cfg->limits.per_ip)) {
+			atomic_fetch_sub(&w->server->connections, 1);
+			refuse(fd, l, "limits.per_ip reached");
+			continue;
+		}
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		session_start(w, w->gen, &l->cfg, fd, (struct sockaddr *)&peer);
+		session_start(w, w->gen, &l->cfg, fd, (struct sockaddr *)&peer,
+		    cfg->limits.per_ip > 0);
 	}
 }
 
@@ -240,6 +326,8 @@ worker_remove_session(struct worker *w, struct session *s)
 		s->next->prev = s->prev;
 	w->nsessions--;
 	atomic_fetch_sub(&w->server->connections, 1);
+	if (s->per_ip_counted)
+		per_ip_release(w->server, &s->peer_addr.sa);
 	if (w->draining && w->nsessions == 0)
 		loop_stop(w->loop);
 }
@@ -421,4 +509,13 @@ server_free(struct server *srv)
 	free(srv->workers);
 	srv->workers = NULL;
 	srv->nworkers = 0;
+	for (int i = 0; i < PER_IP_SHARDS; i++) {
+		while (srv->per_ip[i].head != NULL) {
+			struct per_ip_entry *e = srv->per_ip[i].head;
+
+			srv->per_ip[i].head = e->next;
+			free(e);
+		}
+		pthread_mutex_destroy(&srv->per_ip[i].mtx);
+	}
 }

@@ -64,10 +64,21 @@ struct worker {
 	struct pipe_pool	 pipes;
 };
 
+/* Open connections per client address, for limits.per_ip. */
+#define PER_IP_SHARDS	16
+
+struct per_ip_entry;
+
+struct per_ip_shard {
+	pthread_mutex_t		 mtx;
+	struct per_ip_entry	*head;
+};
+
 struct server {
 	struct worker		*workers;
 	unsigned		 nworkers;
 	_Atomic unsigned	 connections;	/* all workers: limits.connections */
+	struct per_ip_shard	 per_ip[PER_IP_SHARDS];
 };
 
 /*
@@ -87,6 +98,14 @@ void	server_stop(struct server *srv);
 /* Join the workers; 0 if all exited by `deadline_ms` (clock_ms), else -1. */
 int	server_wait(struct server *srv, uint64_t deadline_ms);
 void	server_free(struct server *srv);
+
+/*
+ * Count one more connection from addr; false (nothing counted) when that
+ * would pass `limit` (0 = no limit).  per_ip_release undoes one.
+ */
+bool	per_ip_acquire(struct server *srv, const struct sockaddr *addr,
+	    unsigned limit);
+void	per_ip_release(struct server *srv, const struct sockaddr *addr);
 
 /* Session bookkeeping, for session.c. */
 void	worker_add_session(struct worker *w, struct session *s);

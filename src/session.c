@@ -120,7 +120,7 @@ session_alive(const struct session *s)
 
 void
 session_start(struct worker *w, struct gen *gen, const struct listen_cfg *listen,
-    int fd, const struct sockaddr *peer)
+    int fd, const struct sockaddr *peer, bool per_ip_counted)
 {
 	struct session *s = xcalloc(1, sizeof(*s));
 	const struct config *cfg = gen->cfg;
@@ -134,6 +134,9 @@ session_start(struct worker *w, struct gen *gen, const struct listen_cfg *listen
 	s->state = SESSION_GREETING;
 	s->started_ms = loop_now(s->loop);
 	sockaddr_format(peer, s->peer, sizeof(s->peer));
+	memcpy(&s->peer_addr, peer, peer->sa_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	s->per_ip_counted = per_ip_counted;
 	conn_init(&s->client, fd, cfg->limits.line_length + 2, CLIENT_OUT_MAX,
 	    client_event, s);
 	conn_init(&s->backend, -1, BACKEND_IN_MAX, cfg->limits.line_length * 2 + 1024,

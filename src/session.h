@@ -14,6 +14,7 @@
 #define POSTERN_SESSION_H
 
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -103,12 +104,19 @@ struct session {
 	struct relay		*relay;
 
 	struct session		*prev, *next;	/* the worker's list */
+	union {
+		struct sockaddr		sa;
+		struct sockaddr_in	in;
+		struct sockaddr_in6	in6;
+	}			 peer_addr;	/* 28 bytes, not 128 */
+	bool			 per_ip_counted;
 	char			 peer[56];
 };
 
 /* Accept path: take ownership of fd. */
 void	session_start(struct worker *w, struct gen *gen,
-	    const struct listen_cfg *listen, int fd, const struct sockaddr *peer);
+	    const struct listen_cfg *listen, int fd, const struct sockaddr *peer,
+	    bool per_ip_counted);
 
 void	session_enter_state(struct session *s, enum session_state state);
 const char *session_state_name(enum session_state state);

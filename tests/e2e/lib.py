@@ -12,8 +12,10 @@ import unittest
 class Raw:
     """A plain socket speaking lines, for what client libraries won't send."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 10):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 10,
+                 source: str = None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buf = b""
 
     def send(self, data: bytes) -> None:

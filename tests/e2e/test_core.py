@@ -527,6 +527,47 @@ class Operations(unittest.TestCase):
         self.assertNotIn("alice pw", log)
 
 
+class Limits(unittest.TestCase):
+    def test_per_ip_and_connection_caps(self):
+        def render(p):
+            return config(A.imap_port, A.pop3_port)(p).replace(
+                "limits = {", "limits = { per_ip = 3; connections = 4;")
+        q = Postern(render, popmap=popmap(A, B)).start()
+        held = []
+        try:
+            for _ in range(3):
+                held.append(Raw(q.imap_port))
+                self.assertTrue(held[-1].line().startswith(b"* OK"))
+            extra = Raw(q.imap_port)
+            self.assertIn(b"BYE Too many connections", extra.line())
+            extra.close()
+            # Another address still gets in, up to the global cap.
+            held.append(Raw(q.imap_port, source="127.0.0.2"))
+            self.assertTrue(held[-1].line().startswith(b"* OK"))
+            extra = Raw(q.imap_port, source="127.0.0.3")
+            self.assertIn(b"BYE Too many connections", extra.line())
+            extra.close()
+            held.pop(0).close()
+            deadline = time.monotonic() + 5
+            while True:
+                again = Raw(q.imap_port)
+                line = again.line()
+                if line.startswith(b"* OK"):
+                    held.append(again)
+                    break
+                again.close()
+                self.assertLess(time.monotonic(), deadline, line)
+                time.sleep(0.1)
+        finally:
+            for r in held:
+                r.close()
+            q.stop()
+            leaks, log = q.leaks(), q.log()
+            q.cleanup()
+        self.assertEqual(leaks, "")
+        self.assertIn("limits.per_ip reached", log)
+
+
 class ZZShutdown(unittest.TestCase):
     """Last: SIGTERM drains, exit is clean, and nothing leaked."""
 
