@@ -481,6 +481,12 @@ class Operations(unittest.TestCase):
                               "--check-config"], capture_output=True, text=True)
         self.assertEqual(res.returncode, 0, res.stderr)
 
+    def test_shipped_example_config_is_valid(self):
+        top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+        res = subprocess.run([os.environ.get("POSTERN", ""), "-c", "config/postern.conf",
+                              "--check-config"], capture_output=True, text=True, cwd=top)
+        self.assertEqual(res.returncode, 0, res.stderr)
+
     def test_lookup_command(self):
         res = subprocess.run([os.environ.get("POSTERN", ""), "-c", P.conf_path,
                               "--lookup", "Carol"], capture_output=True, text=True)
