@@ -5,6 +5,7 @@
 #include <libconfig.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,43 +271,61 @@ load_daemon(struct loader *ld, const config_setting_t *root, struct config *c)
 	return 0;
 }
 
+/* A group of bounded unsigned settings, described by a table. */
+struct uint_key {
+	const char	*name;
+	long long	 min, max;
+	size_t		 offset;	/* into struct config */
+};
+
 static int
-load_limits(struct loader *ld, const config_setting_t *root, struct config *c)
+load_uint_group(struct loader *ld, const config_setting_t *root,
+    const char *group, const struct uint_key *table, size_t n, struct config *c)
 {
-	static const char *const keys[] = { "connections", "per_ip",
-	    "line_length", "auth_failures", "bad_commands", NULL };
+	const char *keys[16];
 	const config_setting_t *g;
 
-	if (get_group(ld, root, "", "limits", &g) < 0)
+	if (get_group(ld, root, "", group, &g) < 0)
 		return -1;
 	if (g == NULL)
 		return 0;
-	return check_keys(ld, g, "limits", keys) < 0 ||
-	    get_uint(ld, g, "limits", "connections", 0, 10000000, &c->limits.connections) < 0 ||
-	    get_uint(ld, g, "limits", "per_ip", 0, 10000000, &c->limits.per_ip) < 0 ||
-	    get_uint(ld, g, "limits", "line_length", 512, 1048576, &c->limits.line_length) < 0 ||
-	    get_uint(ld, g, "limits", "auth_failures", 1, 100, &c->limits.auth_failures) < 0 ||
-	    get_uint(ld, g, "limits", "bad_commands", 1, 1000, &c->limits.bad_commands) < 0 ?
-	    -1 : 0;
+	for (size_t i = 0; i < n; i++)
+		keys[i] = table[i].name;
+	keys[n] = NULL;
+	if (check_keys(ld, g, group, keys) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (get_uint(ld, g, group, table[i].name, table[i].min, table[i].max,
+		    (unsigned *)(void *)((char *)c + table[i].offset)) < 0)
+			return -1;
+	return 0;
+}
+
+static int
+load_limits(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	static const struct uint_key table[] = {
+		{ "connections", 0, 10000000, offsetof(struct config, limits.connections) },
+		{ "per_ip", 0, 10000000, offsetof(struct config, limits.per_ip) },
+		{ "line_length", 512, 1048576, offsetof(struct config, limits.line_length) },
+		{ "auth_failures", 1, 100, offsetof(struct config, limits.auth_failures) },
+		{ "bad_commands", 1, 1000, offsetof(struct config, limits.bad_commands) },
+	};
+
+	return load_uint_group(ld, root, "limits", table, nitems(table), c);
 }
 
 static int
 load_timeouts(struct loader *ld, const config_setting_t *root, struct config *c)
 {
-	static const char *const keys[] = { "login", "idle", "connect",
-	    "lookup", NULL };
-	const config_setting_t *g;
+	static const struct uint_key table[] = {
+		{ "login", 1, 86400, offsetof(struct config, timeouts.login) },
+		{ "idle", 1, 604800, offsetof(struct config, timeouts.idle) },
+		{ "connect", 1, 3600, offsetof(struct config, timeouts.connect) },
+		{ "lookup", 1, 3600, offsetof(struct config, timeouts.lookup) },
+	};
 
-	if (get_group(ld, root, "", "timeouts", &g) < 0)
-		return -1;
-	if (g == NULL)
-		return 0;
-	return check_keys(ld, g, "timeouts", keys) < 0 ||
-	    get_uint(ld, g, "timeouts", "login", 1, 86400, &c->timeouts.login) < 0 ||
-	    get_uint(ld, g, "timeouts", "idle", 1, 604800, &c->timeouts.idle) < 0 ||
-	    get_uint(ld, g, "timeouts", "connect", 1, 3600, &c->timeouts.connect) < 0 ||
-	    get_uint(ld, g, "timeouts", "lookup", 1, 3600, &c->timeouts.lookup) < 0 ?
-	    -1 : 0;
+	return load_uint_group(ld, root, "timeouts", table, nitems(table), c);
 }
 
 static int

@@ -55,6 +55,24 @@ dir_release_pipe(struct session *s, struct relay_dir *d)
 }
 
 /*
+ * Bytes queued before the relay began (replies, pipelined commands) go
+ * first.  1 when none are left, 0 when dst is full, -1 on error.
+ */
+static int
+flush_queued(struct relay_dir *d)
+{
+	int rc;
+
+	if (buf_len(&d->dst->out) == 0)
+		return 1;
+	if (!d->dst->writable)
+		return 0;
+	if ((rc = conn_flush(d->dst)) == 0)
+		d->dst->writable = false;
+	return rc;
+}
+
+/*
  * Move what can be moved from d->src to d->dst without blocking.  Returns
  * bytes moved, or -1 on a socket error.
  */
@@ -63,20 +81,10 @@ pump(struct session *s, struct relay_dir *d, size_t budget)
 {
 	size_t moved = 0;
 	ssize_t n;
+	int rc;
 
-	/* Bytes queued before the relay began (replies, pipelined commands). */
-	if (buf_len(&d->dst->out) > 0) {
-		int rc;
-
-		if (!d->dst->writable)
-			return 0;
-		if ((rc = conn_flush(d->dst)) < 0)
-			return -1;
-		if (rc == 0) {
-			d->dst->writable = false;
-			return 0;
-		}
-	}
+	if ((rc = flush_queued(d)) <= 0)
+		return rc;
 	while (moved < budget) {
 		while (d->inpipe > 0) {
 			if (!d->dst->writable)
@@ -129,19 +137,10 @@ pump_buffered(struct relay_dir *d, size_t budget)
 	struct buf *b = &d->src->in;
 	size_t moved = 0;
 	ssize_t n;
+	int rc;
 
-	if (buf_len(&d->dst->out) > 0) {
-		int rc;
-
-		if (!d->dst->writable)
-			return 0;
-		if ((rc = conn_flush(d->dst)) < 0)
-			return -1;
-		if (rc == 0) {
-			d->dst->writable = false;
-			return 0;
-		}
-	}
+	if ((rc = flush_queued(d)) <= 0)
+		return rc;
 	while (moved < budget) {
 		if (buf_len(b) > 0) {
 			if (!d->dst->writable)

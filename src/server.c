@@ -409,18 +409,21 @@ worker_close_listeners(struct worker *w)
 	}
 }
 
+/*
+ * Stop accepting and end sessions: all of them, or (drain) only those not
+ * yet relaying -- logged-in users finish in their own time.  The loop
+ * stops when the last session is gone.
+ */
 static void
-worker_drain(void *arg)
+worker_wind_down(struct worker *w, bool relays_too)
 {
-	struct worker *w = arg;
 	struct session *s, *next;
 
 	w->draining = true;
 	worker_close_listeners(w);
-	/* Sessions not yet logged in are told to come back; relays go on. */
 	for (s = w->sessions; s != NULL; s = next) {
 		next = s->next;
-		if (s->state != SESSION_RELAY)
+		if (relays_too || s->state != SESSION_RELAY)
 			session_shutdown(s, "Server shutting down");
 	}
 	if (w->nsessions == 0)
@@ -428,19 +431,15 @@ worker_drain(void *arg)
 }
 
 static void
+worker_drain(void *arg)
+{
+	worker_wind_down(arg, false);
+}
+
+static void
 worker_stop(void *arg)
 {
-	struct worker *w = arg;
-	struct session *s, *next;
-
-	w->draining = true;
-	worker_close_listeners(w);
-	for (s = w->sessions; s != NULL; s = next) {
-		next = s->next;
-		session_shutdown(s, "Server shutting down");
-	}
-	if (w->nsessions == 0)
-		loop_stop(w->loop);
+	worker_wind_down(arg, true);
 }
 
 void
