@@ -1,5 +1,6 @@
 #include "autoconf.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ struct imap_state {
 	enum imap_backend_step	 step;
 	bool			 literal_plus;	/* backend announced LITERAL+ */
 	bool			 sasl_ir;	/* backend announced SASL-IR */
+	bool			 backend_id;	/* backend announced ID */
 	char			*chunks[IMAP_CHUNKS];	/* login pieces left */
 	size_t			 chunklen[IMAP_CHUNKS];
 	size_t			 nchunks, chunk;
@@ -550,9 +552,43 @@ build_login(struct session *s)
 
 static void	send_next_chunk(struct session *s);
 
+/*
+ * Tell an ID-capable backend who the client really is (RFC 2971 with the
+ * x-originating-* fields Dovecot and others honour from trusted proxies),
+ * along with the client's own ID fields.  Pipelined before the login; the
+ * reply (tag P0) is ignored.
+ */
+static void
+send_id(struct session *s)
+{
+	struct imap_state *is = st(s);
+	char ip[INET6_ADDRSTRLEN] = "", line[IMAP_ID_MAX + 256];
+	unsigned port = 0;
+	const char *client = "";
+	size_t clen = 0;
+
+	if (s->peer_addr.sa.sa_family == AF_INET) {
+		inet_ntop(AF_INET, &s->peer_addr.in.sin_addr, ip, sizeof(ip));
+		port = ntohs(s->peer_addr.in.sin_port);
+	} else if (s->peer_addr.sa.sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &s->peer_addr.in6.sin6_addr, ip, sizeof(ip));
+		port = ntohs(s->peer_addr.in6.sin6_port);
+	}
+	if (is->id != NULL && is->id[0] == '(' && strlen(is->id) > 2) {
+		client = is->id + 1;		/* the fields, without parentheses */
+		clen = strlen(client) - 1;
+	}
+	snprintf(line, sizeof(line), "P0 ID (%.*s%s\"x-originating-ip\" \"%s\" "
+	    "\"x-originating-port\" \"%u\")\r\n", (int)clen, client,
+	    clen ? " " : "", ip, port);
+	session_backend_send(s, line, strlen(line));
+}
+
 static void
 start_login(struct session *s)
 {
+	if (st(s)->backend_id)
+		send_id(s);
 	if (s->cfg->master.login == BACKEND_LOGIN_MASTER) {
 		if (build_master_login(s) < 0)
 			return;
@@ -643,6 +679,7 @@ backend_line(struct session *s, char *line)
 		if ((caps = resp_capability(rest, &rest)) != NULL) {
 			is->literal_plus = has_capability(caps, "LITERAL+");
 			is->sasl_ir = has_capability(caps, "SASL-IR");
+			is->backend_id = has_capability(caps, "ID");
 			free(caps);
 		}
 		if (session_backend_tls(s) == TLS_MODE_STARTTLS) {
@@ -678,8 +715,8 @@ backend_line(struct session *s, char *line)
 			is->caps = xstrdup(line + 13);
 			return true;
 		}
-		if (line[0] == '*')
-			return true;	/* other untagged data: not ours */
+		if (line[0] == '*' || strncmp(line, "P0 ", 3) == 0)
+			return true;	/* untagged data, or the reply to our ID */
 		if (strncmp(line, is->step == STEP_LOGIN ? "P1 " : "P2 ", 3) != 0) {
 			session_backend_failed(s, FAIL_BACKEND, "unexpected reply");
 			return false;

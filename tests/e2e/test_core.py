@@ -199,6 +199,20 @@ class Routing(unittest.TestCase):
             t.join(60)
         self.assertEqual(errors, [])
 
+    def test_client_address_reaches_the_store(self):
+        # ID with x-originating-ip: the store logs the client, not postern.
+        r = Raw(P.imap_port, source="127.0.0.9")
+        r.line()
+        r.send(b'a ID ("name" "e2e-client")\r\n')
+        r.until(b"a ")
+        r.send(b'b LOGIN alice "alice pw"\r\nc LOGOUT\r\n')
+        self.assertTrue(r.until(b"b ")[-1].startswith(b"b OK"))
+        r.close()
+        deadline = time.monotonic() + 5
+        while "rip=127.0.0.9" not in A.read_log():
+            self.assertLess(time.monotonic(), deadline, A.read_log()[-1500:])
+            time.sleep(0.1)
+
     def test_failover_to_second_host(self):
         # The first host refuses connections; the second (store-a) answers.
         # The user is unknown there, so the answer is Dovecot's own NO:
