@@ -495,7 +495,7 @@ build_master_login(struct session *s)
 {
 	struct imap_state *is = st(s);
 	const char *user = s->route->backend_user != NULL ?
-	    s->route->backend_user : s->name.full;
+	    s->route->backend_user : s->user;
 	const char *error;
 	char *b64, line[64];
 
@@ -534,7 +534,7 @@ build_login(struct session *s)
 {
 	struct imap_state *is = st(s);
 	const char *user = s->route->backend_user != NULL ?
-	    s->route->backend_user : s->name.full;
+	    s->route->backend_user : s->user;
 	struct buf b;
 
 	buf_init(&b, 4 * s->cfg->limits.line_length + 256);

@@ -301,7 +301,7 @@ static void
 send_user(struct session *s)
 {
 	const char *user = s->route->backend_user != NULL ?
-	    s->route->backend_user : s->name.full;
+	    s->route->backend_user : s->user;
 
 	session_backend_send(s, "USER ", 5);
 	session_backend_send(s, user, strlen(user));
@@ -313,7 +313,7 @@ static bool
 send_master_auth(struct session *s)
 {
 	const char *user = s->route->backend_user != NULL ?
-	    s->route->backend_user : s->name.full;
+	    s->route->backend_user : s->user;
 	const char *error;
 	char *b64;
 

@@ -308,15 +308,14 @@ session_free(void *arg)
 
 	worker_remove_session(s->worker, s);
 	gen_unref(&s->gen);
+	free(s->user);
 	free(s);
 }
 
 static const char *
 session_user(const struct session *s)
 {
-	if (s->name.full[0] != '\0')
-		return s->name.full;
-	return "-";
+	return s->user != NULL ? s->user : "-";
 }
 
 void
@@ -474,18 +473,21 @@ void
 session_login(struct session *s)
 {
 	const struct config *cfg = s->cfg;
+	struct username name;
 	const char *error;
 
 	if (username_normalise(&cfg->username, s->creds.authcid,
-	    s->creds.authcid_len, &s->name, &error) < 0) {
+	    s->creds.authcid_len, &name, &error) < 0) {
 		log_warning("login refused client=%s reason=\"%s\"", s->peer, error);
-		s->name.full[0] = '\0';
+		free(s->user);
+		s->user = NULL;
 		session_backend_failed(s, FAIL_BAD_USER, NULL);
 		return;
 	}
 	session_enter_state(s, SESSION_LOOKUP);
 	loop_timer_in(s->loop, &s->timer, (uint64_t)cfg->timeouts.lookup * 1000);
-	s->lookup = directory_lookup(s->gen->dir, s->loop, &s->name,
+	s->user = xstrdup(name.full);
+	s->lookup = directory_lookup(s->gen->dir, s->loop, &name,
 	    s->listen->proto, lookup_done, s);
 }
 
@@ -499,7 +501,7 @@ lookup_done(void *arg, enum dir_status status, struct route *route,
 	switch (status) {
 	case DIR_OK:
 		log_debug("session %s: route for %s from %s", s->peer,
-		    s->name.full, detail);
+		    s->user, detail);
 		s->route = route;
 		s->host_idx = s->addr_idx = 0;
 		if (s->cfg->auth.verify == AUTH_VERIFY_LDAP_BIND) {
@@ -510,7 +512,7 @@ lookup_done(void *arg, enum dir_status status, struct route *route,
 		return;
 	case DIR_NOT_FOUND:
 		log_warning("login refused client=%s user=%s reason=\"unknown user: %s\"",
-		    s->peer, s->name.full, detail);
+		    s->peer, s->user, detail);
 		if (s->cfg->auth.verify != AUTH_VERIFY_NONE) {
 			/* Unknown users wait as long as wrong passwords do. */
 			session_fail_later(s, FAIL_NO_USER);
@@ -520,7 +522,7 @@ lookup_done(void *arg, enum dir_status status, struct route *route,
 		return;
 	case DIR_TEMPFAIL:
 		log_warning("login failed client=%s user=%s reason=\"directory: %s\"",
-		    s->peer, s->name.full, detail);
+		    s->peer, s->user, detail);
 		session_backend_failed(s, FAIL_DIR_TEMP, NULL);
 		return;
 	}
@@ -557,12 +559,12 @@ verify_done(void *arg, enum dir_status status, struct route *unused,
 		return;
 	case DIR_NOT_FOUND:
 		log_warning("login refused client=%s user=%s reason=\"directory: %s\"",
-		    s->peer, s->name.full, detail);
+		    s->peer, s->user, detail);
 		session_fail_later(s, FAIL_AUTH);
 		return;
 	case DIR_TEMPFAIL:
 		log_warning("login failed client=%s user=%s reason=\"password check: %s\"",
-		    s->peer, s->name.full, detail);
+		    s->peer, s->user, detail);
 		session_backend_failed(s, FAIL_DIR_TEMP, NULL);
 		return;
 	}
@@ -574,7 +576,7 @@ auth_verify_start(struct session *s)
 {
 	if (s->route->dn == NULL) {
 		log_warning("login failed client=%s user=%s reason=\"the route has "
-		    "no directory entry to bind as\"", s->peer, s->name.full);
+		    "no directory entry to bind as\"", s->peer, s->user);
 		session_backend_failed(s, FAIL_DIR_TEMP, NULL);
 		return;
 	}
@@ -602,7 +604,7 @@ resolve_done(void *arg, struct addrinfo *addrs, const char *error)
 	s->resolving = NULL;
 	if (addrs == NULL) {
 		log_warning("backend unresolvable client=%s user=%s host=%s reason=\"%s\"",
-		    s->peer, s->name.full, h->host, error);
+		    s->peer, s->user, h->host, error);
 		s->last_fail = FAIL_RESOLVE;
 		backend_next_host(s);
 		backend_try_host(s);
@@ -663,7 +665,7 @@ static void
 backend_connect_failed(struct session *s, const char *why)
 {
 	log_warning("backend connect failed client=%s user=%s backend=%s reason=\"%s\"",
-	    s->peer, s->name.full, s->backend_name, why);
+	    s->peer, s->user, s->backend_name, why);
 	conn_close(&s->backend, s->loop);
 	s->last_fail = FAIL_CONNECT;
 	if (s->addr != NULL && s->addr->ai_next != NULL) {
@@ -925,7 +927,8 @@ session_backend_failed(struct session *s, enum session_fail fail,
 		session_close(s, "too many authentication failures");
 		return;
 	}
-	s->name.full[0] = '\0';
+	free(s->user);
+	s->user = NULL;
 	s->backend_name[0] = '\0';
 	session_enter_state(s, SESSION_PREAUTH);
 	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.login * 1000);
@@ -941,7 +944,7 @@ void
 session_backend_ready(struct session *s)
 {
 	log_info("login ok client=%s proto=%s user=%s backend=%s%s%s",
-	    s->peer, s->proto->name, s->name.full, s->backend_name,
+	    s->peer, s->proto->name, s->user, s->backend_name,
 	    s->route->backend_user ? " backend_user=" : "",
 	    s->route->backend_user ? s->route->backend_user : "");
 	sasl_creds_clear(&s->creds);
@@ -986,7 +989,7 @@ session_timeout(struct timer *t)
 		/* FALLTHROUGH */
 	case SESSION_LOOKUP:
 		log_warning("login failed client=%s user=%s reason=\"directory "
-		    "did not answer within %us\"", s->peer, s->name.full,
+		    "did not answer within %us\"", s->peer, s->user,
 		    s->cfg->timeouts.lookup);
 		session_backend_failed(s, FAIL_DIR_TIMEOUT, NULL);
 		return;

@@ -81,7 +81,7 @@ struct session {
 	uint64_t		 active_ms;	/* last relay traffic */
 
 	struct sasl_creds	 creds;		/* wiped once sent to the backend */
-	struct username		 name;		/* normalised login */
+	char			*user;		/* normalised login, once known */
 	struct dir_request	*lookup;
 	struct route		*route;
 	size_t			 host_idx;	/* route->hosts[] being tried */
