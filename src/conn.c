@@ -21,7 +21,7 @@ conn_init(struct conn *c, int fd, size_t inmax, size_t outmax, watch_cb *cb,
 	buf_init(&c->out, outmax);
 	c->eof = c->readable = c->writable = false;
 	c->ssl = NULL;
-	c->want_read = c->want_write = false;
+	c->want_read = c->want_write = c->edge = false;
 }
 
 /* Map an SSL_get_error() result: 0 would block, -1 failed or EOF. */
@@ -169,7 +169,7 @@ conn_update(struct conn *c, struct loop *loop, bool reading)
 {
 	uint32_t ev = 0;
 
-	if (c->fd < 0)
+	if (c->fd < 0 || c->edge)
 		return 0;
 	if ((reading && buf_room(&c->in) > 0) || c->want_read)
 		ev |= EPOLLIN;
@@ -189,7 +189,7 @@ conn_close(struct conn *c, struct loop *loop)
 		c->ssl = NULL;
 	}
 	if (c->fd >= 0) {
-		loop_unwatch(loop, &c->watch);
+		loop_forget(loop, &c->watch);
 		close(c->fd);
 		c->fd = -1;
 	}

@@ -25,6 +25,7 @@ struct conn {
 	SSL		*ssl;		/* NULL: plaintext */
 	bool		 want_read;	/* TLS needs the socket readable to go on */
 	bool		 want_write;	/* TLS needs the socket writable to go on */
+	bool		 edge;		/* registered edge-triggered for good */
 };
 
 void	conn_init(struct conn *c, int fd, size_t inmax, size_t outmax,
@@ -37,7 +38,10 @@ void	conn_init(struct conn *c, int fd, size_t inmax, size_t outmax,
 ssize_t	conn_read(struct conn *c);
 /* Write buffered output.  1 all written, 0 some left (wait for EPOLLOUT), -1 error. */
 int	conn_flush(struct conn *c);
-/* Update the loop interest: EPOLLIN if `reading`, EPOLLOUT while output waits. */
+/*
+ * Update the loop interest: EPOLLIN if `reading`, EPOLLOUT while output
+ * waits.  A no-op for edge-triggered connections (registered for all).
+ */
 int	conn_update(struct conn *c, struct loop *loop, bool reading);
 /*
  * Raw transfers, TLS-aware: bytes moved, 0 if the socket (or TLS) would

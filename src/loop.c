@@ -138,17 +138,23 @@ loop_watch(struct loop *loop, struct watch *w, uint32_t events)
 }
 
 void
-loop_unwatch(struct loop *loop, struct watch *w)
+loop_forget(struct loop *loop, struct watch *w)
 {
 	if (!w->added)
 		return;
-	/* The fd may already be closed; the kernel then dropped it itself. */
-	(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->fd, NULL);
 	w->added = false;
 	w->events = 0;
 	for (int i = loop->cur; i < loop->nevents; i++)
 		if (loop->events[i].data.ptr == w)
 			loop->events[i].data.ptr = NULL;
+}
+
+void
+loop_unwatch(struct loop *loop, struct watch *w)
+{
+	if (w->added)
+		(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+	loop_forget(loop, w);
 }
 
 /* Timers: a binary min-heap on `when`; each timer records its slot. */

@@ -53,6 +53,11 @@ void		 watch_init(struct watch *w, int fd, watch_cb *cb, void *arg);
 int		 loop_watch(struct loop *loop, struct watch *w, uint32_t events);
 /* Remove the fd; events already fetched for it in this round are dropped. */
 void		 loop_unwatch(struct loop *loop, struct watch *w);
+/*
+ * The same for an fd about to be closed (and never duplicated): close(2)
+ * removes it from epoll, so no epoll_ctl call is made.
+ */
+void		 loop_forget(struct loop *loop, struct watch *w);
 
 void		 timer_init(struct timer *t, timer_cb *cb, void *arg);
 void		 loop_timer_at(struct loop *loop, struct timer *t, uint64_t when);

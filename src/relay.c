@@ -29,6 +29,7 @@ struct relay_dir {
 	bool		 eof;		/* src has no more to send */
 	bool		 shut;		/* dst's sending side is shut */
 	uint64_t	*bytes;
+	struct relay_dir *other;	/* the opposite direction */
 };
 
 struct relay {
@@ -104,7 +105,7 @@ pump(struct session *s, struct relay_dir *d, size_t budget)
 		}
 		if (d->eof || !d->src->readable)
 			break;
-		if (d->pipe[0] < 0 && pipe_pool_get(&s->worker->pipes, d->pipe) < 0)
+		if (d->pipe[0] < 0 && pipe_pool_get(&s->worker->pipes, d->pipe) == 0)
 			return -1;
 		n = splice(d->src->fd, NULL, d->pipe[1], NULL, RELAY_SPLICE_CHUNK,
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -120,8 +121,12 @@ pump(struct session *s, struct relay_dir *d, size_t budget)
 	if (d->inpipe == 0)
 		dir_release_pipe(s, d);
 	if (d->eof && d->inpipe == 0 && !d->shut) {
-		/* Pass the half-close on; the other direction may go on. */
-		(void)shutdown(d->dst->fd, SHUT_WR);
+		/*
+		 * Pass the half-close on while the other direction goes on;
+		 * when it is already done, the close that follows says it all.
+		 */
+		if (!d->other->shut)
+			(void)shutdown(d->dst->fd, SHUT_WR);
 		d->shut = true;
 	}
 	return (ssize_t)moved;
@@ -264,9 +269,9 @@ relay_start(struct session *s)
 	const uint32_t ev = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
 	r->dir[0] = (struct relay_dir){ &s->client, &s->backend, { -1, -1 }, 0,
-	    false, false, &s->bytes_in };
+	    false, false, &s->bytes_in, &r->dir[1] };
 	r->dir[1] = (struct relay_dir){ &s->backend, &s->client, { -1, -1 }, 0,
-	    false, false, &s->bytes_out };
+	    false, false, &s->bytes_out, &r->dir[0] };
 	s->relay = r;
 	r->buffered = s->client.ssl != NULL || s->backend.ssl != NULL;
 
@@ -290,6 +295,7 @@ relay_start(struct session *s)
 	s->backend.readable = s->backend.writable = true;
 	s->client.watch.cb = relay_event;
 	s->backend.watch.cb = relay_event;
+	/* The backend socket is edge-triggered already (see session.c). */
 	if (loop_watch(s->loop, &s->client.watch, ev) < 0 ||
 	    loop_watch(s->loop, &s->backend.watch, ev) < 0) {
 		session_relay_done(s, "epoll failure");

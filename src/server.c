@@ -70,28 +70,36 @@ gen_unref(struct gen **gp)
 
 /* Pipes. */
 
-int
+size_t
 pipe_pool_get(struct pipe_pool *pp, int fds[2])
 {
+	int size;
+
 	if (pp->n > 0) {
 		pp->n--;
 		fds[0] = pp->fds[pp->n][0];
 		fds[1] = pp->fds[pp->n][1];
-		return 0;
+		return pp->size;
 	}
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
 		log_warning("pipe2: %s", strerror(errno));
-		return -1;
+		return 0;
 	}
 	/* A larger pipe means fewer splice calls; pages come only with data. */
-	(void)fcntl(fds[1], F_SETPIPE_SZ, PIPE_SIZE);
-	return 0;
+	if ((size = fcntl(fds[1], F_SETPIPE_SZ, PIPE_SIZE)) < 0)
+		size = fcntl(fds[1], F_GETPIPE_SZ);
+	if (size <= 0 || (pp->size != 0 && (size_t)size != pp->size)) {
+		/* Odd size (limits changed?): use it once, never pool it. */
+		return size > 0 ? (size_t)size : 4096;
+	}
+	pp->size = (size_t)size;
+	return pp->size;
 }
 
 void
 pipe_pool_put(struct pipe_pool *pp, int fds[2])
 {
-	if (pp->n == PIPE_POOL_MAX) {
+	if (pp->n == PIPE_POOL_MAX || pp->size == 0) {
 		close(fds[0]);
 		close(fds[1]);
 		return;

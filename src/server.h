@@ -46,6 +46,7 @@ struct listener {
 struct pipe_pool {
 	int	(*fds)[2];
 	size_t	 n, cap;
+	size_t	 size;		/* capacity of every pipe in the pool */
 };
 
 struct server;
@@ -111,8 +112,8 @@ void	per_ip_release(struct server *srv, const struct sockaddr *addr);
 void	worker_add_session(struct worker *w, struct session *s);
 void	worker_remove_session(struct worker *w, struct session *s);
 
-/* Pipes for splice: -1 if none can be made. */
-int	pipe_pool_get(struct pipe_pool *pp, int fds[2]);
+/* A pipe for splice and its capacity in bytes; 0 if none can be made. */
+size_t	pipe_pool_get(struct pipe_pool *pp, int fds[2]);
 void	pipe_pool_put(struct pipe_pool *pp, int fds[2]);
 
 #endif

@@ -74,6 +74,7 @@ static void	session_update_client(struct session *s);
 static void	auth_verify_start(struct session *s);
 static void	session_fail_later(struct session *s, enum session_fail fail);
 static void	backend_tls_begin(struct session *s);
+static void	backend_event(struct watch *w, uint32_t events);
 static void	backend_tls_step(struct session *s);
 static const char *session_user(const struct session *s);
 static void	client_tls_step(struct session *s);
@@ -278,11 +279,12 @@ session_update_client(struct session *s)
 		return;
 	}
 	/*
-	 * Read before login only in PREAUTH; in the lookup and backend
-	 * states further bytes wait in the socket (their commands are
-	 * pipelined behind the login and belong to the backend).
+	 * Keep reading while a login is under way, too: what the client
+	 * pipelines behind its login waits in the (bounded) input buffer for
+	 * the backend, and an early close is noticed at once.  Staying
+	 * registered for input also spares an epoll_ctl per login.
 	 */
-	reading = s->state == SESSION_PREAUTH &&
+	reading = s->state != SESSION_PREAUTH ||
 	    buf_len(&s->client.out) < SESSION_CLIENT_BACKLOG;
 	if (conn_update(&s->client, s->loop, reading) < 0)
 		session_close(s, "epoll failure");
@@ -461,7 +463,7 @@ client_event(struct watch *w, uint32_t events)
 				    "client closed before login" : "client read error");
 				return;
 			}
-		} else if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+		} else if (conn_read(&s->client) < 0) {
 			session_close(s, "client closed during login");
 			return;
 		}
@@ -697,18 +699,28 @@ backend_try_addr(struct session *s)
 		backend_connect_failed(s, strerror(errno));
 		return;
 	}
-	if (loop_watch(s->loop, &s->backend.watch, EPOLLOUT) < 0)
+	/*
+	 * Registered once, edge-triggered, for everything: connect, login
+	 * and relay need no further epoll_ctl on this socket.
+	 */
+	s->backend.edge = true;
+	if (loop_watch(s->loop, &s->backend.watch,
+	    EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0)
 		backend_connect_failed(s, strerror(errno));
 }
 
 static void
-backend_connected(struct session *s)
+backend_connected(struct session *s, uint32_t events)
 {
 	int err = 0, one = 1;
 	socklen_t len = sizeof(err);
 
-	if (getsockopt(s->backend.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+	/* Only an error event needs asking what went wrong. */
+	if ((events & (EPOLLERR | EPOLLHUP)) &&
+	    getsockopt(s->backend.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
+	if ((events & (EPOLLERR | EPOLLHUP)) && err == 0)
+		err = ECONNREFUSED;
 	if (err != 0) {
 		backend_connect_failed(s, strerror(err));
 		return;
@@ -721,7 +733,9 @@ backend_connected(struct session *s)
 		return;
 	}
 	session_enter_state(s, SESSION_BACKEND_GREETING);
-	session_update_backend(s);
+	/* Edge-triggered: a greeting that came with the connect is read now. */
+	if (events & EPOLLIN)
+		backend_event(&s->backend.watch, EPOLLIN);
 }
 
 /* The named backend being tried, or NULL for a plain host. */
@@ -816,7 +830,7 @@ backend_event(struct watch *w, uint32_t events)
 	ssize_t n;
 
 	if (s->state == SESSION_BACKEND_CONNECT) {
-		backend_connected(s);
+		backend_connected(s, events);
 		return;
 	}
 	if (s->state == SESSION_BACKEND_STARTTLS) {
