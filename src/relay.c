@@ -18,6 +18,12 @@
 #define RELAY_SPLICE_CHUNK	(1024 * 1024)
 /* Bytes one session may move per wake-up before yielding to the others. */
 #define RELAY_BUDGET		(4 * 1024 * 1024)
+/*
+ * Small messages (commands, replies) go by recv/send through a buffer on
+ * the stack: two syscalls where splice needs three.  A full read means
+ * more is coming, and the direction switches to splice until it drains.
+ */
+#define RELAY_SMALL		(16 * 1024)
 /* With TLS on either side: bytes in flight per direction (one TLS record). */
 #define RELAY_TLS_BUF		(16 * 1024)
 
@@ -30,6 +36,7 @@ struct relay_dir {
 	bool		 shut;		/* dst's sending side is shut */
 	uint64_t	*bytes;
 	struct relay_dir *other;	/* the opposite direction */
+	bool		 bulk;		/* large transfer under way: splice */
 };
 
 struct relay {
@@ -74,6 +81,49 @@ flush_queued(struct relay_dir *d)
 }
 
 /*
+ * One small read and its write.  A short read leaves the socket empty (a
+ * TCP receive takes all there is), so no read is wasted on EAGAIN; new data
+ * brings a new edge.  What the destination does not take now waits in its
+ * output buffer.  Bytes moved, or -1.
+ */
+static ssize_t
+pump_small(struct relay_dir *d)
+{
+	char chunk[RELAY_SMALL];
+	ssize_t n, w;
+
+	n = recv(d->src->fd, chunk, sizeof(chunk), 0);
+	if (n == 0) {
+		d->eof = true;
+		return 0;
+	}
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			d->src->readable = false;
+			return 0;
+		}
+		return errno == EINTR ? 0 : -1;
+	}
+	if ((size_t)n < sizeof(chunk))
+		d->src->readable = false;
+	else
+		d->bulk = true;
+	*d->bytes += (uint64_t)n;
+	w = d->dst->writable ? send(d->dst->fd, chunk, (size_t)n, MSG_NOSIGNAL) : 0;
+	if (w < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+		w = 0;
+	}
+	if (w < n) {
+		d->dst->writable = false;
+		if (buf_append(&d->dst->out, chunk + w, (size_t)(n - w)) < 0)
+			return -1;
+	}
+	return n;
+}
+
+/*
  * Move what can be moved from d->src to d->dst without blocking.  Returns
  * bytes moved, or -1 on a socket error.
  */
@@ -103,8 +153,14 @@ pump(struct session *s, struct relay_dir *d, size_t budget)
 			else
 				return -1;
 		}
-		if (d->eof || !d->src->readable)
+		if (d->eof || !d->src->readable || buf_len(&d->dst->out) > 0)
 			break;
+		if (!d->bulk) {
+			if ((n = pump_small(d)) < 0)
+				return -1;
+			moved += (size_t)n;
+			continue;
+		}
 		if (d->pipe[0] < 0 && pipe_pool_get(&s->worker->pipes, d->pipe) == 0)
 			return -1;
 		n = splice(d->src->fd, NULL, d->pipe[1], NULL, RELAY_SPLICE_CHUNK,
@@ -113,9 +169,10 @@ pump(struct session *s, struct relay_dir *d, size_t budget)
 			d->inpipe = (size_t)n;
 		else if (n == 0)
 			d->eof = true;
-		else if (errno == EAGAIN)
+		else if (errno == EAGAIN) {
 			d->src->readable = false;
-		else if (errno != EINTR)
+			d->bulk = false;	/* the burst is over */
+		} else if (errno != EINTR)
 			return -1;
 	}
 	if (d->inpipe == 0)
@@ -269,9 +326,9 @@ relay_start(struct session *s)
 	const uint32_t ev = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
 	r->dir[0] = (struct relay_dir){ &s->client, &s->backend, { -1, -1 }, 0,
-	    false, false, &s->bytes_in, &r->dir[1] };
+	    false, false, &s->bytes_in, &r->dir[1], false };
 	r->dir[1] = (struct relay_dir){ &s->backend, &s->client, { -1, -1 }, 0,
-	    false, false, &s->bytes_out, &r->dir[0] };
+	    false, false, &s->bytes_out, &r->dir[0], false };
 	s->relay = r;
 	r->buffered = s->client.ssl != NULL || s->backend.ssl != NULL;
 
@@ -290,9 +347,20 @@ relay_start(struct session *s)
 	}
 	buf_wipe(&s->client.in);
 	buf_free(&s->backend.in);
+	/* Room for what one small read leaves unsent (see pump_small). */
+	if (s->client.out.max < RELAY_SMALL + buf_len(&s->client.out))
+		s->client.out.max = RELAY_SMALL + buf_len(&s->client.out);
+	if (s->backend.out.max < RELAY_SMALL + buf_len(&s->backend.out))
+		s->backend.out.max = RELAY_SMALL + buf_len(&s->backend.out);
 
-	s->client.readable = s->client.writable = true;
-	s->backend.readable = s->backend.writable = true;
+	/*
+	 * Both sockets were read until empty.  The backend is edge-triggered
+	 * already and the client's switch to edge-triggered reports data
+	 * that is waiting, so any new input announces itself.
+	 */
+	s->client.readable = s->client.ssl != NULL;	/* TLS may hold bytes */
+	s->backend.readable = s->backend.ssl != NULL;
+	s->client.writable = s->backend.writable = true;
 	s->client.watch.cb = relay_event;
 	s->backend.watch.cb = relay_event;
 	/* The backend socket is edge-triggered already (see session.c). */
