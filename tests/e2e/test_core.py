@@ -554,6 +554,10 @@ class Limits(unittest.TestCase):
                 "limits = {", "limits = { per_ip = 3; connections = 4;")
         q = Postern(render, popmap=popmap(A, B)).start()
         held = []
+        # The start-up probes (one connection per port) must be gone first.
+        deadline = time.monotonic() + 5
+        while q.log().count("session end") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         try:
             for _ in range(3):
                 held.append(Raw(q.imap_port))
