@@ -21,7 +21,7 @@ conn_init(struct conn *c, int fd, size_t inmax, size_t outmax, watch_cb *cb,
 	buf_init(&c->out, outmax);
 	c->eof = c->readable = c->writable = false;
 	c->ssl = NULL;
-	c->want_read = c->want_write = c->edge = false;
+	c->want_read = c->want_write = c->edge = c->rdhup = false;
 }
 
 /* Map an SSL_get_error() result: 0 would block, -1 failed or EOF. */

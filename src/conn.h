@@ -26,6 +26,7 @@ struct conn {
 	bool		 want_read;	/* TLS needs the socket readable to go on */
 	bool		 want_write;	/* TLS needs the socket writable to go on */
 	bool		 edge;		/* registered edge-triggered for good */
+	bool		 rdhup;		/* the peer's FIN has been seen by epoll */
 };
 
 void	conn_init(struct conn *c, int fd, size_t inmax, size_t outmax,

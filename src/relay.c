@@ -104,10 +104,14 @@ pump_small(struct relay_dir *d)
 		}
 		return errno == EINTR ? 0 : -1;
 	}
-	if ((size_t)n < sizeof(chunk))
-		d->src->readable = false;
-	else
+	/*
+	 * A FIN that came with the data gives no further edge: then read on
+	 * until recv says EOF.
+	 */
+	if ((size_t)n == sizeof(chunk))
 		d->bulk = true;
+	else if (!d->src->rdhup)
+		d->src->readable = false;
 	*d->bytes += (uint64_t)n;
 	w = d->dst->writable ? send(d->dst->fd, chunk, (size_t)n, MSG_NOSIGNAL) : 0;
 	if (w < 0) {
@@ -306,6 +310,8 @@ relay_event(struct watch *w, uint32_t events)
 	struct session *s = w->arg;
 	struct conn *c = w == &s->client.watch ? &s->client : &s->backend;
 
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->rdhup = true;
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 		c->readable = true;
 		if (c->want_read)	/* a TLS write waited for input */
@@ -358,8 +364,8 @@ relay_start(struct session *s)
 	 * already and the client's switch to edge-triggered reports data
 	 * that is waiting, so any new input announces itself.
 	 */
-	s->client.readable = s->client.ssl != NULL;	/* TLS may hold bytes */
-	s->backend.readable = s->backend.ssl != NULL;
+	s->client.readable = s->client.ssl != NULL || s->client.rdhup;
+	s->backend.readable = s->backend.ssl != NULL || s->backend.rdhup;
 	s->client.writable = s->backend.writable = true;
 	s->client.watch.cb = relay_event;
 	s->backend.watch.cb = relay_event;

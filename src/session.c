@@ -837,6 +837,8 @@ backend_event(struct watch *w, uint32_t events)
 		backend_tls_step(s);
 		return;
 	}
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		s->backend.rdhup = true;	/* the relay must not wait for an edge */
 	if (events & EPOLLOUT) {
 		if (conn_flush(&s->backend) < 0) {
 			session_backend_failed(s, FAIL_BACKEND, NULL);
