@@ -17,7 +17,12 @@
 #include "util.h"
 
 #define LISTEN_BACKLOG		1024
-#define ACCEPT_BATCH		64	/* accepts per wake-up, then others' turn */
+/*
+ * Accepts per wake-up.  One, as nginx does by default: the listener is
+ * level-triggered, so a backlog is reported again at once, and no accept
+ * is spent learning that the queue is empty.
+ */
+#define ACCEPT_BATCH		1
 #define PIPE_POOL_MAX		64	/* idle pipes a worker keeps */
 #define PIPE_SIZE		(256 * 1024)
 
@@ -214,6 +219,8 @@ bind_one(const struct listen_cfg *l, char *err, size_t errlen)
 		return -1;
 	}
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Accepted sockets inherit it: no setsockopt per connection. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
 	    (l->addr.ss_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
@@ -282,7 +289,7 @@ listener_event(struct watch *wt, uint32_t events)
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof(peer);
 		unsigned n;
-		int fd, one = 1;
+		int fd;
 
 		fd = accept4(l->fd, (struct sockaddr *)&peer, &plen,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -306,7 +313,6 @@ listener_event(struct watch *wt, uint32_t events)
 			refuse(fd, l, "limits.per_ip reached");
 			continue;
 		}
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		session_start(w, w->gen, &l->cfg, fd, (struct sockaddr *)&peer,
 		    cfg->limits.per_ip > 0);
 	}
