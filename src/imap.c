@@ -200,15 +200,13 @@ auth_plain(struct session *s, const char *b64, size_t len)
 static char *
 auth_login_decode(const char *b64, size_t len, size_t *outlen_r)
 {
-	unsigned char *out = xmalloc(len / 4 * 3 + 3);
+	char *out = base64_decode_alloc(b64, len, outlen_r);
 
-	if (base64_decode(b64, len, out, outlen_r) < 0 ||
-	    !creds_ok((char *)out, *outlen_r)) {
+	if (out != NULL && !creds_ok(out, *outlen_r)) {
 		free(out);
 		return NULL;
 	}
-	out[*outlen_r] = '\0';
-	return (char *)out;
+	return out;
 }
 
 static void

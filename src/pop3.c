@@ -84,19 +84,6 @@ auth_fail(struct session *s, const char *text)
 	session_bad_command(s);
 }
 
-static char *
-decode(const char *b64, size_t len, size_t *outlen_r)
-{
-	unsigned char *out = xmalloc(len / 4 * 3 + 3);
-
-	if (base64_decode(b64, len, out, outlen_r) < 0) {
-		free(out);
-		return NULL;
-	}
-	out[*outlen_r] = '\0';
-	return (char *)out;
-}
-
 static void
 auth_response(struct session *s, const char *b64, size_t len)
 {
@@ -105,7 +92,7 @@ auth_response(struct session *s, const char *b64, size_t len)
 	size_t n;
 	char *v;
 
-	if ((v = decode(b64, len, &n)) == NULL) {
+	if ((v = base64_decode_alloc(b64, len, &n)) == NULL) {
 		auth_fail(s, "Invalid base64 data");
 		return;
 	}

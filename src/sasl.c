@@ -99,6 +99,19 @@ base64_decode(const char *in, size_t inlen, unsigned char *out, size_t *outlen_r
 	return 0;
 }
 
+char *
+base64_decode_alloc(const char *in, size_t inlen, size_t *outlen_r)
+{
+	unsigned char *out = xmalloc(inlen / 4 * 3 + 3);
+
+	if (base64_decode(in, inlen, out, outlen_r) < 0) {
+		free(out);
+		return NULL;
+	}
+	out[*outlen_r] = '\0';
+	return (char *)out;
+}
+
 void
 sasl_creds_set(struct sasl_creds *creds, const char *user, size_t ulen,
     const char *pass, size_t plen)

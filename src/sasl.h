@@ -39,6 +39,9 @@ size_t	base64_encode(const void *in, size_t len, char *out);
 int	base64_decode(const char *in, size_t inlen, unsigned char *out,
 	    size_t *outlen_r);
 
+/* Decode into a fresh NUL-terminated string (malloc'd); NULL if invalid. */
+char	*base64_decode_alloc(const char *in, size_t inlen, size_t *outlen_r);
+
 /*
  * Parse a decoded PLAIN message "authzid NUL authcid NUL passwd".  -1 with a
  * reason if malformed or if authzid names someone other than authcid.
