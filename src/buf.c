@@ -99,28 +99,54 @@ buf_append_str(struct buf *b, const char *s)
 }
 
 int
+buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	size_t avail;
+	char *p;
+	int n;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0 || (size_t)n > buf_room(b))
+		return -1;
+	if (n == 0)
+		return 0;
+	if (buf_reserve(b, (size_t)n + 1, &p, &avail) < 0 || avail <= (size_t)n) {
+		/* Filled to the very maximum, the NUL vsnprintf writes has no room. */
+		char *tmp = malloc((size_t)n + 1);
+		int rc;
+
+		if (tmp == NULL)
+			return -1;
+		vsnprintf(tmp, (size_t)n + 1, fmt, ap);
+		rc = buf_append(b, tmp, (size_t)n);
+		free(tmp);
+		return rc;
+	}
+	vsnprintf(p, (size_t)n + 1, fmt, ap);
+	buf_commit(b, (size_t)n);
+	return 0;
+}
+
+int
 buf_printf(struct buf *b, const char *fmt, ...)
 {
-	char stack[512], *p = stack;
 	va_list ap;
-	int n, ret;
+	int rc;
 
 	va_start(ap, fmt);
-	n = vsnprintf(stack, sizeof(stack), fmt, ap);
+	rc = buf_vprintf(b, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return -1;
-	if ((size_t)n >= sizeof(stack)) {
-		if ((p = malloc((size_t)n + 1)) == NULL)
-			return -1;
-		va_start(ap, fmt);
-		vsnprintf(p, (size_t)n + 1, fmt, ap);
-		va_end(ap);
-	}
-	ret = buf_append(b, p, (size_t)n);
-	if (p != stack)
-		free(p);
-	return ret;
+	return rc;
+}
+
+void
+buf_truncate(struct buf *b, size_t len)
+{
+	if (len < buf_len(b))
+		b->end = b->start + len;
 }
 
 void

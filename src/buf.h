@@ -6,6 +6,7 @@
 #ifndef POSTERN_BUF_H
 #define POSTERN_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 struct buf {
@@ -53,8 +54,16 @@ void	buf_consume(struct buf *b, size_t n);
 /* Append; -1 if it would pass the maximum. */
 int	buf_append(struct buf *b, const void *data, size_t len);
 int	buf_append_str(struct buf *b, const char *s);
+/*
+ * Format straight into the buffer, however long the text: -1 (nothing
+ * appended) if it would pass the maximum.
+ */
 int	buf_printf(struct buf *b, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
+int	buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+	    __attribute__((format(printf, 2, 0)));
+/* Drop bytes from the tail so that len are left (undo an append). */
+void	buf_truncate(struct buf *b, size_t len);
 /* Overwrite the readable bytes with zeros (they held a secret), then drop them. */
 void	buf_wipe(struct buf *b);
 

@@ -126,28 +126,36 @@ conn_read(struct conn *c)
 {
 	ssize_t total = 0;
 
-	for (;;) {
+	while (!c->eof) {
 		char *p;
 		size_t avail;
 		ssize_t n;
 
-		if (buf_reserve(&c->in, CONN_READ_CHUNK, &p, &avail) < 0)
+		if (buf_reserve(&c->in, CONN_READ_CHUNK, &p, &avail) < 0) {
+			c->readable = true;	/* full: the rest waits */
 			return total;
+		}
 		n = conn_recv(c, p, avail);
 		if (n > 0) {
 			buf_commit(&c->in, (size_t)n);
 			total += n;
-			/* TLS may hold more decrypted bytes than the socket shows. */
+			/*
+			 * A short TCP read took all there was.  TLS reads one
+			 * record at a time and may have left whole records in
+			 * the socket: only WANT_READ says it ran dry.
+			 */
 			if ((size_t)n < avail && c->ssl == NULL)
-				return total;
+				break;
 			continue;
 		}
 		if (buf_len(&c->in) == 0)
 			buf_free(&c->in);
-		if (n == 0)
-			return total;
-		return total > 0 && c->eof ? total : -1;
+		if (n < 0 && !c->eof)
+			return -1;
+		break;
 	}
+	c->readable = false;
+	return total;
 }
 
 int
@@ -171,11 +179,11 @@ conn_update(struct conn *c, struct loop *loop, bool reading)
 
 	if (c->fd < 0 || c->edge)
 		return 0;
-	if ((reading && buf_room(&c->in) > 0) || c->want_read)
-		ev |= EPOLLIN;
+	if ((reading && !c->eof && buf_room(&c->in) > 0) || c->want_read)
+		ev |= EPOLLIN | EPOLLRDHUP;
 	if (buf_len(&c->out) > 0 || c->want_write)
 		ev |= EPOLLOUT;
-	return loop_watch(loop, &c->watch, ev | EPOLLRDHUP);
+	return loop_watch(loop, &c->watch, ev);
 }
 
 void

@@ -20,8 +20,8 @@ struct conn {
 	struct buf	 in;
 	struct buf	 out;
 	bool		 eof;		/* the peer closed its sending side */
-	bool		 readable;	/* edge-triggered readiness (relay) */
-	bool		 writable;
+	bool		 readable;	/* input may be waiting: read before waiting */
+	bool		 writable;	/* the relay's edge-triggered output readiness */
 	SSL		*ssl;		/* NULL: plaintext */
 	bool		 want_read;	/* TLS needs the socket readable to go on */
 	bool		 want_write;	/* TLS needs the socket writable to go on */
@@ -32,16 +32,25 @@ struct conn {
 void	conn_init(struct conn *c, int fd, size_t inmax, size_t outmax,
 	    watch_cb *cb, void *arg);
 /*
- * Read what the socket has, up to the input maximum.  Returns bytes read,
- * 0 if nothing was available (or no room), -1 on EOF or error (c->eof set
- * on a clean EOF).
+ * Read what the socket has, up to the input maximum.  Returns the bytes
+ * read (0: none waiting, no room, or EOF already seen), or -1 on an error.
+ * A clean EOF is not an error: c->eof is set and the bytes before it are
+ * returned.  Afterwards c->readable tells whether more may be waiting: it is
+ * cleared when the socket (and TLS) ran dry or at EOF, and set when the
+ * buffer filled first.  Whoever consumes input must then read again: an
+ * edge-triggered socket gives no new event for bytes already there, and
+ * TLS may hold decrypted bytes that no socket event announces.
  */
 ssize_t	conn_read(struct conn *c);
 /* Write buffered output.  1 all written, 0 some left (wait for EPOLLOUT), -1 error. */
 int	conn_flush(struct conn *c);
 /*
- * Update the loop interest: EPOLLIN if `reading`, EPOLLOUT while output
- * waits.  A no-op for edge-triggered connections (registered for all).
+ * Update the loop interest of a level-triggered connection: input
+ * (EPOLLIN | EPOLLRDHUP) only while `reading`, the buffer has room and no EOF
+ * was seen -- a full buffer or a read-out peer must not keep reporting
+ * readiness -- and EPOLLOUT while output waits.  EPOLLERR and EPOLLHUP come
+ * regardless: they mean the connection is dead.  A no-op for edge-triggered
+ * connections (registered for all).
  */
 int	conn_update(struct conn *c, struct loop *loop, bool reading);
 /*

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "imap_id.h"
 #include "imap_parse.h"
 #include "log.h"
 #include "proto.h"
@@ -21,7 +22,6 @@
  */
 
 #define IMAP_CAPS_BASE	"IMAP4rev1 LITERAL+ SASL-IR ID"
-#define IMAP_ID_MAX	1024	/* the client's ID list we keep */
 #define IMAP_CHUNKS	3	/* LOGIN pieces split by synchronising literals */
 
 enum imap_mode {
@@ -34,6 +34,7 @@ enum imap_mode {
 enum imap_backend_step {
 	STEP_GREETING,		/* waiting for "* OK" */
 	STEP_STARTTLS,		/* STARTTLS sent, waiting for the tagged OK */
+	STEP_TLS_CAPABILITY,	/* CAPABILITY asked again over TLS */
 	STEP_LOGIN,		/* LOGIN sent, waiting for "+" or tagged reply */
 	STEP_CAPABILITY,	/* CAPABILITY sent after login */
 };
@@ -42,7 +43,7 @@ struct imap_state {
 	struct imap_parser	 parser;
 	enum imap_mode		 mode;
 	char			 tag[IMAP_TAG_MAX + 1];	/* the login command's */
-	char			*id;		/* the client's ID parameters */
+	struct imap_id		*id;		/* the client's ID, NULL if none */
 	enum imap_backend_step	 step;
 	bool			 literal_plus;	/* backend announced LITERAL+ */
 	bool			 sasl_ir;	/* backend announced SASL-IR */
@@ -105,6 +106,8 @@ imap_free(struct session *s)
 		return;
 	imap_parser_free(&is->parser);
 	free_chunks(is);
+	if (is->id != NULL)
+		imap_id_clear(is->id);
 	free(is->id);
 	free(is->caps);
 	free(is->ok_text);
@@ -280,49 +283,22 @@ cmd_authenticate(struct session *s, const struct imap_arg *args, size_t nargs)
 	session_send(s, "+ VXNlcm5hbWU6\r\n");	/* "Username:" */
 }
 
-/* Keep the client's ID parameters (re-quoted) to forward later. */
+/* Check the client's ID and keep what may be forwarded to the backend. */
 static void
 cmd_id(struct session *s, const struct imap_arg *args, size_t nargs)
 {
 	struct imap_state *is = st(s);
-	char out[IMAP_ID_MAX];
-	size_t o = 0;
+	const char *error;
 
-	for (size_t i = 0; i < nargs && o + 8 < sizeof(out); i++) {
-		const struct imap_arg *a = &args[i];
-
-		if (a->type == IMAP_ARG_LIST_START || a->type == IMAP_ARG_LIST_END) {
-			if (a->type == IMAP_ARG_LIST_END && o > 0 && out[o - 1] == ' ')
-				o--;
-			out[o++] = a->type == IMAP_ARG_LIST_START ? '(' : ')';
-			if (a->type == IMAP_ARG_LIST_END)
-				out[o++] = ' ';
-			continue;
-		}
-		if (a->type == IMAP_ARG_ATOM && strcasecmp(a->str, "NIL") == 0) {
-			o += (size_t)snprintf(out + o, sizeof(out) - o, "NIL ");
-			continue;
-		}
-		out[o++] = '"';
-		for (size_t k = 0; k < a->len && o + 4 < sizeof(out); k++) {
-			char c = a->str[k];
-
-			if (c == '\r' || c == '\n' || c == '\0')
-				continue;
-			if (c == '"' || c == '\\')
-				out[o++] = '\\';
-			out[o++] = c;
-		}
-		out[o++] = '"';
-		out[o++] = ' ';
+	if (is->id == NULL)
+		is->id = xcalloc(1, sizeof(*is->id));
+	if (imap_id_parse(args, nargs, is->id, &error) < 0) {
+		session_send(s, "%s BAD %s\r\n", is->parser.tag, error);
+		session_bad_command(s);
+		return;
 	}
-	while (o > 0 && out[o - 1] == ' ')
-		o--;
-	out[o] = '\0';
-	free(is->id);
-	is->id = xstrdup(out);
-	session_send(s, "* ID (\"name\" \"postern\" \"version\" \"%s\")\r\n"
-	    "%s OK ID completed\r\n", PACKAGE_VERSION, is->parser.tag);
+	session_send(s, "* ID (\"name\" \"postern\")\r\n%s OK ID completed\r\n",
+	    is->parser.tag);
 }
 
 static void
@@ -412,6 +388,11 @@ imap_client_input(struct session *s)
 				return;
 			continue;
 		}
+		/* The tail of an overlong AUTHENTICATE line is no command. */
+		if (!session_skip_overlong(s))
+			return;
+		if (buf_len(&s->client.in) == 0)
+			return;
 		r = imap_parser_feed(&is->parser, buf_head(&s->client.in),
 		    buf_len(&s->client.in), &used);
 		buf_consume(&s->client.in, used);
@@ -495,7 +476,7 @@ build_master_login(struct session *s)
 	const char *user = s->route->backend_user != NULL ?
 	    s->route->backend_user : s->user;
 	const char *error;
-	char *b64, line[64];
+	char *b64;
 
 	if (sasl_master_plain("imap", s->backend_name, user,
 	    s->cfg->master.master_user, s->cfg->master.master_password,
@@ -514,11 +495,10 @@ build_master_login(struct session *s)
 		buf_wipe(&b);
 	} else {
 		add_chunk(is, "P1 AUTHENTICATE PLAIN\r\n");
-		snprintf(line, sizeof(line), "\r\n");
 		is->chunklen[is->nchunks] = strlen(b64) + 2;
 		is->chunks[is->nchunks] = xmalloc(strlen(b64) + 3);
 		memcpy(is->chunks[is->nchunks], b64, strlen(b64));
-		memcpy(is->chunks[is->nchunks] + strlen(b64), line, 3);
+		memcpy(is->chunks[is->nchunks] + strlen(b64), "\r\n", 3);
 		is->nchunks++;
 	}
 	explicit_bzero(b64, strlen(b64));
@@ -548,70 +528,111 @@ build_login(struct session *s)
 	sasl_creds_clear(&s->creds);
 }
 
-static void	send_next_chunk(struct session *s);
+static int	send_next_chunk(struct session *s);
+static bool	has_capability(const char *caps, const char *cap);
 
 /*
  * Tell an ID-capable backend who the client really is (RFC 2971 with the
- * x-originating-* fields Dovecot and others honour from trusted proxies),
- * along with the client's own ID fields.  Pipelined before the login; the
- * reply (tag P0) is ignored.
+ * x-originating-* and x-connected-* fields Dovecot and others honour from
+ * trusted proxies), followed by what the client said of itself.  postern's
+ * fields come first and the client's reserved ones were dropped, so the
+ * backend cannot be told a forged address.  Pipelined before the login;
+ * the reply (tag P0) is ignored.
  */
-static void
+static int
 send_id(struct session *s)
 {
 	struct imap_state *is = st(s);
-	char ip[INET6_ADDRSTRLEN] = "", line[IMAP_ID_MAX + 256];
-	unsigned port = 0;
-	const char *client = "";
-	size_t clen = 0;
+	char ip[INET6_ADDRSTRLEN] = "", port[8], lip[INET6_ADDRSTRLEN] = "",
+	    lport[8];
+	struct imap_id_pair ours[] = {
+		{ (char *)"x-originating-ip", ip },
+		{ (char *)"x-originating-port", port },
+		{ (char *)"x-connected-ip", lip },
+		{ (char *)"x-connected-port", lport },
+	};
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	struct buf b;
+	int rc;
 
-	if (s->peer_addr.sa.sa_family == AF_INET) {
-		inet_ntop(AF_INET, &s->peer_addr.in.sin_addr, ip, sizeof(ip));
-		port = ntohs(s->peer_addr.in.sin_port);
-	} else if (s->peer_addr.sa.sa_family == AF_INET6) {
-		inet_ntop(AF_INET6, &s->peer_addr.in6.sin6_addr, ip, sizeof(ip));
-		port = ntohs(s->peer_addr.in6.sin6_port);
+	sockaddr_split(&s->peer_addr.sa, ip, sizeof(ip), port, sizeof(port));
+	if (getsockname(s->client.fd, (struct sockaddr *)&local, &llen) < 0)
+		memset(&local, 0, sizeof(local));
+	sockaddr_split((struct sockaddr *)&local, lip, sizeof(lip), lport,
+	    sizeof(lport));
+	buf_init(&b, IMAP_ID_WIRE_MAX + 16);
+	(void)buf_append_str(&b, "P0 ID ");
+	if (imap_id_format(&b, ours, nitems(ours), is->id) < 0 ||
+	    buf_append(&b, "\r\n", 2) < 0) {
+		buf_free(&b);
+		session_backend_failed(s, FAIL_BACKEND, "cannot build the ID command");
+		return -1;
 	}
-	if (is->id != NULL && is->id[0] == '(' && strlen(is->id) > 2) {
-		client = is->id + 1;		/* the fields, without parentheses */
-		clen = strlen(client) - 1;
-	}
-	snprintf(line, sizeof(line), "P0 ID (%.*s%s\"x-originating-ip\" \"%s\" "
-	    "\"x-originating-port\" \"%u\")\r\n", (int)clen, client,
-	    clen ? " " : "", ip, port);
-	session_backend_send(s, line, strlen(line));
+	rc = session_backend_send(s, buf_head(&b), buf_len(&b));
+	buf_free(&b);
+	return rc;
 }
 
 static void
 start_login(struct session *s)
 {
-	if (st(s)->backend_id)
-		send_id(s);
+	if (st(s)->backend_id && send_id(s) < 0)
+		return;
 	if (s->cfg->master.login == BACKEND_LOGIN_MASTER) {
 		if (build_master_login(s) < 0)
 			return;
 	} else
 		build_login(s);
 	st(s)->step = STEP_LOGIN;
-	send_next_chunk(s);
+	(void)send_next_chunk(s);
 }
 
+/*
+ * TLS is up after STARTTLS: what the backend announced in plaintext no
+ * longer counts (RFC 3501 6.2.1), so ask again before logging in.
+ */
 static void
 imap_backend_tls_ready(struct session *s)
 {
-	start_login(s);
+	struct imap_state *is = st(s);
+
+	is->literal_plus = is->sasl_ir = is->backend_id = false;
+	is->step = STEP_TLS_CAPABILITY;
+	(void)session_backend_send(s, "P0 CAPABILITY\r\n", 15);
 }
 
-static void
+/* -1 when the login failed meanwhile (the chunks are gone then). */
+static int
 send_next_chunk(struct session *s)
 {
 	struct imap_state *is = st(s);
 	size_t i = is->chunk++;
 
-	session_backend_send(s, is->chunks[i], is->chunklen[i]);
+	if (session_backend_send(s, is->chunks[i], is->chunklen[i]) < 0)
+		return -1;
 	explicit_bzero(is->chunks[i], is->chunklen[i]);
 	free(is->chunks[i]);
 	is->chunks[i] = NULL;
+	return 0;
+}
+
+/* Text from the backend that is copied to the client: no control bytes. */
+static bool
+safe_text(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static void
+learn_capabilities(struct imap_state *is, const char *caps)
+{
+	is->literal_plus = has_capability(caps, "LITERAL+");
+	is->sasl_ir = has_capability(caps, "SASL-IR");
+	is->backend_id = has_capability(caps, "ID");
 }
 
 /* Find "[CAPABILITY ...]" at the start of resp-text; returns the list. */
@@ -659,6 +680,14 @@ finish_login(struct session *s)
 	session_backend_ready(s);
 }
 
+/* Still in the login dialogue (not failed, not relaying, not in TLS)? */
+static bool
+backend_talking_imap(const struct session *s)
+{
+	return s->state == SESSION_BACKEND_LOGIN ||
+	    s->state == SESSION_BACKEND_GREETING;
+}
+
 /* One backend line, CRLF stripped.  Returns false once the session moved on. */
 static bool
 backend_line(struct session *s, char *line)
@@ -675,19 +704,16 @@ backend_line(struct session *s, char *line)
 		}
 		rest = line[4] == ' ' ? line + 5 : line + 4;
 		if ((caps = resp_capability(rest, &rest)) != NULL) {
-			is->literal_plus = has_capability(caps, "LITERAL+");
-			is->sasl_ir = has_capability(caps, "SASL-IR");
-			is->backend_id = has_capability(caps, "ID");
+			learn_capabilities(is, caps);
 			free(caps);
 		}
 		if (session_backend_tls(s) == TLS_MODE_STARTTLS) {
 			is->step = STEP_STARTTLS;
-			session_backend_send(s, "P0 STARTTLS\r\n", 13);
-			return true;
+			return session_backend_send(s, "P0 STARTTLS\r\n", 13) == 0;
 		}
 		session_enter_state(s, SESSION_BACKEND_LOGIN);
 		start_login(s);
-		return true;
+		return backend_talking_imap(s);
 	case STEP_STARTTLS:
 		if (line[0] == '*')
 			return true;
@@ -697,6 +723,20 @@ backend_line(struct session *s, char *line)
 		}
 		session_backend_starttls(s);
 		return false;
+	case STEP_TLS_CAPABILITY:
+		if (str_prefix_ci(line, strlen(line), "* CAPABILITY ")) {
+			learn_capabilities(is, line + 13);
+			return true;
+		}
+		if (line[0] == '*')
+			return true;
+		if (strncmp(line, "P0 OK", 5) != 0) {
+			session_backend_failed(s, FAIL_BACKEND,
+			    "backend refused CAPABILITY after STARTTLS");
+			return false;
+		}
+		start_login(s);
+		return backend_talking_imap(s);
 	case STEP_LOGIN:
 	case STEP_CAPABILITY:
 		if (line[0] == '+' && is->step == STEP_LOGIN) {
@@ -705,12 +745,13 @@ backend_line(struct session *s, char *line)
 				    "unexpected continuation");
 				return false;
 			}
-			send_next_chunk(s);
-			return true;
+			return send_next_chunk(s) == 0;
 		}
 		if (str_prefix_ci(line, strlen(line), "* CAPABILITY ")) {
-			free(is->caps);
-			is->caps = xstrdup(line + 13);
+			if (safe_text(line + 13)) {
+				free(is->caps);
+				is->caps = xstrdup(line + 13);
+			}
 			return true;
 		}
 		if (line[0] == '*' || strncmp(line, "P0 ", 3) == 0)
@@ -725,14 +766,16 @@ backend_line(struct session *s, char *line)
 			if (is->step == STEP_LOGIN) {
 				if ((caps = resp_capability(rest, &rest)) != NULL) {
 					free(is->caps);
-					is->caps = caps;
+					is->caps = safe_text(caps) ? caps : NULL;
+					if (is->caps == NULL)
+						free(caps);
 				}
 				free(is->ok_text);
-				is->ok_text = xstrdup(rest);
+				is->ok_text = safe_text(rest) ? xstrdup(rest) : NULL;
 				if (is->caps == NULL && s->cfg->capability[PROTO_IMAP][0] == '\0') {
 					is->step = STEP_CAPABILITY;
-					session_backend_send(s, "P2 CAPABILITY\r\n", 15);
-					return true;
+					return session_backend_send(s,
+					    "P2 CAPABILITY\r\n", 15) == 0;
 				}
 			}
 			finish_login(s);
@@ -740,7 +783,7 @@ backend_line(struct session *s, char *line)
 		}
 		if (is->step == STEP_LOGIN && str_prefix_ci(rest, strlen(rest), "NO")) {
 			rest += rest[2] == ' ' ? 3 : 2;
-			session_backend_failed(s, FAIL_AUTH, rest);
+			session_backend_failed(s, FAIL_AUTH, safe_text(rest) ? rest : NULL);
 			return false;
 		}
 		session_backend_failed(s, FAIL_BACKEND, rest);
@@ -765,7 +808,7 @@ imap_login_failed(struct session *s, enum session_fail fail, const char *text)
 	free(is->caps);
 	free(is->ok_text);
 	is->caps = is->ok_text = NULL;
-	is->literal_plus = false;
+	is->literal_plus = is->sasl_ir = is->backend_id = false;
 	switch (fail) {
 	case FAIL_AUTH:
 		if (text != NULL && text[0] != '\0')

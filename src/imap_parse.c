@@ -6,6 +6,9 @@
 #include "imap_parse.h"
 #include "util.h"
 
+/* First allocation of the argument arena; it doubles from here. */
+#define IMAP_ARENA_MIN	256
+
 enum {
 	P_TAG,
 	P_CMD,
@@ -48,10 +51,40 @@ void
 imap_parser_free(struct imap_parser *p)
 {
 	if (p->arena != NULL) {
-		explicit_bzero(p->arena, p->max);
+		explicit_bzero(p->arena, p->arenacap);
 		free(p->arena);
 	}
 	p->arena = NULL;
+	p->arenacap = 0;
+}
+
+/*
+ * Make room for `need` arena bytes.  The arena starts small and doubles up
+ * to max + 1, so a session that sends a short command holds a short arena.
+ * It moves by copy and wipe, not realloc: it may hold a password.
+ */
+static void
+arena_reserve(struct imap_parser *p, size_t need)
+{
+	size_t cap = p->arenacap ? p->arenacap : IMAP_ARENA_MIN;
+	char *n;
+
+	if (need <= p->arenacap)
+		return;
+	while (cap < need)
+		cap *= 2;
+	if (cap > p->max + 1)
+		cap = p->max + 1;
+	n = xmalloc(cap);
+	if (p->arena != NULL) {
+		memcpy(n, p->arena, p->arenalen);
+		for (size_t i = 0; i < p->nargs; i++)
+			p->args[i].str = n + (p->args[i].str - p->arena);
+		explicit_bzero(p->arena, p->arenacap);
+		free(p->arena);
+	}
+	p->arena = n;
+	p->arenacap = cap;
 }
 
 bool
@@ -112,8 +145,7 @@ arg_open(struct imap_parser *p, enum imap_arg_type type)
 {
 	if (p->nargs == IMAP_ARGS_MAX)
 		return -1;
-	if (p->arena == NULL)
-		p->arena = xmalloc(p->max + 1);
+	arena_reserve(p, p->arenalen + 1);
 	p->args[p->nargs].type = type;
 	p->args[p->nargs].literal = false;
 	p->argstart = p->arenalen;
@@ -126,6 +158,7 @@ arg_close(struct imap_parser *p)
 {
 	struct imap_arg *a = &p->args[p->nargs++];
 
+	arena_reserve(p, p->arenalen + 1);
 	a->str = p->arena + p->argstart;
 	a->len = p->arenalen - p->argstart;
 	p->arena[p->arenalen++] = '\0';
@@ -137,6 +170,7 @@ arena_add(struct imap_parser *p, char c)
 	/* +1 keeps room for the closing NUL. */
 	if (p->arenalen + 1 >= p->max)
 		return -1;
+	arena_reserve(p, p->arenalen + 2);
 	p->arena[p->arenalen++] = c;
 	return 0;
 }
@@ -210,6 +244,7 @@ imap_parser_feed(struct imap_parser *p, const char *data, size_t len,
 		if (p->state == P_LIT_DATA) {
 			size_t n = len - i < p->litleft ? len - i : p->litleft;
 
+			arena_reserve(p, p->arenalen + n + 1);
 			memcpy(p->arena + p->arenalen, data + i, n);
 			p->arenalen += n;
 			p->used += n;

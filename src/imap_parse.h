@@ -49,8 +49,9 @@ struct imap_parser {
 	size_t		 taglen;
 	char		 cmd[IMAP_CMD_MAX + 1];
 	size_t		 cmdlen;
-	char		*arena;		/* argument bytes, `max` long */
+	char		*arena;		/* argument bytes, grown up to `max` */
 	size_t		 arenalen;
+	size_t		 arenacap;
 	size_t		 argstart;	/* arena offset of the open argument */
 	struct imap_arg	 args[IMAP_ARGS_MAX];
 	size_t		 nargs;

@@ -284,15 +284,29 @@ pop3_client_input(struct session *s)
 
 /* Backend side. */
 
-static void
+/* Nothing that ends or splits a POP3 command line. */
+static bool
+line_safe(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+			return false;
+	return true;
+}
+
+static int
 send_user(struct session *s)
 {
 	const char *user = s->route->backend_user != NULL ?
 	    s->route->backend_user : s->user;
 
-	session_backend_send(s, "USER ", 5);
-	session_backend_send(s, user, strlen(user));
-	session_backend_send(s, "\r\n", 2);
+	/* The directory's value too: it must not inject commands. */
+	if (!line_safe(user, strlen(user))) {
+		session_backend_failed(s, FAIL_BACKEND,
+		    "backend user name holds a line break");
+		return -1;
+	}
+	return session_backend_printf(s, "USER %s\r\n", user);
 }
 
 /* backend.login = "master": AUTH PLAIN with the initial response (RFC 5034). */
@@ -310,24 +324,27 @@ send_master_auth(struct session *s)
 		session_backend_failed(s, FAIL_BACKEND, error);
 		return false;
 	}
-	session_backend_send(s, "AUTH PLAIN ", 11);
-	session_backend_send(s, b64, strlen(b64));
-	session_backend_send(s, "\r\n", 2);
-	explicit_bzero(b64, strlen(b64));
-	free(b64);
+	if (session_backend_printf(s, "AUTH PLAIN %s\r\n", b64) < 0) {
+		secret_free(&b64);
+		return false;
+	}
+	secret_free(&b64);
 	sasl_creds_clear(&s->creds);
 	st(s)->step = STEP_PASS;
 	return true;
 }
 
-/* First login command: USER, or the master's AUTH PLAIN. */
-static void
+static int
 send_pass(struct session *s)
 {
-	session_backend_send(s, "PASS ", 5);
-	session_backend_send(s, s->creds.password, s->creds.password_len);
-	session_backend_send(s, "\r\n", 2);
+	int rc;
+
+	if ((rc = session_backend_send(s, "PASS ", 5)) == 0 &&
+	    (rc = session_backend_send(s, s->creds.password,
+	    s->creds.password_len)) == 0)
+		rc = session_backend_send(s, "\r\n", 2);
 	sasl_creds_clear(&s->creds);
+	return rc;
 }
 
 /*
@@ -341,9 +358,18 @@ begin_login(struct session *s)
 {
 	if (s->cfg->master.login == BACKEND_LOGIN_MASTER)
 		return send_master_auth(s);
-	send_user(s);
-	send_pass(s);
+	if (send_user(s) < 0 || send_pass(s) < 0)
+		return false;
 	st(s)->step = STEP_USER;
+	return true;
+}
+
+static bool
+line_printable(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
 	return true;
 }
 
@@ -373,9 +399,8 @@ backend_line(struct session *s, char *line)
 			return false;
 		}
 		if (session_backend_tls(s) == TLS_MODE_STARTTLS) {
-			session_backend_send(s, "STLS\r\n", 6);
 			ps->step = STEP_STLS;
-			return true;
+			return session_backend_send(s, "STLS\r\n", 6) == 0;
 		}
 		session_enter_state(s, SESSION_BACKEND_LOGIN);
 		return begin_login(s);
@@ -398,7 +423,9 @@ backend_line(struct session *s, char *line)
 			session_backend_failed(s, FAIL_AUTH, status_text(line));
 			return false;
 		}
-		session_send(s, "%s\r\n", line);
+		/* The backend's own words, unless they hold control bytes. */
+		session_send(s, "%s\r\n", line_printable(line) ? line :
+		    "+OK Logged in.");
 		session_backend_ready(s);
 		return false;
 	}
@@ -423,7 +450,8 @@ pop3_login_failed(struct session *s, enum session_fail fail, const char *text)
 	st(s)->step = STEP_GREETING;
 	switch (fail) {
 	case FAIL_AUTH:
-		if (text != NULL && text[0] != '\0' && strncmp(text, "[SYS/", 5) != 0)
+		if (text != NULL && text[0] != '\0' && strncmp(text, "[SYS/", 5) != 0 &&
+		    line_printable(text))
 			session_send(s, "-ERR %s%s\r\n",
 			    text[0] == '[' ? "" : "[AUTH] ", text);
 		else

@@ -1,5 +1,7 @@
 #include "autoconf.h"
 
+#include <string.h>
+
 #include "pop3_parse.h"
 
 int
@@ -7,6 +9,9 @@ pop3_parse_line(const char *line, size_t len, struct pop3_cmd *cmd)
 {
 	size_t i;
 
+	/* A bare CR (or a NUL) would split the line at the backend. */
+	if (memchr(line, '\r', len) != NULL || memchr(line, '\0', len) != NULL)
+		return -1;
 	for (i = 0; i < len && line[i] != ' '; i++) {
 		char c = line[i];
 

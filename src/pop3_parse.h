@@ -15,7 +15,8 @@ struct pop3_cmd {
 /*
  * Split a line (CRLF already stripped) into keyword and argument.  The
  * argument is everything after the first space, so PASS keeps spaces in
- * passwords.  -1 if the keyword is empty, too long or not letters.
+ * passwords.  -1 if the keyword is empty, too long or not letters, or the
+ * line holds a CR or a NUL (a backend would see two lines).
  */
 int	pop3_parse_line(const char *line, size_t len, struct pop3_cmd *cmd);
 

@@ -94,7 +94,7 @@ pump_small(struct relay_dir *d)
 
 	n = recv(d->src->fd, chunk, sizeof(chunk), 0);
 	if (n == 0) {
-		d->eof = true;
+		d->eof = d->src->eof = true;
 		return 0;
 	}
 	if (n < 0) {
@@ -172,7 +172,7 @@ pump(struct session *s, struct relay_dir *d, size_t budget)
 		if (n > 0)
 			d->inpipe = (size_t)n;
 		else if (n == 0)
-			d->eof = true;
+			d->eof = d->src->eof = true;
 		else if (errno == EAGAIN) {
 			d->src->readable = false;
 			d->bulk = false;	/* the burst is over */
@@ -360,12 +360,17 @@ relay_start(struct session *s)
 		s->backend.out.max = RELAY_SMALL + buf_len(&s->backend.out);
 
 	/*
-	 * Both sockets were read until empty.  The backend is edge-triggered
-	 * already and the client's switch to edge-triggered reports data
-	 * that is waiting, so any new input announces itself.
+	 * The client's switch to edge-triggered reports data that is waiting.
+	 * The backend has been edge-triggered all along: its readable flag
+	 * says whether the login left input unread.  TLS may hold records no
+	 * socket event will announce, and a FIN seen already gives no edge.
 	 */
-	s->client.readable = s->client.ssl != NULL || s->client.rdhup;
-	s->backend.readable = s->backend.ssl != NULL || s->backend.rdhup;
+	r->dir[0].eof = s->client.eof;
+	r->dir[1].eof = s->backend.eof;
+	s->client.readable = s->client.readable || s->client.ssl != NULL ||
+	    s->client.rdhup;
+	s->backend.readable = s->backend.readable || s->backend.ssl != NULL ||
+	    s->backend.rdhup;
 	s->client.writable = s->backend.writable = true;
 	s->client.watch.cb = relay_event;
 	s->backend.watch.cb = relay_event;

@@ -437,7 +437,9 @@ worker_wind_down(struct worker *w, bool relays_too)
 	worker_close_listeners(w);
 	for (s = w->sessions; s != NULL; s = next) {
 		next = s->next;
-		if (relays_too || s->state != SESSION_RELAY)
+		if (relays_too)
+			session_abort(s);
+		else if (s->state != SESSION_RELAY)
 			session_shutdown(s, "Server shutting down");
 	}
 	if (w->nsessions == 0)

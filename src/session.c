@@ -27,9 +27,22 @@
 #include "util.h"
 
 /* Output queued for a client before login: replies are small. */
-#define CLIENT_OUT_MAX	(64 * 1024)
-/* A backend's greeting and login replies. */
-#define BACKEND_IN_MAX	(16 * 1024)
+#define CLIENT_OUT_MAX		(64 * 1024)
+/* A backend's greeting and login replies: the longest line must fit. */
+#define BACKEND_IN_MAX		(64 * 1024)
+/*
+ * The login dialogue sent to a backend: the credentials (bounded by
+ * limits.line_length, at most doubled by quoting) plus this much for the
+ * forwarded ID and the commands around them.
+ */
+#define BACKEND_OUT_EXTRA	(40 * 1024)
+/*
+ * A closing session reads and discards what the client still sends for up
+ * to LINGER_MS or LINGER_BYTES, so that its goodbye is not destroyed by the
+ * reset a close with unread input makes the kernel send.
+ */
+#define LINGER_MS		2000
+#define LINGER_BYTES		(256 * 1024)
 
 static const char *const state_names[] = {
 	[SESSION_GREETING] = "GREETING",
@@ -79,6 +92,12 @@ static void	backend_tls_step(struct session *s);
 static const char *session_user(const struct session *s);
 static void	client_tls_step(struct session *s);
 static void	session_resume_input(void *arg);
+static void	client_work(struct session *s);
+static void	backend_work(struct session *s);
+static bool	session_linger(struct session *s);
+static void	linger_step(struct session *s);
+static void	linger_event(struct watch *w, uint32_t events);
+static void	linger_end(struct session *s);
 static dir_result_cb lookup_done;
 
 const char *
@@ -119,6 +138,20 @@ session_alive(const struct session *s)
 	return s->state != SESSION_CLOSING;
 }
 
+static size_t
+backend_out_max(const struct config *cfg)
+{
+	return (size_t)cfg->limits.line_length * 2 + BACKEND_OUT_EXTRA;
+}
+
+/* Waiting for the backend's greeting or a reply to the login dialogue. */
+static bool
+backend_talking(const struct session *s)
+{
+	return s->state == SESSION_BACKEND_GREETING ||
+	    s->state == SESSION_BACKEND_LOGIN;
+}
+
 void
 session_start(struct worker *w, struct gen *gen, const struct listen_cfg *listen,
     int fd, const struct sockaddr *peer, bool per_ip_counted)
@@ -138,9 +171,11 @@ session_start(struct worker *w, struct gen *gen, const struct listen_cfg *listen
 	memcpy(&s->peer_addr, peer, peer->sa_family == AF_INET6 ?
 	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
 	s->per_ip_counted = per_ip_counted;
+	s->cmd_credit = SESSION_PREAUTH_BURST * 1000;
+	s->cmd_stamp_ms = s->started_ms;
 	conn_init(&s->client, fd, cfg->limits.line_length + 2, CLIENT_OUT_MAX,
 	    client_event, s);
-	conn_init(&s->backend, -1, BACKEND_IN_MAX, cfg->limits.line_length * 2 + 1024,
+	conn_init(&s->backend, -1, BACKEND_IN_MAX, backend_out_max(cfg),
 	    backend_event, s);
 	timer_init(&s->timer, session_timeout, s);
 	worker_add_session(w, s);
@@ -222,15 +257,16 @@ client_tls_step(struct session *s)
 		s->proto->free(s);
 	s->proto->start(s, s->greet_after_tls);
 	s->greet_after_tls = false;
-	session_update_client(s);
-	if (s->state == SESSION_PREAUTH && buf_len(&s->client.in) == 0 &&
-	    SSL_pending(s->client.ssl) > 0)
-		loop_post(s->loop, session_resume_input, s);
+	/* Records that came with the handshake are already inside OpenSSL. */
+	s->client.readable = true;
+	client_work(s);
 }
 
 void
 session_send_raw(struct session *s, const void *data, size_t len)
 {
+	if (!session_alive(s))
+		return;
 	if (buf_append(&s->client.out, data, len) < 0) {
 		/* A client that does not read its replies. */
 		session_close(s, "client not reading");
@@ -240,24 +276,48 @@ session_send_raw(struct session *s, const void *data, size_t len)
 void
 session_send(struct session *s, const char *fmt, ...)
 {
-	char line[1024];
 	va_list ap;
-	int n;
+	int rc;
 
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n < 0)
+	if (!session_alive(s))
 		return;
-	session_send_raw(s, line, (size_t)n < sizeof(line) ? (size_t)n :
-	    sizeof(line) - 1);
+	va_start(ap, fmt);
+	rc = buf_vprintf(&s->client.out, fmt, ap);
+	va_end(ap);
+	if (rc < 0)
+		session_close(s, "client not reading");
 }
 
-void
+int
 session_backend_send(struct session *s, const void *data, size_t len)
 {
-	if (buf_append(&s->backend.out, data, len) < 0)
-		session_backend_failed(s, FAIL_BACKEND, NULL);
+	if (!session_alive(s) || s->backend.fd < 0)
+		return -1;
+	if (buf_append(&s->backend.out, data, len) < 0) {
+		session_backend_failed(s, FAIL_BACKEND,
+		    "login dialogue larger than the backend buffer");
+		return -1;
+	}
+	return 0;
+}
+
+int
+session_backend_printf(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	if (!session_alive(s) || s->backend.fd < 0)
+		return -1;
+	va_start(ap, fmt);
+	rc = buf_vprintf(&s->backend.out, fmt, ap);
+	va_end(ap);
+	if (rc < 0) {
+		session_backend_failed(s, FAIL_BACKEND,
+		    "login dialogue larger than the backend buffer");
+		return -1;
+	}
+	return 0;
 }
 
 /* Set client interest for the current state; flush what we can first. */
@@ -314,6 +374,112 @@ session_free(void *arg)
 	free(s);
 }
 
+/*
+ * Close the client's side gently: flush what is queued (a goodbye), shut
+ * the sending side, then read and discard what the client still sends,
+ * for a moment.  Closing a socket that holds unread input makes the kernel
+ * answer with a reset, and a reset can destroy the goodbye on its way.
+ * False when there is nothing to wait for: close at once.
+ */
+static bool
+session_linger(struct session *s)
+{
+	struct conn *c = &s->client;
+
+	if (c->fd < 0)
+		return false;
+	buf_wipe(&c->in);
+	if (buf_len(&c->out) > 0 && conn_flush(c) < 0)
+		return false;
+	if (c->eof && buf_len(&c->out) == 0)
+		return false;		/* read to the end, nothing left to say */
+	s->lingering = true;
+	s->linger_bytes = 0;
+	c->watch.cb = linger_event;
+	loop_timer_in(s->loop, &s->timer, LINGER_MS);
+	linger_step(s);
+	return true;
+}
+
+static void
+linger_step(struct session *s)
+{
+	struct conn *c = &s->client;
+	char sink[4096];
+	int rc;
+
+	if (buf_len(&c->out) > 0) {
+		if ((rc = conn_flush(c)) < 0) {
+			linger_end(s);
+			return;
+		}
+		if (rc == 0) {
+			if (loop_watch(s->loop, &c->watch, EPOLLOUT | EPOLLIN |
+			    EPOLLRDHUP) < 0)
+				linger_end(s);
+			return;
+		}
+	}
+	if (!s->linger_shut) {
+		/* A close_notify, if the socket takes it now; never wait. */
+		if (c->ssl != NULL && SSL_is_init_finished(c->ssl))
+			(void)SSL_shutdown(c->ssl);
+		(void)shutdown(c->fd, SHUT_WR);
+		s->linger_shut = true;
+	}
+	/* Raw bytes, TLS or not: nobody reads them. */
+	for (;;) {
+		ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+
+		if (n > 0) {
+			s->linger_bytes += (size_t)n;
+			if (s->linger_bytes > LINGER_BYTES) {
+				linger_end(s);
+				return;
+			}
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		linger_end(s);		/* the client's EOF, or an error */
+		return;
+	}
+	if (loop_watch(s->loop, &c->watch, EPOLLIN | EPOLLRDHUP) < 0)
+		linger_end(s);
+}
+
+static void
+linger_event(struct watch *w, uint32_t events)
+{
+	struct session *s = w->arg;
+
+	if (events & EPOLLERR) {
+		linger_end(s);
+		return;
+	}
+	linger_step(s);
+}
+
+static void
+linger_end(struct session *s)
+{
+	if (!s->lingering)
+		return;
+	s->lingering = false;
+	loop_timer_cancel(s->loop, &s->timer);
+	conn_close(&s->client, s->loop);
+	loop_post(s->loop, session_free, s);
+}
+
+void
+session_abort(struct session *s)
+{
+	session_shutdown(s, "Server shutting down");
+	linger_end(s);
+}
+
 static const char *
 session_user(const struct session *s)
 {
@@ -328,8 +494,6 @@ session_close(struct session *s, const char *outcome)
 	if (!session_alive(s))
 		return;
 	ms = loop_now(s->loop) - s->started_ms;
-	if (s->client.fd >= 0 && buf_len(&s->client.out) > 0)
-		(void)conn_flush(&s->client);	/* best effort: a goodbye */
 	log_info("session end client=%s proto=%s user=%s backend=%s in=%llu "
 	    "out=%llu duration=%llu.%03llus state=%s outcome=\"%s\"",
 	    s->peer, s->proto->name, session_user(s),
@@ -350,8 +514,10 @@ session_close(struct session *s, const char *outcome)
 	if (s->addrs != NULL)
 		freeaddrinfo(s->addrs);
 	s->addrs = s->addr = NULL;
-	conn_close(&s->client, s->loop);
 	conn_close(&s->backend, s->loop);
+	if (session_linger(s))
+		return;
+	conn_close(&s->client, s->loop);
 	/* Callers up the stack may still look at s: free it after they return. */
 	loop_post(s->loop, session_free, s);
 }
@@ -366,6 +532,23 @@ session_shutdown(struct session *s, const char *text)
 	session_close(s, text);
 }
 
+bool
+session_skip_overlong(struct session *s)
+{
+	struct buf *in = &s->client.in;
+	char *lf;
+
+	if (!s->skipping)
+		return true;
+	if ((lf = memchr(buf_head(in), '\n', buf_len(in))) == NULL) {
+		buf_consume(in, buf_len(in));
+		return false;
+	}
+	buf_consume(in, (size_t)(lf - buf_head(in)) + 1);
+	s->skipping = false;
+	return true;
+}
+
 int
 session_next_line(struct session *s, char **line_r, size_t *len_r,
     size_t *used_r)
@@ -375,16 +558,8 @@ session_next_line(struct session *s, char **line_r, size_t *len_r,
 	char *line;
 	int rc;
 
-	while (s->skipping) {
-		char *lf = memchr(buf_head(in), '\n', buf_len(in));
-
-		if (lf == NULL) {
-			buf_consume(in, buf_len(in));
-			return 0;
-		}
-		buf_consume(in, (size_t)(lf - buf_head(in)) + 1);
-		s->skipping = false;
-	}
+	if (!session_skip_overlong(s))
+		return 0;
 	if ((rc = buf_find_line(in, max, &len)) <= 0) {
 		if (rc < 0) {
 			buf_consume(in, buf_len(in));
@@ -405,11 +580,20 @@ session_next_line(struct session *s, char **line_r, size_t *len_r,
 bool
 session_count_command(struct session *s)
 {
-	if (++s->commands > SESSION_PREAUTH_COMMANDS_MAX) {
+	uint64_t now = loop_now(s->loop);
+	uint64_t credit = s->cmd_credit +
+	    (now - s->cmd_stamp_ms) * SESSION_PREAUTH_RATE;
+
+	/* Credit is kept in thousandths of a command. */
+	s->cmd_stamp_ms = now;
+	s->cmd_credit = credit > SESSION_PREAUTH_BURST * 1000 ?
+	    SESSION_PREAUTH_BURST * 1000 : (uint32_t)credit;
+	if (s->cmd_credit < 1000) {
 		s->proto->bye(s, "Too many commands before login");
 		session_close(s, "too many commands before login");
 		return false;
 	}
+	s->cmd_credit -= 1000;
 	return true;
 }
 
@@ -435,39 +619,62 @@ client_event(struct watch *w, uint32_t events)
 {
 	struct session *s = w->arg;
 
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		/* A reset: nobody is left to answer. */
+		session_close(s, "client connection reset");
+		return;
+	}
 	if (s->state == SESSION_TLS_HANDSHAKE) {
 		client_tls_step(s);
 		return;
 	}
-	if (events & EPOLLOUT) {
-		if (conn_flush(&s->client) < 0) {
-			session_close(s, "client write error");
-			return;
-		}
-		/* Commands held back while replies were unread. */
-		if (s->state == SESSION_PREAUTH && buf_len(&s->client.in) > 0)
-			s->proto->client_input(s);
-		if (!session_alive(s))
-			return;
+	if ((events & EPOLLOUT) && conn_flush(&s->client) < 0) {
+		session_close(s, "client write error");
+		return;
 	}
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
-		if (s->state == SESSION_PREAUTH) {
-			ssize_t n = conn_read(&s->client);
+	if (events & (EPOLLIN | EPOLLRDHUP))
+		s->client.readable = true;
+	client_work(s);
+}
 
-			if (n > 0 || buf_len(&s->client.in) > 0)
-				s->proto->client_input(s);
-			if (!session_alive(s))
-				return;
-			if (n < 0 && s->state == SESSION_PREAUTH) {
-				session_close(s, s->client.eof ?
-				    "client closed before login" : "client read error");
-				return;
-			}
-		} else if (conn_read(&s->client) < 0) {
-			session_close(s, "client closed during login");
+/*
+ * Read what the client sent (as far as the input buffer takes it) and,
+ * before login, let the protocol answer it.  During a login input is only
+ * buffered: it goes to the backend once the relay starts.  An EOF is a
+ * half-close, never an error: the client may still read the answers.
+ * Loops while input may be waiting that no event would announce (a full
+ * buffer was emptied, or TLS holds decrypted bytes).
+ */
+static void
+client_work(struct session *s)
+{
+	struct conn *c = &s->client;
+
+	while (session_alive(s) && s->state != SESSION_TLS_HANDSHAKE) {
+		bool preauth = s->state == SESSION_PREAUTH;
+
+		if (c->readable && !c->eof && buf_room(&c->in) > 0 &&
+		    conn_read(c) < 0) {
+			session_close(s, "client read error");
 			return;
 		}
+		if (!preauth)
+			break;
+		if (buf_len(&c->in) > 0 && session_can_answer(s))
+			s->proto->client_input(s);
+		if (s->state != SESSION_PREAUTH)
+			continue;
+		if (!session_can_answer(s))
+			break;		/* replies unread: EPOLLOUT resumes us */
+		if (c->eof) {
+			/* Every complete command is answered; no more will come. */
+			session_close(s, "client closed before login");
+			return;
+		}
+		if (!c->readable || buf_room(&c->in) == 0)
+			break;
 	}
+	/* After STARTTLS this flushes the go-ahead and starts the handshake. */
 	session_update_client(s);
 }
 
@@ -734,8 +941,8 @@ backend_connected(struct session *s, uint32_t events)
 	}
 	session_enter_state(s, SESSION_BACKEND_GREETING);
 	/* Edge-triggered: a greeting that came with the connect is read now. */
-	if (events & EPOLLIN)
-		backend_event(&s->backend.watch, EPOLLIN);
+	s->backend.readable = (events & (EPOLLIN | EPOLLRDHUP)) != 0;
+	backend_work(s);
 }
 
 /* The named backend being tried, or NULL for a plain host. */
@@ -798,16 +1005,18 @@ backend_tls_step(struct session *s)
 		session_backend_failed(s, FAIL_BACKEND, "TLS handshake failed");
 		return;
 	}
+	/* What came with the handshake's last flight is inside OpenSSL now. */
+	s->backend.readable = true;
 	if (!s->backend_greeted) {
 		/* Implicit TLS: now the greeting. */
 		session_enter_state(s, SESSION_BACKEND_GREETING);
-		session_update_backend(s);
+		backend_work(s);
 		return;
 	}
 	session_enter_state(s, SESSION_BACKEND_LOGIN);
 	s->proto->backend_tls_ready(s);
 	if (s->state == SESSION_BACKEND_LOGIN)
-		session_update_backend(s);
+		backend_work(s);
 }
 
 void
@@ -827,37 +1036,53 @@ static void
 backend_event(struct watch *w, uint32_t events)
 {
 	struct session *s = w->arg;
-	ssize_t n;
 
 	if (s->state == SESSION_BACKEND_CONNECT) {
 		backend_connected(s, events);
 		return;
 	}
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		s->backend.readable = true;
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		s->backend.rdhup = true;	/* the relay must not wait for an edge */
 	if (s->state == SESSION_BACKEND_STARTTLS) {
 		backend_tls_step(s);
 		return;
 	}
-	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		s->backend.rdhup = true;	/* the relay must not wait for an edge */
-	if (events & EPOLLOUT) {
-		if (conn_flush(&s->backend) < 0) {
-			session_backend_failed(s, FAIL_BACKEND, NULL);
-			return;
-		}
+	if ((events & EPOLLOUT) && conn_flush(&s->backend) < 0) {
+		session_backend_failed(s, FAIL_BACKEND, "backend write error");
+		return;
 	}
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
-		n = conn_read(&s->backend);
-		if (buf_len(&s->backend.in) > 0)
-			s->proto->backend_input(s);
-		if (!session_alive(s) || s->state == SESSION_RELAY ||
-		    s->state == SESSION_PREAUTH)
-			return;
-		if (n < 0) {
-			session_backend_failed(s, FAIL_BACKEND, "backend closed the connection");
+	backend_work(s);
+}
+
+/*
+ * The backend's socket is edge-triggered: read and answer until it runs
+ * dry, or until the session leaves the login dialogue (what is left then
+ * belongs to the client, or to the TLS handshake).
+ */
+static void
+backend_work(struct session *s)
+{
+	struct conn *c = &s->backend;
+
+	while (backend_talking(s) && c->readable) {
+		if (conn_read(c) < 0) {
+			session_backend_failed(s, FAIL_BACKEND,
+			    "backend connection reset");
 			return;
 		}
-		if (buf_room(&s->backend.in) == 0) {
+		if (buf_len(&c->in) > 0)
+			s->proto->backend_input(s);
+		if (!backend_talking(s))
+			return;
+		if (buf_room(&c->in) == 0) {
 			session_backend_failed(s, FAIL_BACKEND, "backend reply too long");
+			return;
+		}
+		if (c->eof) {
+			session_backend_failed(s, FAIL_BACKEND,
+			    "backend closed the connection");
 			return;
 		}
 	}
@@ -871,16 +1096,7 @@ session_resume_input(void *arg)
 
 	if (s->state != SESSION_PREAUTH)
 		return;
-	/* TLS may hold decrypted bytes that epoll cannot announce. */
-	if (s->client.ssl != NULL && SSL_pending(s->client.ssl) > 0 &&
-	    conn_read(&s->client) < 0 && buf_len(&s->client.in) == 0) {
-		session_close(s, "client closed before login");
-		return;
-	}
-	if (buf_len(&s->client.in) == 0)
-		return;
-	s->proto->client_input(s);
-	session_update_client(s);
+	client_work(s);
 }
 
 void
@@ -986,6 +1202,10 @@ session_timeout(struct timer *t)
 	struct session *s = t->arg;
 	uint64_t idle_ms = (uint64_t)s->cfg->timeouts.idle * 1000;
 
+	if (s->lingering) {
+		linger_end(s);
+		return;
+	}
 	switch (s->state) {
 	case SESSION_RELAY:
 		if (loop_now(s->loop) - s->active_ms < idle_ms) {

@@ -94,8 +94,12 @@ struct session {
 
 	unsigned		 auth_failures;
 	unsigned		 bad_commands;
-	unsigned		 commands;	/* before login */
+	uint32_t		 cmd_credit;	/* pre-login commands, in 1/1000 */
+	uint64_t		 cmd_stamp_ms;	/* when cmd_credit was last topped up */
 	bool			 skipping;	/* discarding an overlong line */
+	bool			 lingering;	/* closed; draining the client's input */
+	bool			 linger_shut;	/* our sending side is shut */
+	size_t			 linger_bytes;	/* discarded while lingering */
 	bool			 client_tls;	/* TLS is up with the client */
 	bool			 greet_after_tls;	/* implicit TLS: greet when up */
 	bool			 backend_greeted;	/* backend TLS comes after its greeting */
@@ -129,8 +133,14 @@ const char *session_state_name(enum session_state state);
 void	session_backend_lines(struct session *s,
 	    bool (*fn)(struct session *s, char *line));
 
-/* Commands a client may send before logging in, then it is disconnected. */
-#define SESSION_PREAUTH_COMMANDS_MAX	64
+/*
+ * Commands before login are paced, not counted: a client may pipeline a
+ * burst of SESSION_PREAUTH_BURST, then SESSION_PREAUTH_RATE a second; one
+ * that goes faster is told goodbye.  (limits.bad_commands and the login
+ * timeout bound the rest.)
+ */
+#define SESSION_PREAUTH_BURST		4096
+#define SESSION_PREAUTH_RATE		256
 /* Stop reading client commands while this much output waits unread. */
 #define SESSION_CLIENT_BACKLOG		(16 * 1024)
 
@@ -142,8 +152,14 @@ void	session_backend_lines(struct session *s,
  */
 int	session_next_line(struct session *s, char **line_r, size_t *len_r,
 	    size_t *used_r);
-/* Count a command before login; false (and the session closing) past the cap. */
+/* Count a command before login; false (and the session closing) past the rate. */
 bool	session_count_command(struct session *s);
+/*
+ * Discard the rest of an overlong line (session_next_line() said -1, or
+ * the protocol gave up on a line): true once it is gone, false when more
+ * input is needed.
+ */
+bool	session_skip_overlong(struct session *s);
 /* Is there room to answer another command now? */
 bool	session_can_answer(const struct session *s);
 
@@ -151,8 +167,14 @@ bool	session_can_answer(const struct session *s);
 void	session_send(struct session *s, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	session_send_raw(struct session *s, const void *data, size_t len);
-/* Queue bytes for the backend (login dialogue). */
-void	session_backend_send(struct session *s, const void *data, size_t len);
+/*
+ * Queue bytes for the backend (login dialogue).  -1 when they do not fit:
+ * the login has then failed (session_backend_failed) and the caller must
+ * stop.
+ */
+int	session_backend_send(struct session *s, const void *data, size_t len);
+int	session_backend_printf(struct session *s, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
 
 /* The listener offers STARTTLS and it has not happened yet. */
 bool	session_starttls_offered(const struct session *s);
@@ -182,6 +204,8 @@ void	session_backend_failed(struct session *s, enum session_fail fail,
 void	session_close(struct session *s, const char *outcome);
 /* Ask the client to leave (drain, shutdown): a goodbye, then close. */
 void	session_shutdown(struct session *s, const char *text);
+/* End now, lingering close included (stop). */
+void	session_abort(struct session *s);
 
 /* The relay is over (either side closed, error or idle timeout). */
 void	session_relay_done(struct session *s, const char *outcome);

@@ -149,10 +149,11 @@ hostport_parse(const char *s, char **host_r, uint16_t *port_r,
 		char *end;
 		long port;
 
+		/* Digits only: strtol alone takes " 143" and "+143". */
 		errno = 0;
 		port = strtol(portstr, &end, 10);
-		if (*portstr == '\0' || *end != '\0' || errno != 0 ||
-		    port < 1 || port > 65535) {
+		if (portstr[0] < '0' || portstr[0] > '9' || *end != '\0' ||
+		    errno != 0 || port < 1 || port > 65535) {
 			*error_r = "port must be 1..65535";
 			return -1;
 		}
@@ -160,6 +161,32 @@ hostport_parse(const char *s, char **host_r, uint16_t *port_r,
 	}
 	*host_r = xstrndup(host, hostlen);
 	return 0;
+}
+
+void
+sockaddr_split(const struct sockaddr *sa, char *addr, size_t addrlen,
+    char *port, size_t portlen)
+{
+	const void *a = NULL;
+	unsigned p = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
+
+		a = &sin->sin_addr;
+		p = ntohs(sin->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+
+		a = &sin6->sin6_addr;
+		p = ntohs(sin6->sin6_port);
+	}
+	if (a == NULL || inet_ntop(sa->sa_family, a, addr, (socklen_t)addrlen) == NULL) {
+		str_copy(addr, "", addrlen);
+		str_copy(port, "", portlen);
+		return;
+	}
+	snprintf(port, portlen, "%u", p);
 }
 
 void

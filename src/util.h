@@ -35,6 +35,9 @@ uint64_t clock_ms(void);
 int	 hostport_parse(const char *s, char **host_r, uint16_t *port_r,
 	    const char **error_r);
 
+/* The address and port of a socket address as text ("" if not IP). */
+void	 sockaddr_split(const struct sockaddr *sa, char *addr, size_t addrlen,
+	    char *port, size_t portlen);
 /* "addr:port" / "[addr]:port" of a socket address. */
 void	 sockaddr_format(const struct sockaddr *sa, char *out, size_t outlen);
 

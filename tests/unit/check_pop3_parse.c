@@ -77,15 +77,28 @@ START_TEST(test_empty_argument)
 }
 END_TEST
 
-START_TEST(test_argument_with_nul_and_8bit)
+START_TEST(test_argument_with_8bit)
 {
-	static const char line[] = "PASS p\0\xc3\xa4w";
+	static const char line[] = "PASS p\xc3\xa4w";
 	struct pop3_cmd cmd;
 
 	memset(&cmd, 0, sizeof(cmd));
 	ck_assert_int_eq(pop3_parse_line(line, sizeof(line) - 1, &cmd), 0);
-	ck_assert_uint_eq(cmd.arglen, 5);
-	ck_assert_mem_eq(cmd.arg, "p\0\xc3\xa4w", 5);
+	ck_assert_uint_eq(cmd.arglen, 4);
+	ck_assert_mem_eq(cmd.arg, "p\xc3\xa4w", 4);
+}
+END_TEST
+
+START_TEST(test_nul_and_bare_cr_refused)
+{
+	/* Either would split the line in two at the backend. */
+	static const char nul[] = "PASS p\0w";
+	struct pop3_cmd cmd;
+
+	ck_assert_int_eq(pop3_parse_line(nul, sizeof(nul) - 1, &cmd), -1);
+	ck_assert_int_eq(parse("PASS a\rQUIT", &cmd), -1);
+	ck_assert_int_eq(parse("USER a\r", &cmd), -1);
+	ck_assert_int_eq(parse("\rUSER a", &cmd), -1);
 }
 END_TEST
 
@@ -164,7 +177,8 @@ pop3_parse_suite(void)
 	tcase_add_test(tc, test_argument);
 	tcase_add_test(tc, test_argument_keeps_spaces);
 	tcase_add_test(tc, test_empty_argument);
-	tcase_add_test(tc, test_argument_with_nul_and_8bit);
+	tcase_add_test(tc, test_argument_with_8bit);
+	tcase_add_test(tc, test_nul_and_bare_cr_refused);
 	tcase_add_test(tc, test_length_not_nul);
 	tcase_add_test(tc, test_empty_line);
 	tcase_add_test(tc, test_keyword_length);
