@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "directory.h"
 #include "util.h"
 
 #define DEFAULT_FILTER "(|(&(objectClass=perditionPopmap)(uid=%u))" \
@@ -48,6 +49,10 @@ tls_mode_name(enum tls_mode mode)
 {
 	return tls_mode_names[mode];
 }
+
+static int	fail(struct loader *ld, const config_setting_t *s,
+		    const char *key, const char *fmt, ...)
+		    __attribute__((format(printf, 4, 5)));
 
 static int
 fail(struct loader *ld, const config_setting_t *s, const char *key,
@@ -226,6 +231,8 @@ config_defaults(struct config *c)
 	c->directory.ldap.sasl_mech = xstrdup("");
 	c->directory.ldap.ca_file = xstrdup("");
 	c->directory.ldap.pool = 4;
+	c->directory.ldap.auth_pool = 2;
+	c->directory.ldap.queue = 4096;
 	c->directory.ldap.timeout = 5;
 	c->directory.ldap.failback = 60;
 	c->directory.ldap.attr_username = xstrdup("username");
@@ -540,12 +547,75 @@ load_capability(struct loader *ld, const config_setting_t *root, struct config *
 	return 0;
 }
 
+static bool
+dn_valid(const char *text)
+{
+	LDAPDN dn = NULL;
+
+	if (ldap_str2dn(text, &dn, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS)
+		return false;
+	ldap_dnfree(dn);
+	return true;
+}
+
+/*
+ * A filter or base template is expanded for a sample user and the result
+ * checked as the server would parse it (RFC 4515 filter, RFC 4514 DN), so a
+ * typo fails here, not at every login.
+ */
+static int
+check_ldap_template(struct loader *ld, const config_setting_t *g,
+    const char *name, const char *tmpl, bool dn)
+{
+	static const struct username sample = { "user@example.org", "user",
+	    "example.org" };
+	const config_setting_t *s = config_setting_get_member(g, name);
+	char key[64], out[4096];
+	const char *error;
+	size_t off;
+
+	snprintf(key, sizeof(key), "directory.ldap.%s", name);
+	if (ldap_expand(tmpl, &sample, PROTO_IMAP, dn, out, sizeof(out)) < 0)
+		return fail(ld, s, key, "unknown %%-sequence (use %%u, %%l, %%d, %%p "
+		    "or %%%%) or too long");
+	if (dn) {
+		if (out[0] != '\0' && !dn_valid(out))
+			return fail(ld, s, key, "\"%s\" is not a valid DN", tmpl);
+		return 0;
+	}
+	if (ldap_filter_check(out, &off, &error) < 0)
+		return fail(ld, s, key, "not an RFC 4515 filter: %s at offset %zu "
+		    "of \"%s\"", error, off, out);
+	return 0;
+}
+
+/* An attribute description: a name (letters, digits, '-') or an OID. */
+static int
+check_attr_name(struct loader *ld, const config_setting_t *attrs,
+    const char *name, const char *value)
+{
+	const config_setting_t *s = attrs != NULL ?
+	    config_setting_get_member(attrs, name) : NULL;
+	char key[64];
+	bool ok = value[0] != '\0';
+
+	for (const char *p = value; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == ';'))
+			ok = false;
+	if (ok)
+		return 0;
+	snprintf(key, sizeof(key), "directory.ldap.attributes.%s", name);
+	return fail(ld, s, key, "\"%s\" is not an attribute name", value);
+}
+
 static int
 load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 {
 	static const char *const keys[] = { "uri", "base", "scope", "filter",
 	    "bind_dn", "bind_password", "bind_password_file", "sasl_mech",
-	    "starttls", "ca_file", "pool", "timeout", "failback", "attributes", NULL };
+	    "starttls", "ca_file", "pool", "auth_pool", "queue", "timeout",
+	    "failback", "attributes", NULL };
 	static const char *const attr_keys[] = { "username", "host", "port", NULL };
 	static const char *const scopes[] = { [LDAP_SCOPE_BASE] = "base",
 	    [LDAP_SCOPE_ONELEVEL] = "one", [LDAP_SCOPE_SUBTREE] = "sub" };
@@ -569,6 +639,8 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 	    get_bool(ld, g, P, "starttls", &l->starttls) < 0 ||
 	    get_str(ld, g, P, "ca_file", &l->ca_file) < 0 ||
 	    get_uint(ld, g, P, "pool", 1, 64, &l->pool) < 0 ||
+	    get_uint(ld, g, P, "auth_pool", 1, 64, &l->auth_pool) < 0 ||
+	    get_uint(ld, g, P, "queue", 1, 1000000, &l->queue) < 0 ||
 	    get_uint(ld, g, P, "timeout", 1, 300, &l->timeout) < 0 ||
 	    get_uint(ld, g, P, "failback", 1, 86400, &l->failback) < 0 ||
 	    get_group(ld, g, P, "attributes", &attrs) < 0)
@@ -581,11 +653,18 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 	if (l->uri[0] == '\0')
 		return fail(ld, config_setting_get_member(g, "uri"), "directory.ldap.uri",
 		    "must name at least one LDAP URI");
-	if (l->filter[0] != '(')
-		return fail(ld, config_setting_get_member(g, "filter"),
-		    "directory.ldap.filter", "must be an RFC 4515 filter in parentheses");
+	if (check_ldap_template(ld, g, "filter", l->filter, false) < 0 ||
+	    check_ldap_template(ld, g, "base", l->base, true) < 0)
+		return -1;
+	if (check_attr_name(ld, attrs, "username", l->attr_username) < 0 ||
+	    check_attr_name(ld, attrs, "host", l->attr_host) < 0 ||
+	    check_attr_name(ld, attrs, "port", l->attr_port) < 0)
+		return -1;
 	if (l->bind_password[0] != '\0' && l->bind_password_file[0] != '\0')
 		return fail(ld, g, P, "set bind_password or bind_password_file, not both");
+	if (l->bind_dn[0] != '\0' && !dn_valid(l->bind_dn))
+		return fail(ld, config_setting_get_member(g, "bind_dn"),
+		    "directory.ldap.bind_dn", "\"%s\" is not a valid DN", l->bind_dn);
 	return 0;
 }
 

@@ -62,7 +62,9 @@ struct ldap_cfg {
 	char		*sasl_mech;
 	bool		 starttls;
 	char		*ca_file;
-	unsigned	 pool;
+	unsigned	 pool;		/* search connections */
+	unsigned	 auth_pool;	/* bind connections (auth.verify) */
+	unsigned	 queue;		/* lookups waiting, per queue */
 	unsigned	 timeout;	/* seconds */
 	unsigned	 failback;	/* seconds on a backup URI before retrying the first */
 	char		*attr_username;

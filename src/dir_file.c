@@ -144,8 +144,11 @@ popmap_parse_line(const char *line, char **user_r, struct route **route_r,
 		return -1;
 	}
 	r = route_new();
-	if (buser != NULL)
-		route_set_backend_user(r, buser);
+	if (buser != NULL && route_set_backend_user(r, buser, error_r) < 0) {
+		route_unref(&r);
+		free(copy);
+		return -1;
+	}
 	for (h = strtok_r(hosts, ",", &save); h != NULL; h = strtok_r(NULL, ",", &save)) {
 		if (route_add_host(r, h, error_r) < 0) {
 			route_unref(&r);

@@ -15,28 +15,43 @@
 #include <unistd.h>
 
 #include "directory.h"
+#include "ldap_entry.h"
 #include "log.h"
 #include "route.h"
 #include "util.h"
 
 /*
- * The LDAP directory: `pool` connections, each driven by a thread of its
- * own, take lookups from one shared queue.  A connection pipelines many
- * searches (ldap_search_ext + ldap_result), so one slow answer does not hold
- * up the rest.  Workers never touch LDAP: they queue a request and get the
- * answer posted back to their loop.
+ * The LDAP directory: `pool` search connections, each driven by a thread
+ * of its own, take lookups from one bounded queue and pipeline them
+ * (ldap_search_ext + ldap_result), so one slow answer does not hold up the
+ * rest.  Password checks (auth.verify = "ldap-bind") have a queue and
+ * `auth_pool` connections of their own: a bind changes a connection's
+ * identity and blocks it, so it never shares one with searches.  Workers
+ * never touch LDAP: they queue a request and get the answer posted back to
+ * their loop.
  *
- * A connection that breaks hands its unanswered requests back to the queue
- * and reconnects with backoff, trying the URIs in order; while connected to
- * a backup URI it returns to the first after `failback` seconds.  When no
- * connection is up, queued requests fail at once as temporary failures, so
- * clients hear about an outage promptly (or get a stale cached route).
+ * Every queued request carries a deadline.  Past the queue's bound a new
+ * request fails at once (load shedding); a request whose deadline passed or
+ * whose session gave up is dropped when it is taken from the queue, never
+ * sent.  A request that the server refuses (an operation error) fails on
+ * its own: only a broken link drops the connection.  A connection that
+ * breaks hands its unanswered requests back to the queue and reconnects
+ * with backoff -- reset only once a connection has proven itself --
+ * starting with the URI after the one that failed; while on a backup URI it
+ * returns to the first after `failback` seconds.  When no connection is up,
+ * queued requests fail at once with the reason (unreachable, or credentials
+ * refused), so clients hear of an outage promptly (or get a stale route).
  */
 
 #define LDAP_BATCH		64	/* requests a connection takes at once */
 #define LDAP_PENDING_MAX	256	/* outstanding searches per connection */
 #define LDAP_BACKOFF_MIN_MS	100
+#define LDAP_BACKOFF_MAX_MS	5000
+/* Up this long (or answering), a connection has proven itself. */
+#define LDAP_PROVEN_MS		10000
 #define LDAP_FILTER_MAX		4096
+#define LDAP_LOG_EVERY_MS	10000	/* repeated warnings: once per this */
+#define LDAP_CHECK_USER		"postern-check@example.invalid"
 
 struct queued {
 	struct dir_request	*req;
@@ -44,27 +59,40 @@ struct queued {
 	struct queued		*next;
 };
 
+/* A bounded FIFO of requests shared by one pool's threads. */
+struct ldap_queue {
+	pthread_mutex_t		 mtx;		/* guards all but evfd */
+	struct queued		*head, **tail;
+	size_t			 len, max;
+	bool			 stop;
+	int			 evfd;		/* wakes the pool's threads */
+};
+
 struct pending {
 	int			 msgid;
 	struct dir_request	*req;
 	uint64_t		 deadline;
+	uint64_t		 sent;
 };
 
 struct dir_ldap;
 
+/* One connection and the thread that drives it (search or bind pool). */
 struct ldap_conn {
 	struct dir_ldap		*dl;
 	unsigned		 id;
 	pthread_t		 thread;
 	bool			 started;
 	LDAP			*ld;
-	size_t			 uri_idx;
+	size_t			 uri_idx;	/* in use, or to try first */
 	uint64_t		 connected_at;
+	uint64_t		 heard_at;	/* last message from the server */
+	bool			 proven;	/* has answered, or stayed up */
 	uint64_t		 backoff_ms;
 	uint64_t		 next_try;
+	unsigned		 seed;		/* backoff jitter */
 	struct pending		 pending[LDAP_PENDING_MAX];
 	size_t			 npending;
-	LDAP			*auth_ld;	/* for user binds (ldap-bind) */
 };
 
 struct dir_ldap {
@@ -74,79 +102,203 @@ struct dir_ldap {
 	size_t			 nuris;
 	char			*password;
 	char			*attrs[4];
-	int			 evfd;		/* wakes connection threads */
 
-	pthread_mutex_t		 mtx;		/* guards the queue and stop */
-	struct queued		*head, **tail;
-	bool			 stop;
-	_Atomic unsigned	 up;		/* connections bound and ready */
+	struct ldap_queue	 searches;
+	struct ldap_queue	 binds;
+	_Atomic unsigned	 up;		/* search connections bound */
 
-	struct ldap_conn	*conns;
+	pthread_mutex_t		 why_mtx;
+	char			 why_down[256];	/* what fail-fast answers say */
+
+	_Atomic unsigned long	 shed;		/* refused: queue full */
+	struct log_limit	 log_down, log_lost, log_shed, log_expired;
+
+	struct ldap_conn	*conns;		/* pool search connections */
 	unsigned		 nconns;
+	struct ldap_conn	*binders;	/* auth_pool bind connections */
+	unsigned		 nbinders;
 };
 
+/* Queues. */
+
+static int
+queue_init(struct ldap_queue *q, size_t max)
+{
+	pthread_mutex_init(&q->mtx, NULL);
+	q->head = NULL;
+	q->tail = &q->head;
+	q->len = 0;
+	q->max = max;
+	q->stop = false;
+	q->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	return q->evfd < 0 ? -1 : 0;
+}
+
 static void
-wake(struct dir_ldap *dl)
+queue_wake(struct ldap_queue *q)
 {
 	uint64_t one = 1;
 
-	if (write(dl->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (write(q->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_warning("ldap: eventfd: %s", strerror(errno));
 }
 
-static void
-enqueue(struct dir_ldap *dl, struct dir_request *req, uint64_t deadline,
+/*
+ * Add a request.  A new one (front = false) past the bound is refused
+ * (-1); one handed back by a broken connection goes first, whatever the
+ * bound: it was admitted already.
+ */
+static int
+queue_put(struct ldap_queue *q, struct dir_request *req, uint64_t deadline,
     bool front)
 {
-	struct queued *q = xmalloc(sizeof(*q));
+	struct queued *e;
 
-	q->req = req;
-	q->deadline = deadline;
-	pthread_mutex_lock(&dl->mtx);
-	if (front) {
-		q->next = dl->head;
-		if (dl->head == NULL)
-			dl->tail = &q->next;
-		dl->head = q;
-	} else {
-		q->next = NULL;
-		*dl->tail = q;
-		dl->tail = &q->next;
+	pthread_mutex_lock(&q->mtx);
+	if (!front && q->len >= q->max) {
+		pthread_mutex_unlock(&q->mtx);
+		return -1;
 	}
-	pthread_mutex_unlock(&dl->mtx);
-	wake(dl);
+	e = xmalloc(sizeof(*e));
+	e->req = req;
+	e->deadline = deadline;
+	if (front) {
+		e->next = q->head;
+		if (q->head == NULL)
+			q->tail = &e->next;
+		q->head = e;
+	} else {
+		e->next = NULL;
+		*q->tail = e;
+		q->tail = &e->next;
+	}
+	q->len++;
+	pthread_mutex_unlock(&q->mtx);
+	queue_wake(q);
+	return 0;
 }
 
-/* Take up to `max` queued requests. */
+/*
+ * Take up to `max` live requests (none when max is 0).  Requests nobody
+ * waits for any more are dropped, and those past their deadline failed,
+ * here: neither is ever sent.
+ */
 static struct queued *
-dequeue(struct dir_ldap *dl, size_t max)
+queue_take(struct dir_ldap *dl, struct ldap_queue *q, size_t max, uint64_t now)
 {
-	struct queued *list, **pp;
+	struct queued *list = NULL, **lt = &list, *dead = NULL, *e;
 	size_t n = 0;
+	bool more;
 
-	pthread_mutex_lock(&dl->mtx);
-	list = dl->head;
-	for (pp = &dl->head; *pp != NULL && n < max; pp = &(*pp)->next)
+	pthread_mutex_lock(&q->mtx);
+	while (n < max && (e = q->head) != NULL) {
+		if ((q->head = e->next) == NULL)
+			q->tail = &q->head;
+		q->len--;
+		if (dir_request_cancelled(e->req) || e->deadline <= now) {
+			e->next = dead;
+			dead = e;
+			continue;
+		}
+		e->next = NULL;
+		*lt = e;
+		lt = &e->next;
 		n++;
-	dl->head = *pp;
-	*pp = NULL;
-	if (dl->head == NULL)
-		dl->tail = &dl->head;
-	pthread_mutex_unlock(&dl->mtx);
+	}
+	more = q->head != NULL;
+	pthread_mutex_unlock(&q->mtx);
+	if (more)
+		queue_wake(q);		/* the rest is for the pool's others */
+	while ((e = dead) != NULL) {
+		dead = e->next;
+		if (dir_request_cancelled(e->req))
+			dir_request_drop(e->req);
+		else {
+			log_limited(&dl->log_expired, LDAP_LOG_EVERY_MS, LOG_LVL_WARNING,
+			    "ldap: a lookup waited in the queue past its deadline");
+			dir_request_done(e->req, DIR_TEMPFAIL, NULL,
+			    "directory too slow: the lookup expired in the queue");
+		}
+		free(e);
+	}
 	return list;
 }
 
-static void
-fail_list(struct queued *q, const char *why)
+static bool
+queue_stopping(struct ldap_queue *q)
 {
-	while (q != NULL) {
-		struct queued *next = q->next;
+	bool stop;
 
-		dir_request_done(q->req, DIR_TEMPFAIL, NULL, why);
-		free(q);
-		q = next;
+	pthread_mutex_lock(&q->mtx);
+	stop = q->stop;
+	pthread_mutex_unlock(&q->mtx);
+	return stop;
+}
+
+static void
+queue_drain_wakeups(struct ldap_queue *q)
+{
+	uint64_t v;
+
+	/* The stop wake-up stays pending so that every thread sees it. */
+	if (!queue_stopping(q))
+		(void)!read(q->evfd, &v, sizeof(v));
+}
+
+static void
+fail_list(struct queued *e, const char *why)
+{
+	while (e != NULL) {
+		struct queued *next = e->next;
+
+		dir_request_done(e->req, DIR_TEMPFAIL, NULL, why);
+		free(e);
+		e = next;
 	}
 }
+
+static void
+queue_stop(struct ldap_queue *q)
+{
+	pthread_mutex_lock(&q->mtx);
+	q->stop = true;
+	pthread_mutex_unlock(&q->mtx);
+	queue_wake(q);
+}
+
+/* After the threads are gone: fail what is left, free the queue. */
+static void
+queue_free(struct dir_ldap *dl, struct ldap_queue *q)
+{
+	if (q->evfd < 0)
+		return;
+	pthread_mutex_lock(&q->mtx);
+	q->stop = false;		/* queue_take works again */
+	pthread_mutex_unlock(&q->mtx);
+	fail_list(queue_take(dl, q, SIZE_MAX, 0), "directory shutting down");
+	close(q->evfd);
+	q->evfd = -1;
+	pthread_mutex_destroy(&q->mtx);
+}
+
+/* Why the directory cannot answer, for fail-fast replies. */
+static void
+set_why_down(struct dir_ldap *dl, const char *why)
+{
+	pthread_mutex_lock(&dl->why_mtx);
+	str_copy(dl->why_down, why, sizeof(dl->why_down));
+	pthread_mutex_unlock(&dl->why_mtx);
+}
+
+static void
+get_why_down(struct dir_ldap *dl, char *out, size_t len)
+{
+	pthread_mutex_lock(&dl->why_mtx);
+	str_copy(out, dl->why_down, len);
+	pthread_mutex_unlock(&dl->why_mtx);
+}
+
+/* Connections. */
 
 static int
 sasl_interact(LDAP *ld, unsigned flags, void *defaults, void *in)
@@ -163,9 +315,8 @@ sasl_interact(LDAP *ld, unsigned flags, void *defaults, void *in)
 
 /* A handle for uri with our options and, if configured, StartTLS done. */
 static int
-ldap_handle(struct dir_ldap *dl, const char *uri, LDAP **ld_r)
+ldap_handle(const struct ldap_cfg *cfg, const char *uri, LDAP **ld_r)
 {
-	const struct ldap_cfg *cfg = dl->cfg;
 	struct timeval tv = { .tv_sec = cfg->timeout };
 	int version = LDAP_VERSION3, rc, zero = 0;
 	LDAP *ld;
@@ -190,114 +341,149 @@ ldap_handle(struct dir_ldap *dl, const char *uri, LDAP **ld_r)
 	return LDAP_SUCCESS;
 }
 
-/* Connect and bind to uris[idx].  0 or -1 (logged). */
+/* The server said no to who we are (as opposed to not answering). */
+static bool
+bind_refused(int rc)
+{
+	return rc == LDAP_INVALID_CREDENTIALS || rc == LDAP_INAPPROPRIATE_AUTH ||
+	    rc == LDAP_INSUFFICIENT_ACCESS || rc == LDAP_STRONG_AUTH_REQUIRED ||
+	    rc == LDAP_CONFIDENTIALITY_REQUIRED || rc == LDAP_AUTH_METHOD_NOT_SUPPORTED;
+}
+
+/* The link is gone (as opposed to one operation failing). */
+static bool
+link_broken(int rc)
+{
+	return rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR ||
+	    rc == LDAP_LOCAL_ERROR || rc == LDAP_UNAVAILABLE || rc == LDAP_BUSY;
+}
+
+/* Bind as the daemon (service identity) on a fresh handle. */
+static int
+service_bind(const struct ldap_cfg *cfg, const char *password, LDAP *ld)
+{
+	if (cfg->sasl_mech[0] != '\0')
+		return ldap_sasl_interactive_bind_s(ld, NULL, cfg->sasl_mech, NULL,
+		    NULL, LDAP_SASL_QUIET, sasl_interact, NULL);
+	if (cfg->bind_dn[0] != '\0') {
+		struct berval cred = { .bv_val = (char *)password,
+		    .bv_len = strlen(password) };
+
+		return ldap_sasl_bind_s(ld, cfg->bind_dn, LDAP_SASL_SIMPLE, &cred,
+		    NULL, NULL, NULL);
+	}
+	return ldap_connect(ld);
+}
+
+/* Say why a connection attempt failed, in the words an operator needs. */
+static void
+describe_failure(const struct ldap_cfg *cfg, const char *uri, int rc,
+    char *out, size_t len)
+{
+	if (bind_refused(rc))
+		snprintf(out, len, "ldap %s: bind as %s rejected: %s: check "
+		    "bind_dn and bind_password", uri, cfg->bind_dn[0] ? cfg->bind_dn :
+		    cfg->sasl_mech[0] ? cfg->sasl_mech : "(anonymous)",
+		    ldap_err2string(rc));
+	else if (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR ||
+	    rc == LDAP_TIMEOUT)
+		snprintf(out, len, "ldap %s: unreachable: %s", uri, ldap_err2string(rc));
+	else
+		snprintf(out, len, "ldap %s: %s", uri, ldap_err2string(rc));
+}
+
+/* Connect and bind to uris[idx].  0, or the LDAP result code. */
 static int
 conn_open(struct ldap_conn *c, size_t idx)
 {
 	struct dir_ldap *dl = c->dl;
-	const struct ldap_cfg *cfg = dl->cfg;
 	const char *uri = dl->uris[idx];
+	char why[384];
 	LDAP *ld;
 	int rc;
 
-	if ((rc = ldap_handle(dl, uri, &ld)) != LDAP_SUCCESS) {
-		log_warning("ldap %s: %s", uri, ldap_err2string(rc));
-		return -1;
-	}
-	if (cfg->sasl_mech[0] != '\0')
-		rc = ldap_sasl_interactive_bind_s(ld, NULL, cfg->sasl_mech, NULL,
-		    NULL, LDAP_SASL_QUIET, sasl_interact, NULL);
-	else if (cfg->bind_dn[0] != '\0') {
-		struct berval cred = { .bv_val = dl->password,
-		    .bv_len = strlen(dl->password) };
-
-		rc = ldap_sasl_bind_s(ld, cfg->bind_dn, LDAP_SASL_SIMPLE, &cred,
-		    NULL, NULL, NULL);
-	} else
-		rc = ldap_connect(ld);
-	if (rc != LDAP_SUCCESS) {
-		log_warning("ldap %s: %s", uri, ldap_err2string(rc));
+	if ((rc = ldap_handle(dl->cfg, uri, &ld)) == LDAP_SUCCESS &&
+	    (rc = service_bind(dl->cfg, dl->password, ld)) != LDAP_SUCCESS)
 		ldap_unbind_ext_s(ld, NULL, NULL);
-		return -1;
+	if (rc != LDAP_SUCCESS) {
+		describe_failure(dl->cfg, uri, rc, why, sizeof(why));
+		log_limited(&dl->log_down, LDAP_LOG_EVERY_MS, bind_refused(rc) ?
+		    LOG_LVL_ERROR : LOG_LVL_WARNING, "%s", why);
+		set_why_down(dl, bind_refused(rc) ?
+		    "directory refused postern's credentials" : "directory unreachable");
+		return rc;
 	}
 	c->ld = ld;
 	c->uri_idx = idx;
-	c->connected_at = clock_ms();
-	c->backoff_ms = 0;
+	c->connected_at = c->heard_at = clock_ms();
+	c->proven = false;
 	atomic_fetch_add(&dl->up, 1);
 	log_info("ldap: connection %u up: %s", c->id, uri);
 	return 0;
 }
 
 /*
- * ldap-bind: bind as the user's entry on a connection kept for that (a
- * bind would change the searching connection's identity).  One bind at a
- * time per connection thread; binds are quick and rare next to searches.
+ * Drop the connection; unanswered requests go back to the queue (and next
+ * time the following URI is tried first).
  */
 static void
-verify(struct ldap_conn *c, struct dir_request *req)
-{
-	const char *dn = dir_request_dn(req), *pw = dir_request_password(req);
-	struct berval cred = { .bv_val = (char *)pw, .bv_len = strlen(pw) };
-	int rc;
-
-	if (c->auth_ld == NULL &&
-	    (rc = ldap_handle(c->dl, c->dl->uris[c->uri_idx], &c->auth_ld)) != LDAP_SUCCESS) {
-		c->auth_ld = NULL;
-		dir_request_done(req, DIR_TEMPFAIL, NULL, ldap_err2string(rc));
-		return;
-	}
-	rc = ldap_sasl_bind_s(c->auth_ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL,
-	    NULL);
-	if (rc == LDAP_SUCCESS)
-		dir_request_done(req, DIR_OK, NULL, "password accepted by the directory");
-	else if (rc == LDAP_INVALID_CREDENTIALS)
-		dir_request_done(req, DIR_NOT_FOUND, NULL, "wrong password");
-	else {
-		dir_request_done(req, DIR_TEMPFAIL, NULL, ldap_err2string(rc));
-		ldap_unbind_ext_s(c->auth_ld, NULL, NULL);
-		c->auth_ld = NULL;
-	}
-}
-
-/* Drop the connection; unanswered requests go back to the queue. */
-static void
-conn_close(struct ldap_conn *c, const char *why)
+conn_close(struct ldap_conn *c, const char *why, bool move_on)
 {
 	struct dir_ldap *dl = c->dl;
 
 	if (c->ld == NULL)
 		return;
 	if (why != NULL)
-		log_warning("ldap: connection %u to %s lost: %s", c->id,
+		log_limited(&dl->log_lost, LDAP_LOG_EVERY_MS, LOG_LVL_WARNING,
+		    "ldap: connection %u to %s lost: %s", c->id,
 		    dl->uris[c->uri_idx], why);
 	for (size_t i = 0; i < c->npending; i++)
-		enqueue(dl, c->pending[i].req, c->pending[i].deadline, true);
+		(void)queue_put(&dl->searches, c->pending[i].req,
+		    c->pending[i].deadline, true);
 	c->npending = 0;
 	ldap_unbind_ext_s(c->ld, NULL, NULL);
 	c->ld = NULL;
-	if (c->auth_ld != NULL) {
-		ldap_unbind_ext_s(c->auth_ld, NULL, NULL);
-		c->auth_ld = NULL;
-	}
+	if (c->proven || clock_ms() - c->connected_at >= LDAP_PROVEN_MS)
+		c->backoff_ms = 0;	/* it worked for a while: start over */
+	c->next_try = clock_ms();
+	if (c->backoff_ms > 0)
+		c->next_try += c->backoff_ms;
+	if (move_on)
+		c->uri_idx = (c->uri_idx + 1) % dl->nuris;
 	atomic_fetch_sub(&dl->up, 1);
 }
 
 static void
-conn_try_open(struct ldap_conn *c)
+backoff(struct ldap_conn *c)
 {
 	uint64_t cap = (uint64_t)c->dl->cfg->timeout * 1000 / 2;
 
-	for (size_t i = 0; i < c->dl->nuris; i++)
-		if (conn_open(c, i) == 0)
-			return;
-	c->backoff_ms = c->backoff_ms == 0 ? LDAP_BACKOFF_MIN_MS : c->backoff_ms * 2;
 	if (cap < LDAP_BACKOFF_MIN_MS)
 		cap = LDAP_BACKOFF_MIN_MS;
+	if (cap > LDAP_BACKOFF_MAX_MS)
+		cap = LDAP_BACKOFF_MAX_MS;
+	c->backoff_ms = c->backoff_ms == 0 ? LDAP_BACKOFF_MIN_MS : c->backoff_ms * 2;
 	if (c->backoff_ms > cap)
 		c->backoff_ms = cap;
-	c->next_try = clock_ms() + c->backoff_ms;
+	/* A quarter of jitter, so that a pool does not knock in step. */
+	c->next_try = clock_ms() + c->backoff_ms -
+	    (uint64_t)rand_r(&c->seed) % (c->backoff_ms / 4 + 1);
 }
+
+/* Every URI once, starting with c->uri_idx; on failure, back off. */
+static void
+conn_try_open(struct ldap_conn *c)
+{
+	size_t n = c->dl->nuris, first = c->uri_idx % n;
+
+	for (size_t i = 0; i < n; i++)
+		if (conn_open(c, (first + i) % n) == 0)
+			return;
+	c->uri_idx = 0;
+	backoff(c);
+}
+
+/* Searches. */
 
 static void
 send_search(struct ldap_conn *c, struct queued *q)
@@ -307,113 +493,37 @@ send_search(struct ldap_conn *c, struct queued *q)
 	enum proto_id proto = dir_request_proto(q->req);
 	char filter[LDAP_FILTER_MAX], base[LDAP_FILTER_MAX];
 	struct timeval tv = { .tv_sec = dl->cfg->timeout };
+	struct pending *p;
 	int msgid, rc;
 
+	if (c->npending == LDAP_PENDING_MAX) {
+		(void)queue_put(&dl->searches, q->req, q->deadline, true);
+		return;
+	}
 	if (ldap_expand(dl->cfg->filter, name, proto, false, filter, sizeof(filter)) < 0 ||
 	    ldap_expand(dl->cfg->base, name, proto, true, base, sizeof(base)) < 0) {
 		dir_request_done(q->req, DIR_TEMPFAIL, NULL,
-		    "filter or base too long, or bad %-sequence");
+		    "filter or base too long for this user name");
 		return;
 	}
 	/* A size limit of 2 is enough to tell one entry from ambiguity. */
 	rc = ldap_search_ext(c->ld, base, dl->cfg->scope, filter, dl->attrs, 0,
 	    NULL, NULL, &tv, 2, &msgid);
-	if (rc != LDAP_SUCCESS) {
-		enqueue(dl, q->req, q->deadline, true);
-		conn_close(c, ldap_err2string(rc));
+	if (rc != LDAP_SUCCESS && link_broken(rc)) {
+		(void)queue_put(&dl->searches, q->req, q->deadline, true);
+		conn_close(c, ldap_err2string(rc), true);
 		return;
 	}
-	c->pending[c->npending].msgid = msgid;
-	c->pending[c->npending].req = q->req;
-	c->pending[c->npending].deadline = q->deadline;
-	c->npending++;
-}
-
-/* Append "attr=v1,v2" to the detail text shown by --lookup. */
-static void
-detail_add(char *detail, size_t len, const char *attr, struct berval **vals)
-{
-	size_t o = strlen(detail);
-
-	o += (size_t)snprintf(detail + o, o < len ? len - o : 0, " %s=", attr);
-	for (int i = 0; vals[i] != NULL && o < len; i++)
-		o += (size_t)snprintf(detail + o, len - o, "%s%.*s", i ? "," : "",
-		    (int)vals[i]->bv_len, vals[i]->bv_val);
-}
-
-static char *
-berval_str(const struct berval *bv)
-{
-	return xstrndup(bv->bv_val, bv->bv_len);
-}
-
-/* Turn the one matching entry into a route. */
-static enum dir_status
-entry_route(struct dir_ldap *dl, LDAP *ld, LDAPMessage *entry,
-    struct route **route_r, char *detail, size_t dlen)
-{
-	const struct ldap_cfg *cfg = dl->cfg;
-	struct berval **user, **hosts, **port;
-	struct route *r = route_new();
-	enum dir_status status = DIR_OK;
-	char *dn = ldap_get_dn(ld, entry);
-	long portnum = 0;
-
-	snprintf(detail, dlen, "ldap dn=%s", dn ? dn : "?");
-	if (dn != NULL)
-		r->dn = xstrdup(dn);
-	ldap_memfree(dn);
-	user = ldap_get_values_len(ld, entry, cfg->attr_username);
-	hosts = ldap_get_values_len(ld, entry, cfg->attr_host);
-	port = ldap_get_values_len(ld, entry, cfg->attr_port);
-	if (user != NULL) {
-		char *u = berval_str(user[0]);
-
-		detail_add(detail, dlen, cfg->attr_username, user);
-		route_set_backend_user(r, u);
-		free(u);
+	if (rc != LDAP_SUCCESS) {
+		/* This request's own fault (filter, encoding): it alone fails. */
+		dir_request_done(q->req, DIR_TEMPFAIL, NULL, ldap_err2string(rc));
+		return;
 	}
-	if (port != NULL) {
-		char *p = berval_str(port[0]), *end;
-
-		detail_add(detail, dlen, cfg->attr_port, port);
-		portnum = strtol(p, &end, 10);
-		if (*end != '\0' || portnum < 1 || portnum > 65535) {
-			snprintf(detail + strlen(detail), dlen - strlen(detail),
-			    " (bad port)");
-			status = DIR_TEMPFAIL;
-		}
-		free(p);
-	}
-	if (hosts == NULL) {
-		snprintf(detail + strlen(detail), dlen - strlen(detail),
-		    " (entry has no %s)", cfg->attr_host);
-		status = DIR_NOT_FOUND;
-	} else {
-		detail_add(detail, dlen, cfg->attr_host, hosts);
-		for (int i = 0; hosts[i] != NULL && status == DIR_OK; i++) {
-			char *h = berval_str(hosts[i]);
-			const char *error;
-
-			if (route_add_host(r, h, &error) < 0) {
-				snprintf(detail + strlen(detail), dlen - strlen(detail),
-				    " (bad host value: %s)", error);
-				status = DIR_TEMPFAIL;
-			}
-			free(h);
-		}
-	}
-	/* An explicit port attribute wins over one inside the host value. */
-	for (size_t i = 0; portnum > 0 && i < r->nhosts; i++)
-		r->hosts[i].port = (uint16_t)portnum;
-	ldap_value_free_len(user);
-	ldap_value_free_len(hosts);
-	ldap_value_free_len(port);
-	if (status == DIR_OK)
-		*route_r = r;
-	else
-		route_unref(&r);
-	return status;
+	p = &c->pending[c->npending++];
+	p->msgid = msgid;
+	p->req = q->req;
+	p->deadline = q->deadline;
+	p->sent = clock_ms();
 }
 
 static void
@@ -444,10 +554,25 @@ answer(struct ldap_conn *c, struct pending *p, LDAPMessage *res)
 		status = DIR_NOT_FOUND;
 		str_copy(detail, "no entry in the directory", sizeof(detail));
 	} else {
-		status = entry_route(dl, c->ld, ldap_first_entry(c->ld, res), &route,
-		    detail, sizeof(detail));
+		LDAPMessage *e = ldap_first_entry(c->ld, res);
+		char *dn = ldap_get_dn(c->ld, e);
+		struct ldap_entry_values v = {
+			.dn = dn,
+			.user = ldap_get_values_len(c->ld, e, dl->cfg->attr_username),
+			.hosts = ldap_get_values_len(c->ld, e, dl->cfg->attr_host),
+			.port = ldap_get_values_len(c->ld, e, dl->cfg->attr_port),
+			.user_attr = dl->cfg->attr_username,
+			.host_attr = dl->cfg->attr_host,
+			.port_attr = dl->cfg->attr_port,
+		};
+
+		status = ldap_entry_route(&v, &route, detail, sizeof(detail));
 		if (status != DIR_OK)
 			log_warning("ldap: unusable entry for %s: %s", name->full, detail);
+		ldap_value_free_len(v.user);
+		ldap_value_free_len(v.hosts);
+		ldap_value_free_len(v.port);
+		ldap_memfree(dn);
 	}
 	dir_request_done(p->req, status, route, detail);
 }
@@ -483,10 +608,12 @@ collect(struct ldap_conn *c)
 			int err = LDAP_OTHER;
 
 			ldap_get_option(c->ld, LDAP_OPT_RESULT_CODE, &err);
-			conn_close(c, ldap_err2string(err));
+			conn_close(c, ldap_err2string(err), true);
 			return -1;
 		}
+		c->heard_at = clock_ms();
 		if ((p = find_pending(c, ldap_msgid(res))) != NULL) {
+			c->proven = true;
 			answer(c, p, res);
 			remove_pending(c, p);
 		}
@@ -494,9 +621,16 @@ collect(struct ldap_conn *c)
 	}
 }
 
+/*
+ * Fail searches past their deadline.  A server that has said nothing at
+ * all since such a search was sent is not slow but gone (a mute peer, a
+ * dead route): drop the connection so the next URI gets a chance.
+ */
 static void
 expire(struct ldap_conn *c, uint64_t now)
 {
+	bool mute = false;
+
 	for (size_t i = 0; i < c->npending; ) {
 		struct pending *p = &c->pending[i];
 
@@ -504,43 +638,52 @@ expire(struct ldap_conn *c, uint64_t now)
 			i++;
 			continue;
 		}
+		if (c->heard_at <= p->sent)
+			mute = true;
 		ldap_abandon_ext(c->ld, p->msgid, NULL, NULL);
 		dir_request_done(p->req, DIR_TEMPFAIL, NULL,
 		    "directory did not answer in time");
 		remove_pending(c, p);
 	}
-}
+	if (mute) {
+		char why[64];
 
-static bool
-stopping(struct dir_ldap *dl)
-{
-	bool stop;
-
-	pthread_mutex_lock(&dl->mtx);
-	stop = dl->stop;
-	pthread_mutex_unlock(&dl->mtx);
-	return stop;
+		snprintf(why, sizeof(why), "no answer within %us",
+		    c->dl->cfg->timeout);
+		conn_close(c, why, true);
+		backoff(c);
+	}
 }
 
 static void
-drain_wakeups(struct dir_ldap *dl)
+send_queued(struct ldap_conn *c, uint64_t now)
 {
-	uint64_t v;
+	struct dir_ldap *dl = c->dl;
+	size_t room = LDAP_PENDING_MAX - c->npending;
+	struct queued *q = queue_take(dl, &dl->searches,
+	    room < LDAP_BATCH ? room : LDAP_BATCH, now);
 
-	/* The stop wake-up stays pending so that every thread sees it. */
-	if (!stopping(dl))
-		(void)!read(dl->evfd, &v, sizeof(v));
+	while (q != NULL) {
+		struct queued *next = q->next;
+
+		if (c->ld != NULL)
+			send_search(c, q);
+		else
+			(void)queue_put(&dl->searches, q->req, q->deadline, true);
+		free(q);
+		q = next;
+	}
 }
 
 static void *
-conn_main(void *arg)
+search_main(void *arg)
 {
 	struct ldap_conn *c = arg;
 	struct dir_ldap *dl = c->dl;
 	uint64_t failback_ms = (uint64_t)dl->cfg->failback * 1000;
 
-	while (!stopping(dl)) {
-		struct pollfd pfd[2] = { { .fd = dl->evfd, .events = POLLIN } };
+	while (!queue_stopping(&dl->searches)) {
+		struct pollfd pfd[2] = { { .fd = dl->searches.evfd, .events = POLLIN } };
 		uint64_t now = clock_ms(), wait = 1000;
 		nfds_t nfds = 1;
 
@@ -549,30 +692,21 @@ conn_main(void *arg)
 		if (c->ld != NULL && c->uri_idx > 0 && c->npending == 0 &&
 		    now - c->connected_at >= failback_ms) {
 			/* Give the first URI another chance. */
-			conn_close(c, NULL);
+			conn_close(c, NULL, false);
+			c->uri_idx = 0;
 			conn_try_open(c);
 		}
 		if (c->ld == NULL) {
 			/* Nobody can answer: fail fast rather than at the deadline. */
-			if (atomic_load(&dl->up) == 0)
-				fail_list(dequeue(dl, SIZE_MAX), "directory unreachable");
+			if (atomic_load(&dl->up) == 0) {
+				char why[256];
+
+				get_why_down(dl, why, sizeof(why));
+				fail_list(queue_take(dl, &dl->searches, SIZE_MAX, now), why);
+			}
 			wait = c->next_try > now ? c->next_try - now : 0;
 		} else {
-			struct queued *q = dequeue(dl, LDAP_PENDING_MAX - c->npending < LDAP_BATCH ?
-			    LDAP_PENDING_MAX - c->npending : LDAP_BATCH);
-
-			while (q != NULL) {
-				struct queued *next = q->next;
-
-				if (c->ld != NULL && dir_request_dn(q->req) != NULL)
-					verify(c, q->req);
-				else if (c->ld != NULL)
-					send_search(c, q);
-				else
-					enqueue(dl, q->req, q->deadline, true);
-				free(q);
-				q = next;
-			}
+			send_queued(c, now);
 			if (c->ld == NULL)
 				continue;
 			ldap_get_option(c->ld, LDAP_OPT_DESC, &pfd[1].fd);
@@ -589,7 +723,7 @@ conn_main(void *arg)
 		if (poll(pfd, nfds, (int)wait) < 0 && errno != EINTR)
 			log_warning("ldap: poll: %s", strerror(errno));
 		if (pfd[0].revents & POLLIN)
-			drain_wakeups(dl);
+			queue_drain_wakeups(&dl->searches);
 		if (c->ld != NULL && nfds == 2 && pfd[1].revents != 0 && collect(c) < 0)
 			continue;
 		if (c->ld != NULL)
@@ -602,10 +736,87 @@ conn_main(void *arg)
 		c->npending = 0;
 		ldap_unbind_ext_s(c->ld, NULL, NULL);
 		c->ld = NULL;
+		atomic_fetch_sub(&dl->up, 1);
 	}
-	if (c->auth_ld != NULL)
-		ldap_unbind_ext_s(c->auth_ld, NULL, NULL);
 	return NULL;
+}
+
+/* Password checks (auth.verify = "ldap-bind"). */
+
+/* Bind as the user on this thread's own connection; reconnect once. */
+static void
+verify_one(struct ldap_conn *c, struct dir_request *req)
+{
+	struct dir_ldap *dl = c->dl;
+	const char *dn = dir_request_dn(req), *pw = dir_request_password(req);
+	struct berval cred = { .bv_val = (char *)pw, .bv_len = strlen(pw) };
+	int rc = LDAP_SERVER_DOWN;
+
+	for (size_t attempt = 0; attempt <= dl->nuris; attempt++) {
+		if (c->ld == NULL) {
+			size_t idx = c->uri_idx % dl->nuris;
+
+			if ((rc = ldap_handle(dl->cfg, dl->uris[idx], &c->ld)) != LDAP_SUCCESS) {
+				c->ld = NULL;
+				c->uri_idx = idx + 1;
+				continue;
+			}
+		}
+		rc = ldap_sasl_bind_s(c->ld, dn, LDAP_SASL_SIMPLE, &cred, NULL,
+		    NULL, NULL);
+		if (!link_broken(rc) && rc != LDAP_TIMEOUT)
+			break;
+		ldap_unbind_ext_s(c->ld, NULL, NULL);
+		c->ld = NULL;
+		c->uri_idx++;
+	}
+	if (rc == LDAP_SUCCESS)
+		dir_request_done(req, DIR_OK, NULL, "password accepted by the directory");
+	else if (rc == LDAP_INVALID_CREDENTIALS)
+		dir_request_done(req, DIR_NOT_FOUND, NULL, "wrong password");
+	else
+		dir_request_done(req, DIR_TEMPFAIL, NULL, ldap_err2string(rc));
+}
+
+static void *
+bind_main(void *arg)
+{
+	struct ldap_conn *c = arg;
+	struct dir_ldap *dl = c->dl;
+
+	while (!queue_stopping(&dl->binds)) {
+		struct pollfd pfd = { .fd = dl->binds.evfd, .events = POLLIN };
+		struct queued *q = queue_take(dl, &dl->binds, 1, clock_ms());
+
+		if (q == NULL) {
+			if (poll(&pfd, 1, 1000) > 0)
+				queue_drain_wakeups(&dl->binds);
+			continue;
+		}
+		verify_one(c, q->req);
+		free(q);
+	}
+	if (c->ld != NULL)
+		ldap_unbind_ext_s(c->ld, NULL, NULL);
+	c->ld = NULL;
+	return NULL;
+}
+
+/* The directory interface. */
+
+static void
+submit(struct dir_ldap *dl, struct ldap_queue *q, struct dir_request *req)
+{
+	uint64_t deadline = clock_ms() + (uint64_t)dl->cfg->timeout * 1000;
+
+	if (queue_put(q, req, deadline, false) == 0)
+		return;
+	atomic_fetch_add(&dl->shed, 1);
+	log_limited(&dl->log_shed, LDAP_LOG_EVERY_MS, LOG_LVL_WARNING,
+	    "ldap: %zu lookups queued (directory.ldap.queue): refusing more "
+	    "until the directory catches up", q->max);
+	dir_request_done(req, DIR_TEMPFAIL, NULL,
+	    "directory overloaded: too many lookups queued");
 }
 
 static void
@@ -613,7 +824,7 @@ dir_ldap_lookup(struct directory *dir, struct dir_request *req)
 {
 	struct dir_ldap *dl = (struct dir_ldap *)dir;
 
-	enqueue(dl, req, clock_ms() + (uint64_t)dl->cfg->timeout * 1000, false);
+	submit(dl, &dl->searches, req);
 }
 
 static void
@@ -621,7 +832,15 @@ dir_ldap_verify(struct directory *dir, struct dir_request *req)
 {
 	struct dir_ldap *dl = (struct dir_ldap *)dir;
 
-	enqueue(dl, req, clock_ms() + (uint64_t)dl->cfg->timeout * 1000, false);
+	submit(dl, &dl->binds, req);
+}
+
+static void
+join_all(struct ldap_conn *conns, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (conns[i].started)
+			pthread_join(conns[i].thread, NULL);
 }
 
 static void
@@ -629,23 +848,23 @@ dir_ldap_free(struct directory *dir)
 {
 	struct dir_ldap *dl = (struct dir_ldap *)dir;
 
-	pthread_mutex_lock(&dl->mtx);
-	dl->stop = true;
-	pthread_mutex_unlock(&dl->mtx);
-	for (unsigned i = 0; i < dl->nconns; i++) {
-		wake(dl);
-		if (dl->conns[i].started)
-			pthread_join(dl->conns[i].thread, NULL);
-	}
-	fail_list(dequeue(dl, SIZE_MAX), "directory shutting down");
+	/* Producers first: no thread may answer into what is freed below. */
+	if (dl->searches.evfd >= 0)
+		queue_stop(&dl->searches);
+	if (dl->binds.evfd >= 0)
+		queue_stop(&dl->binds);
+	join_all(dl->conns, dl->nconns);
+	join_all(dl->binders, dl->nbinders);
+	queue_free(dl, &dl->searches);
+	queue_free(dl, &dl->binds);
 	for (size_t i = 0; i < dl->nuris; i++)
 		free(dl->uris[i]);
 	free(dl->uris);
 	if (dl->password != NULL)
 		secret_free(&dl->password);
-	close(dl->evfd);
-	pthread_mutex_destroy(&dl->mtx);
+	pthread_mutex_destroy(&dl->why_mtx);
 	free(dl->conns);
+	free(dl->binders);
 	free(dl);
 }
 
@@ -676,9 +895,9 @@ read_password_file(const char *path, char **out, char *err, size_t errlen)
 	return 0;
 }
 
-int
-dir_ldap_open(const struct config *config, struct directory **dir_r, char *err,
-    size_t errlen)
+/* URIs and the password: what both the daemon and --check-config need. */
+static struct dir_ldap *
+dir_ldap_prepare(const struct config *config, char *err, size_t errlen)
 {
 	const struct ldap_cfg *cfg = &config->directory.ldap;
 	struct dir_ldap *dl = xcalloc(1, sizeof(*dl));
@@ -686,19 +905,17 @@ dir_ldap_open(const struct config *config, struct directory **dir_r, char *err,
 
 	dl->dir.ops = &dir_ldap_ops;
 	dl->cfg = cfg;
-	pthread_mutex_init(&dl->mtx, NULL);
-	dl->tail = &dl->head;
-	atomic_init(&dl->up, 0);
-	dl->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	dl->searches.evfd = dl->binds.evfd = -1;
+	pthread_mutex_init(&dl->why_mtx, NULL);
+	str_copy(dl->why_down, "directory unreachable", sizeof(dl->why_down));
 	for (char *u = strtok_r(uris, " \t", &save); u != NULL;
 	    u = strtok_r(NULL, " \t", &save)) {
 		if (!ldap_is_ldap_url(u) && strncasecmp(u, "ldapi://", 8) != 0) {
 			snprintf(err, errlen, "%s: directory.ldap.uri: \"%s\" is not "
 			    "an LDAP URI", config->path, u);
 			free(uris);
-			dl->nconns = 0;
 			dir_ldap_free(&dl->dir);
-			return -1;
+			return NULL;
 		}
 		dl->uris = xrealloc(dl->uris, (dl->nuris + 1) * sizeof(*dl->uris));
 		dl->uris[dl->nuris++] = xstrdup(u);
@@ -708,7 +925,7 @@ dir_ldap_open(const struct config *config, struct directory **dir_r, char *err,
 		if (read_password_file(cfg->bind_password_file, &dl->password,
 		    err, errlen) < 0) {
 			dir_ldap_free(&dl->dir);
-			return -1;
+			return NULL;
 		}
 	} else
 		dl->password = xstrdup(cfg->bind_password);
@@ -716,21 +933,128 @@ dir_ldap_open(const struct config *config, struct directory **dir_r, char *err,
 	dl->attrs[1] = cfg->attr_host;
 	dl->attrs[2] = cfg->attr_port;
 	dl->attrs[3] = NULL;
+	return dl;
+}
 
-	dl->conns = xcalloc(cfg->pool, sizeof(*dl->conns));
-	dl->nconns = cfg->pool;
-	for (unsigned i = 0; i < dl->nconns; i++) {
-		struct ldap_conn *c = &dl->conns[i];
+static int
+start_pool(struct dir_ldap *dl, struct ldap_conn *conns, unsigned n,
+    void *(*main_fn)(void *), unsigned first_id)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct ldap_conn *c = &conns[i];
 
 		c->dl = dl;
-		c->id = i;
-		if (pthread_create(&c->thread, NULL, conn_main, c) != 0) {
-			snprintf(err, errlen, "ldap: cannot start a thread");
-			dir_ldap_free(&dl->dir);
+		c->id = first_id + i;
+		c->seed = (unsigned)clock_ms() ^ (c->id * 2654435761u);
+		if (pthread_create(&c->thread, NULL, main_fn, c) != 0)
 			return -1;
-		}
 		c->started = true;
+	}
+	return 0;
+}
+
+int
+dir_ldap_open(const struct config *config, struct directory **dir_r, char *err,
+    size_t errlen)
+{
+	const struct ldap_cfg *cfg = &config->directory.ldap;
+	struct dir_ldap *dl = dir_ldap_prepare(config, err, errlen);
+
+	if (dl == NULL)
+		return -1;
+	if (queue_init(&dl->searches, cfg->queue) < 0 ||
+	    queue_init(&dl->binds, cfg->queue) < 0) {
+		snprintf(err, errlen, "ldap: eventfd: %s", strerror(errno));
+		dir_ldap_free(&dl->dir);
+		return -1;
+	}
+	atomic_init(&dl->up, 0);
+	dl->conns = xcalloc(cfg->pool, sizeof(*dl->conns));
+	dl->nconns = cfg->pool;
+	if (config->auth.verify == AUTH_VERIFY_LDAP_BIND) {
+		dl->binders = xcalloc(cfg->auth_pool, sizeof(*dl->binders));
+		dl->nbinders = cfg->auth_pool;
+	}
+	if (start_pool(dl, dl->conns, dl->nconns, search_main, 0) < 0 ||
+	    start_pool(dl, dl->binders, dl->nbinders, bind_main, dl->nconns) < 0) {
+		snprintf(err, errlen, "ldap: cannot start a thread");
+		dir_ldap_free(&dl->dir);
+		return -1;
 	}
 	*dir_r = &dl->dir;
 	return 0;
+}
+
+/* --check-config: one URI, as the daemon would use it. */
+static int
+check_uri(struct dir_ldap *dl, const char *uri, const struct username *probe,
+    char *why, size_t whylen)
+{
+	const struct ldap_cfg *cfg = dl->cfg;
+	char filter[LDAP_FILTER_MAX], base[LDAP_FILTER_MAX];
+	struct timeval tv = { .tv_sec = cfg->timeout };
+	LDAPMessage *res = NULL;
+	LDAP *ld;
+	int rc;
+
+	if ((rc = ldap_handle(cfg, uri, &ld)) == LDAP_SUCCESS &&
+	    (rc = service_bind(cfg, dl->password, ld)) != LDAP_SUCCESS)
+		ldap_unbind_ext_s(ld, NULL, NULL);
+	if (rc != LDAP_SUCCESS) {
+		describe_failure(cfg, uri, rc, why, whylen);
+		return rc;
+	}
+	(void)ldap_expand(cfg->filter, probe, PROTO_IMAP, false, filter, sizeof(filter));
+	(void)ldap_expand(cfg->base, probe, PROTO_IMAP, true, base, sizeof(base));
+	rc = ldap_search_ext_s(ld, base, cfg->scope, filter, dl->attrs, 0, NULL,
+	    NULL, &tv, 2, &res);
+	if (rc == LDAP_NO_SUCH_OBJECT)
+		snprintf(why, whylen, "ldap %s: directory.ldap.base \"%.200s\" "
+		    "does not exist", uri, base);
+	else if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED)
+		snprintf(why, whylen, "ldap %s: test search under \"%.120s\" "
+		    "with \"%.200s\" failed: %s", uri, base, filter,
+		    ldap_err2string(rc));
+	ldap_msgfree(res);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return rc == LDAP_SIZELIMIT_EXCEEDED ? LDAP_SUCCESS : rc;
+}
+
+int
+dir_ldap_check(const struct config *config, char *err, size_t errlen)
+{
+	struct dir_ldap *dl = dir_ldap_prepare(config, err, errlen);
+	struct username probe;
+	const char *error;
+	size_t reachable = 0, o = 0;
+	int rc = 0;
+
+	if (dl == NULL)
+		return -1;
+	(void)username_normalise(&config->username, LDAP_CHECK_USER,
+	    strlen(LDAP_CHECK_USER), &probe, &error);
+	err[0] = '\0';
+	for (size_t i = 0; i < dl->nuris; i++) {
+		char why[512] = "";
+		int r = check_uri(dl, dl->uris[i], &probe, why, sizeof(why));
+
+		if (r == LDAP_SUCCESS) {
+			reachable++;
+			continue;
+		}
+		/* An unreachable backup is a warning; anything else is wrong. */
+		if (r == LDAP_SERVER_DOWN || r == LDAP_CONNECT_ERROR || r == LDAP_TIMEOUT)
+			fprintf(stderr, "warning: %s\n", why);
+		else
+			rc = -1;
+		if (o < errlen)
+			o += (size_t)snprintf(err + o, errlen - o, "%s%s",
+			    o > 0 ? "; " : "", why);
+	}
+	if (reachable == 0)
+		rc = -1;
+	else if (rc == 0)
+		err[0] = '\0';
+	dir_ldap_free(&dl->dir);
+	return rc;
 }

@@ -14,8 +14,9 @@
 /*
  * A request is shared by the requesting worker and whatever thread answers
  * it, so it is reference counted: one reference for each side.  Only the
- * requesting loop's thread reads `cancelled` and runs the callback, so
- * cancellation needs no lock.
+ * requesting loop's thread runs the callback; `cancelled` is atomic so that
+ * an answering thread can also see it and drop a request nobody waits for
+ * before spending a round trip on it.
  */
 struct dir_request {
 	_Atomic unsigned	 refs;
@@ -25,7 +26,7 @@ struct dir_request {
 	struct loop		*loop;
 	dir_result_cb		*cb;
 	void			*arg;
-	bool			 cancelled;
+	_Atomic bool		 cancelled;
 	struct username		 name;
 	enum proto_id		 proto;
 	enum dir_status		 status;
@@ -77,12 +78,32 @@ void
 directory_close(struct directory **dirp)
 {
 	struct directory *dir = *dirp;
+	struct route_cache *cache;
 
 	if (dir == NULL)
 		return;
 	*dirp = NULL;
-	route_cache_free(&dir->cache);
+	/* Its threads answer into the cache: stop them before freeing it. */
+	cache = dir->cache;
 	dir->ops->free(dir);
+	route_cache_free(&cache);
+}
+
+int
+directory_check(const struct config *cfg, char *err, size_t errlen)
+{
+	struct directory *dir;
+
+	switch (cfg->directory.type) {
+	case DIR_TYPE_FILE:
+		if (dir_file_open(cfg->directory.file_path, &dir, err, errlen) < 0)
+			return -1;
+		dir->ops->free(dir);
+		return 0;
+	case DIR_TYPE_LDAP:
+		return dir_ldap_check(cfg, err, errlen);
+	}
+	return -1;
 }
 
 static void
@@ -179,6 +200,18 @@ dir_request_cancel(struct dir_request **reqp)
 		return;
 	*reqp = NULL;
 	req->cancelled = true;
+	request_unref(req);
+}
+
+bool
+dir_request_cancelled(const struct dir_request *req)
+{
+	return req->cancelled;
+}
+
+void
+dir_request_drop(struct dir_request *req)
+{
 	request_unref(req);
 }
 

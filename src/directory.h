@@ -33,10 +33,18 @@ typedef void dir_result_cb(void *arg, enum dir_status status,
 
 struct directory_ops {
 	const char	*name;
-	/* Begin answering req; call dir_request_done() once, from any thread. */
+	/*
+	 * Begin answering req: call dir_request_done() once, from any thread,
+	 * or dir_request_drop() if it was cancelled before it was answered.
+	 */
 	void		(*lookup)(struct directory *dir, struct dir_request *req);
 	/* Check a password by binding as dn (NULL: not supported). */
 	void		(*verify)(struct directory *dir, struct dir_request *req);
+	/*
+	 * Stop every thread that could still answer (each request it held
+	 * is answered first), then free.  May block: never called on a
+	 * worker.
+	 */
 	void		(*free)(struct directory *dir);
 };
 
@@ -50,6 +58,12 @@ struct directory {
 int		 directory_open(const struct config *cfg, struct directory **dir_r,
 		    char *err, size_t errlen);
 void		 directory_close(struct directory **dirp);
+/*
+ * --check-config: load what the directory needs and, for a network
+ * directory, prove it answers: connect, bind and search as the daemon
+ * would.  0, or -1 with the reason in err.
+ */
+int		 directory_check(const struct config *cfg, char *err, size_t errlen);
 
 /* Start a lookup answered on `loop`.  Never NULL. */
 struct dir_request *directory_lookup(struct directory *dir, struct loop *loop,
@@ -81,12 +95,17 @@ const char		*dir_request_password(const struct dir_request *req);
 void			 dir_request_done(struct dir_request *req,
 			    enum dir_status status, struct route *route,
 			    const char *detail);
+/* Has the requester given up?  Safe from any thread. */
+bool			 dir_request_cancelled(const struct dir_request *req);
+/* Release a cancelled request unanswered (the answerer's reference). */
+void			 dir_request_drop(struct dir_request *req);
 
 const char	*dir_status_name(enum dir_status status);
 
 /* LDAP (dir_ldap.c): a pool of connections on threads of its own. */
 int		 dir_ldap_open(const struct config *cfg, struct directory **dir_r,
 		    char *err, size_t errlen);
+int		 dir_ldap_check(const struct config *cfg, char *err, size_t errlen);
 
 /* RFC 4515: escape a value for an LDAP filter.  Returns the length needed
  * (excluding NUL); writes at most outlen bytes, NUL-terminated. */
@@ -95,6 +114,12 @@ size_t		 ldap_filter_escape(const char *in, size_t inlen, char *out,
 /* RFC 4514: escape a value for a DN attribute value. */
 size_t		 ldap_dn_escape(const char *in, size_t inlen, char *out,
 		    size_t outlen);
+/*
+ * Check a filter against RFC 4515's grammar (as a server parses it).  0,
+ * or -1 with a reason and the offset where it went wrong.
+ */
+int		 ldap_filter_check(const char *filter, size_t *offset_r,
+		    const char **error_r);
 /*
  * Expand %u, %l, %d, %p and %% in a filter or base template, escaping each
  * value with `escape`.  -1 if the result would not fit in out or the

@@ -143,6 +143,38 @@ log_msg(enum log_level level, const char *fmt, ...)
 }
 
 void
+log_limited(struct log_limit *ll, unsigned interval_ms, enum log_level level,
+    const char *fmt, ...)
+{
+	struct timespec ts;
+	uint64_t now, next;
+	unsigned held;
+	char msg[LOG_LINE_MAX];
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	next = atomic_load(&ll->next_ms);
+	/* One thread wins the slot; the others count themselves held back. */
+	if (now < next || !atomic_compare_exchange_strong(&ll->next_ms, &next,
+	    now + interval_ms)) {
+		atomic_fetch_add(&ll->held, 1);
+		return;
+	}
+	held = atomic_exchange(&ll->held, 0);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (held > 0)
+		log_msg(level, "%s (and %u more like this since the last report)",
+		    msg, held);
+	else
+		log_msg(level, "%s", msg);
+}
+
+void
 fatal(const char *fmt, ...)
 {
 	va_list ap;

@@ -8,6 +8,8 @@
 #define POSTERN_LOG_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
 
 enum log_level {
 	LOG_LVL_ERROR,		/* the daemon or a subsystem cannot do its job */
@@ -28,6 +30,20 @@ void	log_msg(enum log_level level, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	    __attribute__((format(printf, 2, 0)));
+
+/*
+ * A warning that can repeat (a flood of refused connections, a directory
+ * that keeps failing): logged at most once per interval, the next line
+ * saying how many were held back.  Zero-initialise; safe from any thread.
+ */
+struct log_limit {
+	_Atomic uint64_t	 next_ms;
+	_Atomic unsigned	 held;
+};
+
+void	log_limited(struct log_limit *ll, unsigned interval_ms,
+	    enum log_level level, const char *fmt, ...)
+	    __attribute__((format(printf, 4, 5)));
 
 /* Start-up failure: log and exit(1).  Never used on the session path. */
 void	fatal(const char *fmt, ...)

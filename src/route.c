@@ -33,6 +33,10 @@ route_add_host(struct route *r, const char *spec, const char **error_r)
 			*error_r = "empty user before '@'";
 			return -1;
 		}
+		if (!route_user_valid(spec, (size_t)(at - spec))) {
+			*error_r = "control character or space in the user name";
+			return -1;
+		}
 		if (r->backend_user == NULL)
 			r->backend_user = xstrndup(spec, (size_t)(at - spec));
 		spec = at + 1;
@@ -52,11 +56,27 @@ route_add_host(struct route *r, const char *spec, const char **error_r)
 	return 0;
 }
 
-void
-route_set_backend_user(struct route *r, const char *user)
+bool
+route_user_valid(const char *user, size_t len)
 {
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)user[i] <= 0x20 || user[i] == 0x7f)
+			return false;
+	return true;
+}
+
+int
+route_set_backend_user(struct route *r, const char *user, const char **error_r)
+{
+	if (user != NULL && !route_user_valid(user, strlen(user))) {
+		*error_r = "control character or space in the backend user name";
+		return -1;
+	}
 	free(r->backend_user);
 	r->backend_user = user != NULL ? xstrdup(user) : NULL;
+	return 0;
 }
 
 struct route *

@@ -6,6 +6,7 @@
 #ifndef POSTERN_ROUTE_H
 #define POSTERN_ROUTE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,7 +29,14 @@ struct route	*route_new(void);
 /* Add "host", "host:port", "[v6]:port" or Perdition's "user@host:port" (the
  * user part sets backend_user if unset).  0 ok, -1 with a reason. */
 int		 route_add_host(struct route *r, const char *spec, const char **error_r);
-void		 route_set_backend_user(struct route *r, const char *user);
+/*
+ * Log in to the backend as `user` (NULL: as the client did).  -1 with a
+ * reason if it could carry a command into the backend's dialogue (a
+ * control byte or a space) or is empty.
+ */
+int		 route_set_backend_user(struct route *r, const char *user,
+		    const char **error_r);
+bool		 route_user_valid(const char *user, size_t len);
 struct route	*route_ref(struct route *r);
 void		 route_unref(struct route **rp);
 

@@ -47,7 +47,7 @@ START_TEST(test_explicit_user_wins)
 	struct route *r = route_new();
 	const char *error;
 
-	route_set_backend_user(r, "c.jones");
+	ck_assert_int_eq(route_set_backend_user(r, "c.jones", &error), 0);
 	ck_assert_int_eq(route_add_host(r, "other@h:1", &error), 0);
 	ck_assert_str_eq(r->backend_user, "c.jones");
 	route_unref(&r);
