@@ -37,7 +37,8 @@ usage(FILE *fp)
 	    "\n"
 	    "  -c, --config FILE   configuration file (libconfig syntax)\n"
 	    "  -d, --daemon        detach and log to syslog\n"
-	    "  -t, --check-config  validate the configuration and exit 0 or 1\n"
+	    "  -t, --check-config  validate the configuration, the certificates and\n"
+	    "                      that the directory answers; exit 0 or 1\n"
 	    "  -l, --lookup USER   show the route the directory gives USER\n"
 	    "  -p, --protocol P    protocol for --lookup (default imap)\n"
 	    "  -V, --version       print the version\n"
@@ -137,15 +138,20 @@ drop_privileges(const char *user)
 	return 0;
 }
 
-static void
+/* Raise the descriptor limit as far as allowed; returns the soft limit. */
+static unsigned
 raise_fd_limit(void)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
 	}
+	return rl.rlim_cur > 1u << 30 ? 1u << 30 : (unsigned)rl.rlim_cur;
 }
 
 static int
@@ -165,14 +171,14 @@ write_pid_file(const char *path)
 }
 
 static struct gen *
-reload(const char *path, struct gen *cur)
+reload(const char *path, struct gen *cur, struct reaper *reaper)
 {
 	struct config *cfg;
 	struct gen *gen;
 	char err[512];
 
 	if (config_load(path, &cfg, err, sizeof(err)) < 0 ||
-	    gen_new(cfg, &gen, err, sizeof(err)) < 0) {
+	    gen_new(cfg, reaper, &gen, err, sizeof(err)) < 0) {
 		log_error("reload failed, keeping the running configuration: %s", err);
 		return NULL;
 	}
@@ -184,59 +190,77 @@ reload(const char *path, struct gen *cur)
 }
 
 static int
+start(struct server *srv, struct gen *gen, bool detach)
+{
+	const struct config *cfg = gen->cfg;
+	char err[512];
+
+	if (server_bind(srv, cfg, cfg->daemon.threads, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (drop_privileges(cfg->daemon.user) < 0)
+		return -1;
+	if (detach && daemon(0, 0) < 0) {
+		log_error("daemon: %s", strerror(errno));
+		return -1;
+	}
+	if (write_pid_file(cfg->daemon.pid_file) < 0)
+		return -1;
+	if (resolve_init(RESOLVER_THREADS) < 0 || server_start(srv, gen) < 0) {
+		log_error("cannot start threads");
+		return -1;
+	}
+	return 0;
+}
+
+static int
 run(const char *path, struct config *cfg, bool detach)
 {
 	struct server srv = { 0 };
+	struct reaper *reaper;
 	struct gen *gen;
 	sigset_t set;
 	char err[512];
+	unsigned nofile;
 	int sig, rc = 0;
 
 	log_setup(cfg->daemon.log_level, cfg->daemon.log_json, detach);
-	raise_fd_limit();
+	nofile = raise_fd_limit();
 	/*
-	 * Every thread (workers, directory, resolver) inherits this mask
-	 * from here on; signals reach only this thread, through sigwait.
+	 * Every thread (workers, directory, resolver, reaper) inherits this
+	 * mask from here on; signals reach only this thread, through sigwait.
 	 */
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (gen_new(cfg, &gen, err, sizeof(err)) < 0) {
-		log_error("%s", err);
-		return 1;
-	}
-	if (server_bind(&srv, cfg, cfg->daemon.threads, err, sizeof(err)) < 0) {
-		log_error("%s", err);
-		server_free(&srv);
-		gen_unref(&gen);
-		return 1;
-	}
-	if (drop_privileges(cfg->daemon.user) < 0) {
-		server_free(&srv);
-		gen_unref(&gen);
-		return 1;
-	}
-	if (detach && daemon(0, 0) < 0) {
-		log_error("daemon: %s", strerror(errno));
-		return 1;
-	}
-	if (write_pid_file(cfg->daemon.pid_file) < 0)
-		return 1;
-
-	if (resolve_init(RESOLVER_THREADS) < 0 || server_start(&srv, gen) < 0) {
+	if ((reaper = reaper_start()) == NULL) {
 		log_error("cannot start threads");
 		return 1;
 	}
-	log_info("postern %s started: %u workers, %zu listeners, directory %s",
-	    PACKAGE_VERSION, srv.nworkers, cfg->nlisten, gen->dir->ops->name);
+	if (gen_new(cfg, reaper, &gen, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		reaper_stop(&reaper);
+		return 1;
+	}
+	srv.auto_connections = server_connections_for(nofile, cfg->daemon.threads);
+	if (start(&srv, gen, detach) < 0) {
+		rc = 1;
+		goto out;
+	}
+	log_info("postern %s started: %u workers, %zu listeners, directory %s, "
+	    "connections %u%s", PACKAGE_VERSION, srv.nworkers, cfg->nlisten,
+	    gen->dir->ops->name, cfg->limits.connections ? cfg->limits.connections :
+	    srv.auto_connections, cfg->limits.connections ? "" :
+	    " (from the descriptor limit)");
 
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			struct gen *ng = reload(path, gen);
+			struct gen *ng = reload(path, gen, reaper);
 
 			if (ng != NULL) {
 				server_reload(&srv, ng);
@@ -261,12 +285,41 @@ run(const char *path, struct config *cfg, bool detach)
 			break;
 		}
 	}
+out:
+	/*
+	 * Producers before what they post to: sessions and the workers'
+	 * generations go first, then the reaper stops their directories'
+	 * threads and the resolvers end; only then do the loops go.
+	 */
+	server_release(&srv);
+	gen_unref(&gen);
+	reaper_stop(&reaper);
 	resolve_shutdown();
 	server_free(&srv);
-	gen_unref(&gen);
 	sasl_client_teardown();
 	log_info("stopped");
 	return rc;
+}
+
+/* --check-config: the file, the certificates, and the directory for real. */
+static int
+check_config(const char *path, struct config *cfg)
+{
+	struct tls_ctxs tls;
+	char err[2048];
+	int rc = -1;
+
+	log_setup(LOG_LVL_WARNING, 0, 0);
+	if (tls_ctxs_new(cfg, &tls, err, sizeof(err)) == 0) {
+		tls_ctxs_free(&tls);
+		rc = directory_check(cfg, err, sizeof(err));
+	}
+	if (rc < 0)
+		fprintf(stderr, "%s\n", err);
+	else
+		printf("%s: configuration ok\n", path);
+	config_free(&cfg);
+	return rc < 0 ? 1 : 0;
 }
 
 int
@@ -346,19 +399,8 @@ main(int argc, char **argv)
 	}
 	if (load(path, &cfg) < 0)
 		return 1;
-	if (check) {
-		struct gen *gen;
-		char err[512];
-
-		log_setup(LOG_LVL_WARNING, 0, 0);
-		if (gen_new(cfg, &gen, err, sizeof(err)) < 0) {
-			fprintf(stderr, "%s\n", err);
-			return 1;
-		}
-		gen_unref(&gen);
-		printf("%s: configuration ok\n", path);
-		return 0;
-	}
+	if (check)
+		return check_config(path, cfg);
 	if (lookup != NULL) {
 		int rc;
 

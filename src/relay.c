@@ -165,8 +165,13 @@ pump(struct session *s, struct relay_dir *d, size_t budget)
 			moved += (size_t)n;
 			continue;
 		}
-		if (d->pipe[0] < 0 && pipe_pool_get(&s->worker->pipes, d->pipe) == 0)
-			return -1;
+		if (d->pipe[0] < 0 && pipe_pool_get(&s->worker->pipes, d->pipe) == 0) {
+			/* No descriptor for a pipe: copy through user space. */
+			if ((n = pump_small(d)) < 0)
+				return -1;
+			moved += (size_t)n;
+			continue;
+		}
 		n = splice(d->src->fd, NULL, d->pipe[1], NULL, RELAY_SPLICE_CHUNK,
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n > 0)

@@ -25,9 +25,90 @@
 #define ACCEPT_BATCH		1
 #define PIPE_POOL_MAX		64	/* idle pipes a worker keeps */
 #define PIPE_SIZE		(256 * 1024)
+/* Out of descriptors: the listener rests this long before accepting again. */
+#define ACCEPT_PAUSE_MS		100
+#define LOG_EVERY_MS		10000	/* repeated warnings: once per this */
+/* Descriptors kept back from limits.connections' automatic value. */
+#define FD_RESERVE		64
+
+struct reaper {
+	pthread_t	 thread;
+	pthread_mutex_t	 mtx;
+	pthread_cond_t	 cond;
+	struct gen	*head;
+	bool		 stop;
+};
+
+static void
+gen_free(struct gen *g)
+{
+	directory_close(&g->dir);
+	tls_ctxs_free(&g->tls);
+	config_free(&g->cfg);
+	free(g);
+}
+
+static void *
+reaper_main(void *arg)
+{
+	struct reaper *r = arg;
+
+	pthread_mutex_lock(&r->mtx);
+	for (;;) {
+		struct gen *g = r->head;
+
+		if (g == NULL) {
+			if (r->stop)
+				break;
+			pthread_cond_wait(&r->cond, &r->mtx);
+			continue;
+		}
+		r->head = g->next;
+		pthread_mutex_unlock(&r->mtx);
+		gen_free(g);
+		pthread_mutex_lock(&r->mtx);
+	}
+	pthread_mutex_unlock(&r->mtx);
+	return NULL;
+}
+
+struct reaper *
+reaper_start(void)
+{
+	struct reaper *r = xcalloc(1, sizeof(*r));
+
+	pthread_mutex_init(&r->mtx, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	if (pthread_create(&r->thread, NULL, reaper_main, r) != 0) {
+		pthread_cond_destroy(&r->cond);
+		pthread_mutex_destroy(&r->mtx);
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void
+reaper_stop(struct reaper **rp)
+{
+	struct reaper *r = *rp;
+
+	if (r == NULL)
+		return;
+	*rp = NULL;
+	pthread_mutex_lock(&r->mtx);
+	r->stop = true;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->mtx);
+	pthread_join(r->thread, NULL);
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->mtx);
+	free(r);
+}
 
 int
-gen_new(struct config *cfg, struct gen **gen_r, char *err, size_t errlen)
+gen_new(struct config *cfg, struct reaper *reaper, struct gen **gen_r,
+    char *err, size_t errlen)
 {
 	struct gen *g = xcalloc(1, sizeof(*g));
 
@@ -46,6 +127,7 @@ gen_new(struct config *cfg, struct gen **gen_r, char *err, size_t errlen)
 	if (cfg->backend.tls != TLS_MODE_NONE && !cfg->backend.verify)
 		log_warning("backend: certificate verification is OFF (verify = "
 		    "false): backend identities are not checked");
+	g->reaper = reaper;	/* only now: a failed start frees inline */
 	*gen_r = g;
 	return 0;
 }
@@ -67,10 +149,15 @@ gen_unref(struct gen **gp)
 	*gp = NULL;
 	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	directory_close(&g->dir);
-	tls_ctxs_free(&g->tls);
-	config_free(&g->cfg);
-	free(g);
+	if (g->reaper == NULL) {
+		gen_free(g);
+		return;
+	}
+	pthread_mutex_lock(&g->reaper->mtx);
+	g->next = g->reaper->head;
+	g->reaper->head = g;
+	pthread_cond_signal(&g->reaper->cond);
+	pthread_mutex_unlock(&g->reaper->mtx);
 }
 
 /* Pipes. */
@@ -87,7 +174,11 @@ pipe_pool_get(struct pipe_pool *pp, int fds[2])
 		return pp->size;
 	}
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
-		log_warning("pipe2: %s", strerror(errno));
+		static struct log_limit ll;
+
+		/* The relay copies without a pipe meanwhile: say it rarely. */
+		log_limited(&ll, LOG_EVERY_MS, LOG_LVL_WARNING, "pipe2: %s: "
+		    "relaying without splice", strerror(errno));
 		return 0;
 	}
 	/* A larger pipe means fewer splice calls; pages come only with data. */
@@ -233,10 +324,51 @@ bind_one(const struct listen_cfg *l, char *err, size_t errlen)
 	return fd;
 }
 
+/*
+ * SO_REUSEPORT would let this process join sockets another one (a second
+ * postern, with another config) has bound, and share its clients.  A bind
+ * without it fails if anyone holds the address; then it is let go.
+ */
+static int
+bind_probe(const struct listen_cfg *l, char *err, size_t errlen)
+{
+	int fd, one = 1, rc = 0;
+
+	fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "listen %s: socket: %s", l->address, strerror(errno));
+		return -1;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if ((l->addr.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0) {
+		snprintf(err, errlen, "listen %s: %s", l->address, strerror(errno));
+		rc = -1;
+	}
+	close(fd);
+	return rc;
+}
+
+unsigned
+server_connections_for(unsigned nofile, unsigned nworkers)
+{
+	/*
+	 * Two descriptors a session (client, backend), a third for the
+	 * splice pipes a bulk transfer borrows; each worker keeps pipes.
+	 */
+	unsigned reserve = FD_RESERVE + nworkers * PIPE_POOL_MAX * 2;
+
+	return nofile > reserve + 3 ? (nofile - reserve) / 3 : 1;
+}
+
 int
 server_bind(struct server *srv, const struct config *cfg, unsigned nworkers,
     char *err, size_t errlen)
 {
+	for (size_t k = 0; k < cfg->nlisten; k++)
+		if (bind_probe(&cfg->listen[k], err, errlen) < 0)
+			return -1;
 	srv->workers = xcalloc(nworkers, sizeof(*srv->workers));
 	srv->nworkers = nworkers;
 	atomic_init(&srv->connections, 0);
@@ -265,7 +397,7 @@ server_bind(struct server *srv, const struct config *cfg, unsigned nworkers,
 /* Accept path. */
 
 static void
-refuse(int fd, const struct listener *l, const char *why)
+refuse(struct server *srv, int fd, const struct listener *l, const char *why)
 {
 	static const char imap[] = "* BYE Too many connections, try again later\r\n";
 	static const char pop3[] = "-ERR [SYS/TEMP] Too many connections, try again later\r\n";
@@ -275,7 +407,35 @@ refuse(int fd, const struct listener *l, const char *why)
 	else
 		(void)!write(fd, pop3, sizeof(pop3) - 1);
 	close(fd);
-	log_warning("connection refused: %s", why);
+	log_limited(&srv->log_refused, LOG_EVERY_MS, LOG_LVL_WARNING,
+	    "connection refused on %s: %s", l->cfg.address, why);
+}
+
+static void
+listener_resume(struct timer *t)
+{
+	struct listener *l = t->arg;
+
+	if (l->fd >= 0 && loop_watch(l->worker->loop, &l->watch, EPOLLIN) < 0)
+		log_warning("listen %s: epoll: %s", l->cfg.address, strerror(errno));
+}
+
+/*
+ * No descriptor (or memory) for the connection: the listener is
+ * level-triggered and would report the same queue at once, so it rests a
+ * moment -- the pending clients wait in the kernel's backlog -- and the
+ * warning is logged once per interval, not per attempt.
+ */
+static void
+listener_pause(struct listener *l, int err)
+{
+	struct worker *w = l->worker;
+
+	log_limited(&w->server->log_accept, LOG_EVERY_MS, LOG_LVL_WARNING,
+	    "accept on %s: %s: not accepting for %d ms", l->cfg.address,
+	    strerror(err), ACCEPT_PAUSE_MS);
+	(void)loop_watch(w->loop, &l->watch, 0);
+	loop_timer_in(w->loop, &l->pause, ACCEPT_PAUSE_MS);
 }
 
 static void
@@ -283,7 +443,10 @@ listener_event(struct watch *wt, uint32_t events)
 {
 	struct listener *l = wt->arg;
 	struct worker *w = l->worker;
+	struct server *srv = w->server;
 	const struct config *cfg = w->gen->cfg;
+	unsigned limit = cfg->limits.connections ? cfg->limits.connections :
+	    srv->auto_connections;
 
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage peer;
@@ -296,21 +459,25 @@ listener_event(struct watch *wt, uint32_t events)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				log_warning("accept on %s: %s", l->cfg.address,
-				    strerror(errno));
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM)
+				listener_pause(l, errno);
+			else if (errno != EAGAIN && errno != EWOULDBLOCK)
+				log_limited(&srv->log_accept, LOG_EVERY_MS,
+				    LOG_LVL_WARNING, "accept on %s: %s",
+				    l->cfg.address, strerror(errno));
 			return;
 		}
-		n = atomic_fetch_add(&w->server->connections, 1) + 1;
-		if (cfg->limits.connections > 0 && n > cfg->limits.connections) {
-			atomic_fetch_sub(&w->server->connections, 1);
-			refuse(fd, l, "limits.connections reached");
+		n = atomic_fetch_add(&srv->connections, 1) + 1;
+		if (limit > 0 && n > limit) {
+			atomic_fetch_sub(&srv->connections, 1);
+			refuse(srv, fd, l, "limits.connections reached");
 			continue;
 		}
-		if (!per_ip_acquire(w->server, (struct sockaddr *)&peer,
+		if (!per_ip_acquire(srv, (struct sockaddr *)&peer,
 		    cfg->limits.per_ip)) {
-			atomic_fetch_sub(&w->server->connections, 1);
-			refuse(fd, l, "limits.per_ip reached");
+			atomic_fetch_sub(&srv->connections, 1);
+			refuse(srv, fd, l, "limits.per_ip reached");
 			continue;
 		}
 		session_start(w, w->gen, &l->cfg, fd, (struct sockaddr *)&peer,
@@ -369,6 +536,7 @@ server_start(struct server *srv, struct gen *gen)
 			struct listener *l = &w->listeners[k];
 
 			watch_init(&l->watch, l->fd, listener_event, l);
+			timer_init(&l->pause, listener_resume, l);
 			if (loop_watch(w->loop, &l->watch, EPOLLIN) < 0)
 				return -1;
 		}
@@ -417,6 +585,7 @@ worker_close_listeners(struct worker *w)
 
 		if (l->fd < 0)
 			continue;
+		loop_timer_cancel(w->loop, &l->pause);
 		loop_unwatch(w->loop, &l->watch);
 		close(l->fd);
 		l->fd = -1;
@@ -501,16 +670,30 @@ server_wait(struct server *srv, uint64_t deadline_ms)
 }
 
 void
-server_free(struct server *srv)
+server_release(struct server *srv)
 {
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		struct worker *w = &srv->workers[i];
 
-		if (w->loop != NULL) {
-			worker_close_listeners(w);
-			/* Sessions closed on the way out are freed by queued tasks. */
+		if (w->loop == NULL)
+			continue;
+		worker_close_listeners(w);
+		/* Sessions closed on the way out are freed by queued tasks. */
+		loop_run_pending(w->loop);
+		gen_unref(&w->gen);
+	}
+}
+
+void
+server_free(struct server *srv)
+{
+	server_release(srv);
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+
+		/* Late answers for sessions that are gone: dropped here. */
+		if (w->loop != NULL)
 			loop_run_pending(w->loop);
-		}
 		for (size_t k = 0; k < w->nlisteners; k++) {
 			if (w->listeners[k].fd >= 0)
 				close(w->listeners[k].fd);
@@ -518,7 +701,6 @@ server_free(struct server *srv)
 		}
 		free(w->listeners);
 		pipe_pool_free(&w->pipes);
-		gen_unref(&w->gen);
 		loop_free(&w->loop);
 	}
 	free(srv->workers);

@@ -19,25 +19,38 @@
 
 struct session;
 
+struct reaper;
+
 struct gen {
 	_Atomic unsigned	 refs;
 	struct config		*cfg;
 	struct directory	*dir;
 	struct tls_ctxs		 tls;
+	struct reaper		*reaper;	/* frees it; NULL: inline */
+	struct gen		*next;		/* the reaper's queue */
 };
 
 /*
  * Open what a config needs (directory, TLS contexts) and wrap it in a
  * generation that owns cfg.  On failure cfg is freed and err says why.
+ * With a reaper, the last reference hands the generation to the reaper's
+ * thread: freeing it joins directory threads that may sit in a blocking
+ * bind, which must never stall the worker that dropped it.
  */
-int		 gen_new(struct config *cfg, struct gen **gen_r, char *err,
-		    size_t errlen);
+int		 gen_new(struct config *cfg, struct reaper *reaper,
+		    struct gen **gen_r, char *err, size_t errlen);
 struct gen	*gen_ref(struct gen *g);
 void		 gen_unref(struct gen **gp);
+
+/* The thread that frees generations.  NULL if it cannot start. */
+struct reaper	*reaper_start(void);
+/* Free what was handed over so far, then stop; sets *rp to NULL. */
+void		 reaper_stop(struct reaper **rp);
 
 struct listener {
 	int			 fd;
 	struct watch		 watch;
+	struct timer		 pause;		/* accept back-off (EMFILE) */
 	struct listen_cfg	 cfg;	/* own copy: outlives reloads */
 	struct worker		*worker;
 };
@@ -79,12 +92,16 @@ struct server {
 	struct worker		*workers;
 	unsigned		 nworkers;
 	_Atomic unsigned	 connections;	/* all workers: limits.connections */
+	unsigned		 auto_connections;	/* when limits.connections = 0 */
 	struct per_ip_shard	 per_ip[PER_IP_SHARDS];
+	struct log_limit	 log_refused, log_accept;
 };
 
 /*
- * Bind every listener of cfg once per worker (SO_REUSEPORT).  Called as
- * root, before privileges are dropped.  -1 with a message.
+ * Bind every listener of cfg once per worker (SO_REUSEPORT).  Each address
+ * is first bound once without SO_REUSEPORT, so an address another process
+ * holds is "already in use" instead of silently shared.  Called as root,
+ * before privileges are dropped.  -1 with a message.
  */
 int	server_bind(struct server *srv, const struct config *cfg,
 	    unsigned nworkers, char *err, size_t errlen);
@@ -98,7 +115,19 @@ void	server_drain(struct server *srv);
 void	server_stop(struct server *srv);
 /* Join the workers; 0 if all exited by `deadline_ms` (clock_ms), else -1. */
 int	server_wait(struct server *srv, uint64_t deadline_ms);
+/*
+ * After server_wait: free the closed sessions and drop the workers'
+ * generations.  The loops stay, so that threads still answering into them
+ * (directory, resolver) can finish; server_free frees them after those
+ * threads are gone.
+ */
+void	server_release(struct server *srv);
 void	server_free(struct server *srv);
+/*
+ * limits.connections = 0: what the descriptor limit allows, leaving room
+ * for listeners, pipes and the directory.
+ */
+unsigned server_connections_for(unsigned nofile, unsigned nworkers);
 
 /*
  * Count one more connection from addr; false (nothing counted) when that
