@@ -199,7 +199,7 @@ config_defaults(struct config *c)
 	c->daemon.pid_file = xstrdup("");
 	c->daemon.log_level = LOG_LVL_INFO;
 	c->daemon.drain = 30;
-	c->limits.line_length = 8192;
+	c->limits.line_length = 65536;
 	c->limits.auth_failures = 3;
 	c->limits.bad_commands = 10;
 	c->timeouts.login = 60;
@@ -220,6 +220,7 @@ config_defaults(struct config *c)
 	c->directory.cache.ttl = 60;
 	c->directory.cache.negative_ttl = 10;
 	c->directory.cache.entries = 100000;
+	c->directory.cache.negative_entries = 10000;
 	c->directory.cache.serve_stale = true;
 	c->directory.ldap.uri = xstrdup("ldap://127.0.0.1/");
 	c->directory.ldap.base = xstrdup("");
@@ -673,7 +674,7 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 {
 	static const char *const keys[] = { "type", "cache", "ldap", "file", NULL };
 	static const char *const cache_keys[] = { "ttl", "negative_ttl", "entries",
-	    "serve_stale", NULL };
+	    "negative_entries", "serve_stale", NULL };
 	static const char *const file_keys[] = { "path", NULL };
 	static const char *const types[] = { [DIR_TYPE_LDAP] = "ldap",
 	    [DIR_TYPE_FILE] = "file" };
@@ -694,6 +695,7 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 	    get_uint(ld, cache, "directory.cache", "ttl", 0, 86400 * 7, &c->directory.cache.ttl) < 0 ||
 	    get_uint(ld, cache, "directory.cache", "negative_ttl", 0, 86400, &c->directory.cache.negative_ttl) < 0 ||
 	    get_uint(ld, cache, "directory.cache", "entries", 0, 100000000, &c->directory.cache.entries) < 0 ||
+	    get_uint(ld, cache, "directory.cache", "negative_entries", 0, 100000000, &c->directory.cache.negative_entries) < 0 ||
 	    get_bool(ld, cache, "directory.cache", "serve_stale", &c->directory.cache.serve_stale) < 0))
 		return -1;
 	if (file != NULL && (check_keys(ld, file, "directory.file", file_keys) < 0 ||

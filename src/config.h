@@ -135,6 +135,7 @@ struct config {
 			unsigned	 ttl;
 			unsigned	 negative_ttl;
 			unsigned	 entries;
+			unsigned	 negative_entries;
 			bool		 serve_stale;
 		} cache;
 		struct ldap_cfg	 ldap;

@@ -67,6 +67,7 @@ directory_open(const struct config *cfg, struct directory **dir_r, char *err,
 		return -1;
 	if (cfg->directory.cache.entries > 0) {
 		dir->cache = route_cache_new(cfg->directory.cache.entries,
+		    cfg->directory.cache.negative_entries,
 		    cfg->directory.cache.ttl, cfg->directory.cache.negative_ttl);
 		dir->serve_stale = cfg->directory.cache.serve_stale;
 	}

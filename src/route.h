@@ -43,10 +43,10 @@ void		 route_unref(struct route **rp);
 
 /*
  * The route cache: user -> route for `ttl` seconds, unknown users for
- * `negative_ttl`, at most `entries` (least recently used evicted first).
- * Safe to use from any thread (sharded locks).  Expired routes stay until
- * evicted so that route_cache_get_stale() can serve them while the
- * directory is down.
+ * `negative_ttl`, at most `entries` routes and `negative_entries` unknown
+ * users, each kind evicting only its own least recently used.  Safe to use
+ * from any thread (sharded locks).  Expired routes stay until evicted so
+ * that route_cache_get_stale() can serve them while the directory is down.
  */
 struct route_cache;
 
@@ -56,8 +56,8 @@ enum route_cache_result {
 	ROUTE_CACHE_HIT_NEGATIVE,	/* the user is known not to exist */
 };
 
-struct route_cache *route_cache_new(size_t entries, unsigned ttl,
-		    unsigned negative_ttl);
+struct route_cache *route_cache_new(size_t entries, size_t negative_entries,
+		    unsigned ttl, unsigned negative_ttl);
 void		 route_cache_free(struct route_cache **cachep);
 /* Fresh entries only.  `now` in milliseconds (monotonic). */
 enum route_cache_result route_cache_get(struct route_cache *c, const char *key,

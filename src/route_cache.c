@@ -8,8 +8,11 @@
 #include "util.h"
 
 /*
- * Sixteen shards, each a chained hash table with its own LRU list and lock:
- * workers looking up different users rarely meet on a lock.
+ * Sixteen shards, each a chained hash table with its own lock: workers
+ * looking up different users rarely meet on a lock.  A shard keeps two LRU
+ * lists with budgets of their own, one for routes and one for unknown
+ * users, so that a flood of made-up names can never evict a route that
+ * serve_stale would need during an outage.
  */
 #define CACHE_SHARDS	16
 
@@ -22,12 +25,18 @@ struct cache_entry {
 	struct cache_entry	*prev, *next;	/* LRU: head is most recent */
 };
 
+enum { POSITIVE, NEGATIVE };
+
+struct lru {
+	struct cache_entry	*head, *tail;	/* head is most recent */
+	size_t			 n, max;
+};
+
 struct shard {
 	pthread_mutex_t		 mtx;
 	struct cache_entry	**buckets;
 	size_t			 nbuckets;
-	size_t			 n, max;
-	struct cache_entry	*head, *tail;
+	struct lru		 lru[2];	/* POSITIVE, NEGATIVE */
 };
 
 struct route_cache {
@@ -45,14 +54,26 @@ hash_key(const char *s)
 		h ^= (unsigned char)*s;
 		h *= 1099511628211ULL;
 	}
+	/*
+	 * FNV-1a leaves the high bits of similar keys ("user1", "user2")
+	 * nearly equal: mix them (MurmurHash3's finaliser) before the shard
+	 * is picked from them, or a few shards take every key.
+	 */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
 	return h;
 }
 
 struct route_cache *
-route_cache_new(size_t entries, unsigned ttl, unsigned negative_ttl)
+route_cache_new(size_t entries, size_t negative_entries, unsigned ttl,
+    unsigned negative_ttl)
 {
 	struct route_cache *c = xcalloc(1, sizeof(*c));
 	size_t per = entries / CACHE_SHARDS + 1;
+	size_t negper = negative_entries / CACHE_SHARDS + 1;
 
 	c->ttl_ms = ttl * 1000;
 	c->negative_ttl_ms = negative_ttl * 1000;
@@ -60,9 +81,10 @@ route_cache_new(size_t entries, unsigned ttl, unsigned negative_ttl)
 		struct shard *s = &c->shards[i];
 
 		pthread_mutex_init(&s->mtx, NULL);
-		s->max = per;
+		s->lru[POSITIVE].max = per;
+		s->lru[NEGATIVE].max = negative_entries > 0 ? negper : 0;
 		s->nbuckets = 16;
-		while (s->nbuckets < per && s->nbuckets < (1u << 20))
+		while (s->nbuckets < per + negper && s->nbuckets < (1u << 20))
 			s->nbuckets *= 2;
 		s->buckets = xcalloc(s->nbuckets, sizeof(*s->buckets));
 	}
@@ -89,9 +111,11 @@ route_cache_free(struct route_cache **cachep)
 		struct shard *s = &c->shards[i];
 		struct cache_entry *e, *next;
 
-		for (e = s->head; e != NULL; e = next) {
-			next = e->next;
-			entry_free(e);
+		for (int k = POSITIVE; k <= NEGATIVE; k++) {
+			for (e = s->lru[k].head; e != NULL; e = next) {
+				next = e->next;
+				entry_free(e);
+			}
 		}
 		free(s->buckets);
 		pthread_mutex_destroy(&s->mtx);
@@ -116,29 +140,41 @@ find_slot(struct shard *s, const char *key, uint64_t h)
 	return pp;
 }
 
+static struct lru *
+lru_of(struct shard *s, const struct cache_entry *e)
+{
+	return &s->lru[e->route != NULL ? POSITIVE : NEGATIVE];
+}
+
 static void
 lru_unlink(struct shard *s, struct cache_entry *e)
 {
+	struct lru *l = lru_of(s, e);
+
 	if (e->prev != NULL)
 		e->prev->next = e->next;
 	else
-		s->head = e->next;
+		l->head = e->next;
 	if (e->next != NULL)
 		e->next->prev = e->prev;
 	else
-		s->tail = e->prev;
+		l->tail = e->prev;
+	l->n--;
 }
 
 static void
 lru_push(struct shard *s, struct cache_entry *e)
 {
+	struct lru *l = lru_of(s, e);
+
 	e->prev = NULL;
-	e->next = s->head;
-	if (s->head != NULL)
-		s->head->prev = e;
-	s->head = e;
-	if (s->tail == NULL)
-		s->tail = e;
+	e->next = l->head;
+	if (l->head != NULL)
+		l->head->prev = e;
+	l->head = e;
+	if (l->tail == NULL)
+		l->tail = e;
+	l->n++;
 }
 
 static void
@@ -148,7 +184,6 @@ shard_remove(struct shard *s, struct cache_entry *e)
 
 	*pp = e->chain;
 	lru_unlink(s, e);
-	s->n--;
 	entry_free(e);
 }
 
@@ -198,25 +233,29 @@ route_cache_put(struct route_cache *c, const char *key, struct route *route,
 {
 	uint64_t h = hash_key(key);
 	struct shard *s = shard_of(c, h);
+	struct lru *l = &s->lru[route != NULL ? POSITIVE : NEGATIVE];
 	struct cache_entry **pp, *e;
 
-	if (route == NULL && c->negative_ttl_ms == 0)
+	if (route == NULL && (c->negative_ttl_ms == 0 || l->max == 0))
 		return;
 	pthread_mutex_lock(&s->mtx);
 	pp = find_slot(s, key, h);
 	if ((e = *pp) != NULL) {
-		route_unref(&e->route);
+		/* It may change lists: a route becomes unknown, or back. */
 		lru_unlink(s, e);
-	} else {
-		if (s->n >= s->max && s->tail != NULL)
-			shard_remove(s, s->tail);
+		route_unref(&e->route);
+	} else
+		e = NULL;
+	/* Only an entry of the same kind makes room. */
+	if (l->n >= l->max && l->tail != NULL && l->tail != e)
+		shard_remove(s, l->tail);
+	if (e == NULL) {
 		pp = find_slot(s, key, h);
 		e = xcalloc(1, sizeof(*e));
 		e->key = xstrdup(key);
 		e->hash = h;
 		e->chain = NULL;
 		*pp = e;
-		s->n++;
 	}
 	e->route = route != NULL ? route_ref(route) : NULL;
 	e->expires = now + (route != NULL ? c->ttl_ms : c->negative_ttl_ms);
@@ -231,7 +270,7 @@ route_cache_size(struct route_cache *c)
 
 	for (int i = 0; i < CACHE_SHARDS; i++) {
 		pthread_mutex_lock(&c->shards[i].mtx);
-		n += c->shards[i].n;
+		n += c->shards[i].lru[POSITIVE].n + c->shards[i].lru[NEGATIVE].n;
 		pthread_mutex_unlock(&c->shards[i].mtx);
 	}
 	return n;

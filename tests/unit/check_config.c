@@ -40,6 +40,14 @@ load_ok(const char *text)
 	return cfg;
 }
 
+static void
+config_free_ok(const char *text)
+{
+	struct config *c = load_ok(text);
+
+	config_free(&c);
+}
+
 /* Load must fail; returns the message (static). */
 static const char *
 load_bad(const char *text)
@@ -90,7 +98,7 @@ START_TEST(test_empty_config_defaults)
 
 	ck_assert_uint_eq(c->limits.connections, 0);
 	ck_assert_uint_eq(c->limits.per_ip, 0);
-	ck_assert_uint_eq(c->limits.line_length, 8192);
+	ck_assert_uint_eq(c->limits.line_length, 65536);
 	ck_assert_uint_eq(c->limits.auth_failures, 3);
 	ck_assert_uint_eq(c->limits.bad_commands, 10);
 
@@ -751,6 +759,26 @@ START_TEST(test_ldap_rules)
 	ASSERT_BAD_CONTAINS("directory = { ldap = { bind_password = \"x\"; "
 	    "bind_password_file = \"/f\"; }; };",
 	    "not both");
+	/* Checked as the server would parse them, after a test expansion. */
+	ASSERT_BAD_CONTAINS("directory = { ldap = { filter = \"(uid=%u\"; }; };",
+	    "test.conf:1: directory.ldap.filter: not an RFC 4515 filter: missing ')'");
+	ASSERT_BAD_CONTAINS("directory = { ldap = { filter = \"(uid=%x)\"; }; };",
+	    "test.conf:1: directory.ldap.filter: unknown %-sequence");
+	ASSERT_BAD_CONTAINS("directory = { ldap = { filter = \"(&(uid=%u)(mail=*)))\"; }; };",
+	    "text after the filter's closing ')'");
+	ASSERT_BAD_CONTAINS("directory = { ldap = { filter = \"(uid=a(b)\"; }; };",
+	    "'(' in a value");
+	ASSERT_BAD_CONTAINS("directory = { ldap = { base = \"dc=example,,dc=net\"; }; };",
+	    "test.conf:1: directory.ldap.base: \"dc=example,,dc=net\" is not a valid DN");
+	ASSERT_BAD_CONTAINS("directory = { ldap = { base = \"ou=%z,dc=net\"; }; };",
+	    "directory.ldap.base: unknown %-sequence");
+	ASSERT_BAD_CONTAINS("directory = { ldap = { bind_dn = \"cn=x,,\"; }; };",
+	    "directory.ldap.bind_dn: ");
+	ASSERT_BAD_CONTAINS("directory = { ldap = { attributes = { host = \"mail host\"; }; }; };",
+	    "test.conf:1: directory.ldap.attributes.host: \"mail host\" is not an attribute name");
+	/* A template that expands to valid text is fine, %d in a DN too. */
+	config_free_ok("directory = { ldap = { base = \"ou=%d,dc=example,dc=net\"; "
+	    "filter = \"(&(|(uid=%u)(mail=%l@%d))(!(x=*))(cn=a*b*c)(o:dn:2.5.13.5:=v))\"; }; };");
 }
 END_TEST
 

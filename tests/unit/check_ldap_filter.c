@@ -2,6 +2,7 @@
 #include "autoconf.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,6 +128,85 @@ START_TEST(test_expand_errors)
 }
 END_TEST
 
+static void
+filter_ok(const char *f)
+{
+	size_t off = 0;
+	const char *error = NULL;
+
+	ck_assert_msg(ldap_filter_check(f, &off, &error) == 0,
+	    "refused %s: %s at %zu", f, error, off);
+}
+
+static void
+filter_bad(const char *f, size_t offset, const char *why)
+{
+	size_t off = 0;
+	const char *error = NULL;
+
+	ck_assert_msg(ldap_filter_check(f, &off, &error) == -1, "accepted %s", f);
+	ck_assert_uint_eq(off, offset);
+	ck_assert_msg(strstr(error, why) != NULL, "%s: %s", f, error);
+}
+
+START_TEST(test_filter_grammar)
+{
+	filter_ok("(uid=alice)");
+	filter_ok("(uid=)");
+	filter_ok("(uid=*)");
+	filter_ok("(cn=a*b*c)");
+	filter_ok("(cn=*a*)");
+	filter_ok("(cn=\\2a\\28\\29\\5c\\00)");
+	filter_ok("(&(objectClass=perditionPopmap)(uid=x))");
+	filter_ok("(|(&(a=1)(b=2))(!(c=3)))");
+	filter_ok("(age>=5)");
+	filter_ok("(age<=5)");
+	filter_ok("(sn~=smith)");
+	filter_ok("(cn;lang-en=x)");
+	filter_ok("(2.5.4.3=x)");
+	filter_ok("(cn:caseExactMatch:=Fred)");
+	filter_ok("(cn:dn:=x)");
+	filter_ok("(:dn:2.5.13.5:=x)");
+	filter_ok("(:1.2.3:=x)");
+	filter_ok("(mail=j\xc3\xbcrgen@example.org)");
+
+	filter_bad("", 0, "expected '('");
+	filter_bad("uid=x", 0, "expected '('");
+	filter_bad("(uid=x", 6, "missing ')'");
+	filter_bad("(uid=x))", 7, "text after");
+	filter_bad("(uid=a(b)", 6, "'(' in a value");
+	filter_bad("(uid=\\zz)", 5, "hex escape");
+	filter_bad("(uid=\\4)", 5, "hex escape");
+	filter_bad("(&)", 2, "at least one filter");
+	filter_bad("(!)", 2, "expected '('");
+	filter_bad("(=x)", 1, "attribute name");
+	filter_bad("(1uid=x)", 2, "filter type");
+	filter_bad("(01.2=x)", 1, "leading zero");
+	filter_bad("(uid~x)", 4, "expected '='");
+	filter_bad("(uid>=a*)", 7, "'*' in a value");
+	filter_bad("(uid)", 4, "filter type");
+	filter_bad("(cn;=x)", 4, "empty attribute option");
+	filter_bad("(cn:=x", 6, "missing ')'");
+}
+END_TEST
+
+START_TEST(test_filter_depth_bounded)
+{
+	char f[4096];
+	size_t o = 0, off;
+	const char *error;
+
+	for (int i = 0; i < 40; i++)
+		o += (size_t)snprintf(f + o, sizeof(f) - o, "(!");
+	o += (size_t)snprintf(f + o, sizeof(f) - o, "(a=b)");
+	for (int i = 0; i < 40; i++)
+		f[o++] = ')';
+	f[o] = '\0';
+	ck_assert_int_eq(ldap_filter_check(f, &off, &error), -1);
+	ck_assert_str_eq(error, "filter nested too deeply");
+}
+END_TEST
+
 static Suite *
 ldap_filter_suite(void)
 {
@@ -140,6 +220,8 @@ ldap_filter_suite(void)
 	tcase_add_test(tc, test_expand_placeholders);
 	tcase_add_test(tc, test_expand_escapes_values);
 	tcase_add_test(tc, test_expand_errors);
+	tcase_add_test(tc, test_filter_grammar);
+	tcase_add_test(tc, test_filter_depth_bounded);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -56,7 +56,7 @@ END_TEST
 
 START_TEST(test_hit_miss_negative_and_expiry)
 {
-	struct route_cache *c = route_cache_new(100, 60, 10);
+	struct route_cache *c = route_cache_new(100, 100, 60, 10);
 	struct route *r = route_to("a"), *got = NULL;
 
 	ck_assert_int_eq(route_cache_get(c, "imap:alice", 1000, &got), ROUTE_CACHE_MISS);
@@ -84,7 +84,7 @@ END_TEST
 
 START_TEST(test_replace_keeps_one_entry)
 {
-	struct route_cache *c = route_cache_new(100, 60, 10);
+	struct route_cache *c = route_cache_new(100, 100, 60, 10);
 	struct route *a = route_to("a"), *b = route_to("b"), *got = NULL;
 
 	route_cache_put(c, "k", a, 0);
@@ -101,7 +101,7 @@ END_TEST
 
 START_TEST(test_bound_evicts_least_recent)
 {
-	struct route_cache *c = route_cache_new(160, 60, 10);
+	struct route_cache *c = route_cache_new(160, 160, 60, 10);
 	struct route *r = route_to("h"), *got = NULL;
 	char key[32];
 
@@ -114,6 +114,57 @@ START_TEST(test_bound_evicts_least_recent)
 	}
 	ck_assert_uint_le(route_cache_size(c), 160 + 16);
 	ck_assert_int_eq(route_cache_get(c, "imap:user1", 1, &got), ROUTE_CACHE_MISS);
+	route_unref(&r);
+	route_cache_free(&c);
+}
+END_TEST
+
+START_TEST(test_negative_flood_keeps_routes)
+{
+	/*
+	 * 100 routes with room for 1,000 (shards are bounded one by one),
+	 * 32 for unknown users: then a flood of made-up names.
+	 */
+	struct route_cache *c = route_cache_new(1000, 32, 60, 10);
+	struct route *r = route_to("h"), *got = NULL;
+	char key[32];
+
+	for (int i = 0; i < 100; i++) {
+		snprintf(key, sizeof(key), "imap:real%d", i);
+		route_cache_put(c, key, r, 0);
+	}
+	for (int i = 0; i < 100000; i++) {
+		snprintf(key, sizeof(key), "imap:fake%d", i);
+		route_cache_put(c, key, NULL, 0);
+	}
+	/* Every route is still there, stale or not, for serve_stale. */
+	for (int i = 0; i < 100; i++) {
+		snprintf(key, sizeof(key), "imap:real%d", i);
+		got = route_cache_get_stale(c, key);
+		ck_assert_ptr_nonnull(got);
+		route_unref(&got);
+	}
+	ck_assert_uint_le(route_cache_size(c), 100 + 32 + 16);
+	/* The newest unknown users are remembered, the oldest gone. */
+	ck_assert_int_eq(route_cache_get(c, "imap:fake99999", 1, &got),
+	    ROUTE_CACHE_HIT_NEGATIVE);
+	ck_assert_int_eq(route_cache_get(c, "imap:fake0", 1, &got), ROUTE_CACHE_MISS);
+	/* negative_entries = 0: unknown users are not cached at all. */
+	route_cache_free(&c);
+	c = route_cache_new(100, 0, 60, 10);
+	route_cache_put(c, "imap:fake", NULL, 0);
+	ck_assert_int_eq(route_cache_get(c, "imap:fake", 1, &got), ROUTE_CACHE_MISS);
+	/* A route that turns unknown moves lists and back. */
+	route_cache_put(c, "imap:x", r, 0);
+	route_cache_free(&c);
+	c = route_cache_new(100, 10, 60, 10);
+	route_cache_put(c, "imap:x", r, 0);
+	route_cache_put(c, "imap:x", NULL, 0);
+	ck_assert_int_eq(route_cache_get(c, "imap:x", 1, &got), ROUTE_CACHE_HIT_NEGATIVE);
+	route_cache_put(c, "imap:x", r, 0);
+	ck_assert_int_eq(route_cache_get(c, "imap:x", 1, &got), ROUTE_CACHE_HIT);
+	route_unref(&got);
+	ck_assert_uint_eq(route_cache_size(c), 1);
 	route_unref(&r);
 	route_cache_free(&c);
 }
@@ -139,7 +190,7 @@ hammer(void *arg)
 
 START_TEST(test_threads)
 {
-	struct route_cache *c = route_cache_new(200, 60, 10);
+	struct route_cache *c = route_cache_new(200, 200, 60, 10);
 	pthread_t t[4];
 
 	for (int i = 0; i < 4; i++)
@@ -162,6 +213,7 @@ route_suite(void)
 	tcase_add_test(tc, test_hit_miss_negative_and_expiry);
 	tcase_add_test(tc, test_replace_keeps_one_entry);
 	tcase_add_test(tc, test_bound_evicts_least_recent);
+	tcase_add_test(tc, test_negative_flood_keeps_routes);
 	tcase_add_test(tc, test_threads);
 	suite_add_tcase(s, tc);
 	return s;
