@@ -39,8 +39,12 @@ tls_result(struct conn *c, int ret)
 		c->eof = true;
 		return -1;
 	case SSL_ERROR_SYSCALL:
+		/*
+		 * With SSL_OP_IGNORE_UNEXPECTED_EOF a close without
+		 * close_notify is ZERO_RETURN; this is the fallback.
+		 */
 		if (ret == 0 || errno == 0)
-			c->eof = true;	/* EOF without close_notify */
+			c->eof = true;
 		return -1;
 	default:
 		return -1;

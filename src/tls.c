@@ -5,12 +5,28 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "log.h"
 #include "tls.h"
 #include "util.h"
+
+/*
+ * TLS 1.2 suites when tls.ciphers is "": forward secret (ECDHE) and AEAD
+ * only, in Mozilla's "intermediate" order, for ECDSA and RSA certificates
+ * alike.  No finite-field DHE: clients that lack ECDHE are long gone, and
+ * DHE would need parameters and a size policy of its own.
+ */
+#define TLS12_CIPHERS							\
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"	\
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"	\
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+/* Key exchange groups, most preferred first. */
+#define TLS_GROUPS	"X25519:P-256:P-384"
 
 const char *
 tls_error(char *buf, size_t len)
@@ -25,21 +41,180 @@ tls_error(char *buf, size_t len)
 	return buf;
 }
 
+/* Session-ticket keys. */
+
+static int
+ticket_key_make(struct tls_ticket_key *k, uint64_t now)
+{
+	if (RAND_bytes(k->name, sizeof(k->name)) != 1 ||
+	    RAND_bytes(k->aes, sizeof(k->aes)) != 1 ||
+	    RAND_bytes(k->hmac, sizeof(k->hmac)) != 1) {
+		explicit_bzero(k, sizeof(*k));
+		return -1;
+	}
+	k->made = now;
+	return 0;
+}
+
+/*
+ * Workers read the clock before they take the mutex, so `now` may be a
+ * little older than the newest key: that is age 0, not a wrap-around that
+ * would rotate again and drop the previous key early.
+ */
+static uint64_t
+key_age(const struct tls_ticket_key *k, uint64_t now)
+{
+	return now > k->made ? now - k->made : 0;
+}
+
+/* Drop the previous key once no ticket under it may be accepted. */
+static void
+tickets_expire(struct tls_tickets *tk, uint64_t now)
+{
+	if (tk->have_prev && key_age(&tk->key[1], now) >= 2 * tk->lifetime) {
+		explicit_bzero(&tk->key[1], sizeof(tk->key[1]));
+		tk->have_prev = false;
+	}
+}
+
+int
+tls_tickets_init(struct tls_tickets *tk, uint64_t lifetime, uint64_t now)
+{
+	memset(tk, 0, sizeof(*tk));
+	tk->lifetime = lifetime > 0 ? lifetime : 1;
+	if (ticket_key_make(&tk->key[0], now) < 0)
+		return -1;
+	pthread_mutex_init(&tk->mtx, NULL);
+	return 0;
+}
+
+void
+tls_tickets_wipe(struct tls_tickets *tk)
+{
+	pthread_mutex_destroy(&tk->mtx);
+	explicit_bzero(tk, sizeof(*tk));
+}
+
+int
+tls_tickets_current(struct tls_tickets *tk, uint64_t now,
+    struct tls_ticket_key *key_r)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&tk->mtx);
+	if (key_age(&tk->key[0], now) >= tk->lifetime) {
+		struct tls_ticket_key fresh;
+
+		if (ticket_key_make(&fresh, now) == 0) {
+			/* Overwrites, and so wipes, the old previous key. */
+			tk->key[1] = tk->key[0];
+			tk->key[0] = fresh;
+			tk->have_prev = true;
+			explicit_bzero(&fresh, sizeof(fresh));
+		} else
+			ret = -1;
+	}
+	tickets_expire(tk, now);
+	if (ret == 0)
+		*key_r = tk->key[0];
+	pthread_mutex_unlock(&tk->mtx);
+	return ret;
+}
+
+int
+tls_tickets_find(struct tls_tickets *tk, uint64_t now,
+    const unsigned char name[TLS_TICKET_NAME_LEN], struct tls_ticket_key *key_r)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&tk->mtx);
+	tickets_expire(tk, now);
+	if (memcmp(name, tk->key[0].name, TLS_TICKET_NAME_LEN) == 0 &&
+	    key_age(&tk->key[0], now) < 2 * tk->lifetime) {
+		*key_r = tk->key[0];
+		ret = 1;
+	} else if (tk->have_prev &&
+	    memcmp(name, tk->key[1].name, TLS_TICKET_NAME_LEN) == 0) {
+		*key_r = tk->key[1];
+		ret = 2;
+	}
+	pthread_mutex_unlock(&tk->mtx);
+	return ret;
+}
+
+/*
+ * OpenSSL asks for ticket keys on the context the handshake started on,
+ * even after SNI switched it; every server context can answer.  Tickets
+ * are AES-256-CBC with HMAC-SHA256, the format OpenSSL's own keys use.
+ */
+static int
+ticket_key_cb(SSL *ssl, unsigned char name[TLS_TICKET_NAME_LEN],
+    unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+	struct tls_ctxs *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	const EVP_CIPHER *cipher = EVP_aes_256_cbc();
+	uint64_t now = clock_ms() / 1000;
+	struct tls_ticket_key k;
+	char digest[] = "SHA256";
+	OSSL_PARAM params[3];
+	int ret, ok;
+
+	memset(&k, 0, sizeof(k));
+	if (enc) {
+		/* No randomness: the handshake could not go on either. */
+		if (tls_tickets_current(t->tickets, now, &k) < 0 ||
+		    RAND_bytes(iv, EVP_CIPHER_get_iv_length(cipher)) != 1) {
+			explicit_bzero(&k, sizeof(k));
+			return -1;
+		}
+		memcpy(name, k.name, sizeof(k.name));
+		ret = 1;
+	} else if ((ret = tls_tickets_find(t->tickets, now, name, &k)) == 0)
+		return 0;
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY,
+	    k.hmac, sizeof(k.hmac));
+	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    digest, 0);
+	params[2] = OSSL_PARAM_construct_end();
+	ok = enc ? EVP_EncryptInit_ex(cctx, cipher, NULL, k.aes, iv) :
+	    EVP_DecryptInit_ex(cctx, cipher, NULL, k.aes, iv);
+	if (ok != 1 || EVP_MAC_CTX_set_params(hctx, params) != 1)
+		ret = -1;
+	explicit_bzero(&k, sizeof(k));
+	return ret;
+}
+
+/* Contexts. */
+
 static int
 set_protocol(SSL_CTX *ctx, const struct config *cfg, char *err, size_t errlen)
 {
 	int v = strcmp(cfg->tls.min_version, "TLSv1.3") == 0 ? TLS1_3_VERSION :
 	    TLS1_2_VERSION;
+	const char *ciphers = cfg->tls.ciphers[0] != '\0' ? cfg->tls.ciphers :
+	    TLS12_CIPHERS;
 	char e[256];
 
-	SSL_CTX_set_min_proto_version(ctx, v);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	if (SSL_CTX_set_min_proto_version(ctx, v) != 1 ||
+	    SSL_CTX_set1_groups_list(ctx, TLS_GROUPS) != 1) {
+		snprintf(err, errlen, "%s: TLS protocol settings: %s",
+		    cfg->path, tls_error(e, sizeof(e)));
+		return -1;
+	}
+	/*
+	 * As a server, our order picks the suite, ChaCha20 first only for a
+	 * client that prefers it (no AES hardware).  A peer that closes
+	 * without close_notify is an ordinary EOF: IMAP and POP3 frame
+	 * their own replies, so a truncation cannot pass for a whole one.
+	 */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+	    SSL_OP_PRIORITIZE_CHACHA | SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* Writes may be partial and come from a buffer that has moved;
 	 * idle connections give their read and write buffers back. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
-	if (cfg->tls.ciphers[0] != '\0' &&
-	    SSL_CTX_set_cipher_list(ctx, cfg->tls.ciphers) != 1) {
+	if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
 		snprintf(err, errlen, "%s: tls.ciphers: %s", cfg->path,
 		    tls_error(e, sizeof(e)));
 		return -1;
@@ -73,24 +248,30 @@ sni_callback(SSL *ssl, int *alert, void *arg)
 {
 	struct tls_ctxs *t = arg;
 	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-	SSL_CTX **sni = SSL_CTX_get_ex_data(t->server, 0);
 
-	if (name == NULL || sni == NULL)
+	if (name == NULL)
 		return SSL_TLSEXT_ERR_OK;
-	for (size_t i = 0; sni[i] != NULL; i++) {
-		X509 *x = SSL_CTX_get0_certificate(sni[i]);
+	for (size_t i = 0; i < t->nsni; i++) {
+		X509 *x = SSL_CTX_get0_certificate(t->sni[i]);
 
 		if (x != NULL && X509_check_host(x, name, 0, 0, NULL) == 1) {
-			SSL_set_SSL_CTX(ssl, sni[i]);
+			SSL_set_SSL_CTX(ssl, t->sni[i]);
 			break;
 		}
 	}
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/*
+ * Resumption: TLS 1.2 clients without tickets use the session cache, the
+ * rest tickets under t->tickets.  Cache and ticket keys live with this
+ * config generation, as OpenSSL keeps them per SSL_CTX, so after SIGHUP
+ * every client does one full handshake; in exchange no key outlives the
+ * generation, and nothing is shared between generations but the code.
+ */
 static SSL_CTX *
-server_ctx(const struct config *cfg, const char *cert, const char *key,
-    char *err, size_t errlen)
+server_ctx(const struct config *cfg, struct tls_ctxs *t, const char *cert,
+    const char *key, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
@@ -103,8 +284,12 @@ server_ctx(const struct config *cfg, const char *cert, const char *key,
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
+	SSL_CTX_set_app_data(ctx, t);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_sess_set_cache_size(ctx, TLS_SESSION_CACHE);
+	SSL_CTX_set_timeout(ctx, TLS_TICKET_ROTATE);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"postern", 7);
+	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb);
 	return ctx;
 }
 
@@ -140,6 +325,40 @@ client_ctx(const struct config *cfg, const char *ca_file, bool verify,
 	return ctx;
 }
 
+static int
+server_ctxs_new(const struct config *cfg, struct tls_ctxs *t, char *err,
+    size_t errlen)
+{
+	if (cfg->tls.cert[0] == '\0' || cfg->tls.key[0] == '\0') {
+		snprintf(err, errlen, "%s: tls.cert and tls.key are needed by "
+		    "listeners with tls != \"none\"", cfg->path);
+		return -1;
+	}
+	t->tickets = xmalloc(sizeof(*t->tickets));
+	if (tls_tickets_init(t->tickets, TLS_TICKET_ROTATE,
+	    clock_ms() / 1000) < 0) {
+		free(t->tickets);
+		t->tickets = NULL;
+		snprintf(err, errlen, "cannot make session ticket keys");
+		return -1;
+	}
+	if ((t->server = server_ctx(cfg, t, cfg->tls.cert, cfg->tls.key,
+	    err, errlen)) == NULL)
+		return -1;
+	t->sni = xcalloc(cfg->tls.ncertificates + 1, sizeof(*t->sni));
+	for (size_t i = 0; i < cfg->tls.ncertificates; i++) {
+		const struct tls_cert *c = &cfg->tls.certificates[i];
+
+		if ((t->sni[i] = server_ctx(cfg, t, c->cert, c->key, err,
+		    errlen)) == NULL)
+			return -1;
+		t->nsni++;
+	}
+	SSL_CTX_set_tlsext_servername_callback(t->server, sni_callback);
+	SSL_CTX_set_tlsext_servername_arg(t->server, t);
+	return 0;
+}
+
 int
 tls_ctxs_new(const struct config *cfg, struct tls_ctxs *t, char *err,
     size_t errlen)
@@ -150,28 +369,9 @@ tls_ctxs_new(const struct config *cfg, struct tls_ctxs *t, char *err,
 	for (size_t i = 0; i < cfg->nlisten; i++)
 		if (cfg->listen[i].tls != TLS_MODE_NONE)
 			need_server = true;
-	if (need_server) {
-		SSL_CTX **sni;
-
-		if (cfg->tls.cert[0] == '\0' || cfg->tls.key[0] == '\0') {
-			snprintf(err, errlen, "%s: tls.cert and tls.key are needed by "
-			    "listeners with tls != \"none\"", cfg->path);
-			return -1;
-		}
-		if ((t->server = server_ctx(cfg, cfg->tls.cert, cfg->tls.key,
-		    err, errlen)) == NULL)
-			return -1;
-		sni = xcalloc(cfg->tls.ncertificates + 1, sizeof(*sni));
-		SSL_CTX_set_ex_data(t->server, 0, sni);
-		for (size_t i = 0; i < cfg->tls.ncertificates; i++) {
-			if ((sni[i] = server_ctx(cfg, cfg->tls.certificates[i].cert,
-			    cfg->tls.certificates[i].key, err, errlen)) == NULL) {
-				tls_ctxs_free(t);
-				return -1;
-			}
-		}
-		SSL_CTX_set_tlsext_servername_callback(t->server, sni_callback);
-		SSL_CTX_set_tlsext_servername_arg(t->server, t);
+	if (need_server && server_ctxs_new(cfg, t, err, errlen) < 0) {
+		tls_ctxs_free(t);
+		return -1;
 	}
 	if (cfg->backend.tls != TLS_MODE_NONE &&
 	    (t->backend_default = client_ctx(cfg, cfg->backend.ca_file,
@@ -198,13 +398,13 @@ tls_ctxs_new(const struct config *cfg, struct tls_ctxs *t, char *err,
 void
 tls_ctxs_free(struct tls_ctxs *t)
 {
-	if (t->server != NULL) {
-		SSL_CTX **sni = SSL_CTX_get_ex_data(t->server, 0);
-
-		for (size_t i = 0; sni != NULL && sni[i] != NULL; i++)
-			SSL_CTX_free(sni[i]);
-		free(sni);
-		SSL_CTX_free(t->server);
+	for (size_t i = 0; i < t->nsni; i++)
+		SSL_CTX_free(t->sni[i]);
+	free(t->sni);
+	SSL_CTX_free(t->server);
+	if (t->tickets != NULL) {
+		tls_tickets_wipe(t->tickets);
+		free(t->tickets);
 	}
 	SSL_CTX_free(t->backend_default);
 	for (size_t i = 0; i < t->nbackend; i++)
