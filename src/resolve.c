@@ -1,5 +1,6 @@
 #include "autoconf.h"
 
+#include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -12,43 +13,73 @@
 #include "resolve.h"
 #include "util.h"
 
+#define NAME_BUCKETS	(2 * RESOLVE_CACHE_MAX)
+
 /*
- * A request is shared by the requesting worker and a resolver thread:
- * two references.  `cancelled` is only touched on the requester's thread.
+ * A request is shared by the requesting worker and the resolver: two
+ * references.  `cancelled` is atomic so that the resolver can skip a
+ * request nobody waits for.
  */
 struct resolve_request {
 	_Atomic unsigned	 refs;
 	struct loop		*loop;
 	resolve_cb		*cb;
 	void			*arg;
-	bool			 cancelled;
-	char			*host;
-	uint16_t		 port;
-	struct addrinfo		*addrs;
+	_Atomic bool		 cancelled;
+	struct addr_list	*addrs;
 	char			 error[128];
-	struct resolve_request	*next;
+	struct resolve_request	*next;		/* a name's waiters */
 };
 
+/* One host:port: a cache entry, and the job while it is looked up. */
+struct name {
+	char			*host;
+	uint16_t		 port;
+	uint64_t		 hash;
+	bool			 in_flight;
+	bool			 cached;	/* in the table (else freed after) */
+	uint64_t		 expires;
+	bool			 ok;
+	struct addr_list	 addrs;
+	char			 error[128];
+	struct resolve_request	*waiters;
+	struct name		*chain;		/* hash bucket */
+	struct name		*qnext;		/* job queue */
+};
+
+/* The resolver is process-wide, like the name service it fronts. */
 static struct {
 	pthread_mutex_t		 mtx;
 	pthread_cond_t		 cond;
-	struct resolve_request	*head, **tail;
-	pthread_t		*threads;
-	unsigned		 nthreads;
+	struct name		*buckets[NAME_BUCKETS];
+	size_t			 nnames;
+	struct name		*qhead, **qtail;
+	size_t			 qlen;
+	pthread_t		 threads[RESOLVE_THREADS_MAX];
+	unsigned		 nthreads, nidle;
 	bool			 stop;
+	struct log_limit	 log_shed;
+	resolve_lookup_fn	*lookup;
 } pool = {
 	.mtx = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER,
+	.lookup = getaddrinfo,
 };
+
+void
+resolve_set_lookup(resolve_lookup_fn *fn)
+{
+	pthread_mutex_lock(&pool.mtx);
+	pool.lookup = fn != NULL ? fn : getaddrinfo;
+	pthread_mutex_unlock(&pool.mtx);
+}
 
 static void
 request_unref(struct resolve_request *req)
 {
 	if (atomic_fetch_sub(&req->refs, 1) != 1)
 		return;
-	if (req->addrs != NULL)
-		freeaddrinfo(req->addrs);
-	free(req->host);
+	free(req->addrs);
 	free(req);
 }
 
@@ -58,7 +89,7 @@ deliver(void *arg)
 	struct resolve_request *req = arg;
 
 	if (!req->cancelled) {
-		struct addrinfo *addrs = req->addrs;
+		struct addr_list *addrs = req->addrs;
 
 		req->addrs = NULL;
 		req->cancelled = true;
@@ -68,49 +99,178 @@ deliver(void *arg)
 	request_unref(req);
 }
 
+/* Hand the answer to the request's loop (the resolver's reference). */
+static void
+answer(struct resolve_request *req, const struct addr_list *addrs,
+    const char *error)
+{
+	if (req->cancelled) {
+		request_unref(req);
+		return;
+	}
+	if (addrs != NULL) {
+		req->addrs = xmalloc(sizeof(*req->addrs));
+		*req->addrs = *addrs;
+	} else
+		str_copy(req->error, error, sizeof(req->error));
+	if (loop_post(req->loop, deliver, req) < 0)
+		request_unref(req);
+}
+
+static uint64_t
+name_hash(const char *host, uint16_t port)
+{
+	uint64_t h = 1469598103934665603ULL ^ port;
+
+	for (; *host != '\0'; host++) {
+		h ^= (unsigned char)*host;
+		h *= 1099511628211ULL;
+	}
+	return h ^ (h >> 29);
+}
+
+static struct name **
+name_slot(const char *host, uint16_t port, uint64_t h)
+{
+	struct name **pp = &pool.buckets[h % NAME_BUCKETS];
+
+	for (; *pp != NULL; pp = &(*pp)->chain)
+		if ((*pp)->hash == h && (*pp)->port == port &&
+		    strcmp((*pp)->host, host) == 0)
+			break;
+	return pp;
+}
+
+static void
+name_free(struct name *e)
+{
+	free(e->host);
+	free(e);
+}
+
+/* Room in the table: forget what expired.  Caller holds the mutex. */
+static void
+names_sweep(uint64_t now)
+{
+	for (size_t i = 0; i < NAME_BUCKETS; i++) {
+		struct name **pp = &pool.buckets[i], *e;
+
+		while ((e = *pp) != NULL) {
+			if (!e->in_flight && e->expires <= now) {
+				*pp = e->chain;
+				name_free(e);
+				pool.nnames--;
+			} else
+				pp = &e->chain;
+		}
+	}
+}
+
+/* Copy what getaddrinfo found (IP stream addresses only, in order). */
+static void
+addrs_from(const struct addrinfo *ai, struct addr_list *out)
+{
+	out->n = 0;
+	for (; ai != NULL && out->n < RESOLVE_ADDRS_MAX; ai = ai->ai_next) {
+		if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+		    ai->ai_addrlen > sizeof(out->a[0].u))
+			continue;
+		memcpy(&out->a[out->n].u, ai->ai_addr, ai->ai_addrlen);
+		out->a[out->n].len = ai->ai_addrlen;
+		out->n++;
+	}
+}
+
+static void
+lookup(struct name *e)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG }, *res = NULL;
+	resolve_lookup_fn *fn;
+	char port[8];
+	int rc;
+
+	snprintf(port, sizeof(port), "%u", e->port);
+	pthread_mutex_lock(&pool.mtx);
+	fn = pool.lookup;
+	pthread_mutex_unlock(&pool.mtx);
+	rc = fn(e->host, port, &hints, &res);
+	e->ok = false;
+	if (rc != 0)
+		str_copy(e->error, gai_strerror(rc), sizeof(e->error));
+	else {
+		addrs_from(res, &e->addrs);
+		if (e->addrs.n > 0)
+			e->ok = true;
+		else
+			str_copy(e->error, "no IPv4 or IPv6 address", sizeof(e->error));
+	}
+	if (res != NULL)
+		freeaddrinfo(res);
+}
+
 static void *
 resolver_main(void *unused)
 {
+	pthread_mutex_lock(&pool.mtx);
 	for (;;) {
-		struct resolve_request *req;
-		struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-		    .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG };
-		char port[8];
-		int rc;
+		struct name *e;
+		struct resolve_request *w;
 
-		pthread_mutex_lock(&pool.mtx);
-		while (pool.head == NULL && !pool.stop)
+		while (pool.qhead == NULL && !pool.stop) {
+			pool.nidle++;
 			pthread_cond_wait(&pool.cond, &pool.mtx);
-		if (pool.head == NULL) {
-			pthread_mutex_unlock(&pool.mtx);
-			return NULL;
+			pool.nidle--;
 		}
-		req = pool.head;
-		if ((pool.head = req->next) == NULL)
-			pool.tail = &pool.head;
+		if (pool.qhead == NULL)
+			break;
+		e = pool.qhead;
+		if ((pool.qhead = e->qnext) == NULL)
+			pool.qtail = &pool.qhead;
+		pool.qlen--;
 		pthread_mutex_unlock(&pool.mtx);
 
-		snprintf(port, sizeof(port), "%u", req->port);
-		if ((rc = getaddrinfo(req->host, port, &hints, &req->addrs)) != 0) {
-			req->addrs = NULL;
-			str_copy(req->error, gai_strerror(rc), sizeof(req->error));
+		lookup(e);
+
+		pthread_mutex_lock(&pool.mtx);
+		e->in_flight = false;
+		e->expires = clock_ms() + (e->ok ? RESOLVE_TTL_MS :
+		    RESOLVE_NEGATIVE_TTL_MS);
+		while ((w = e->waiters) != NULL) {
+			e->waiters = w->next;
+			answer(w, e->ok ? &e->addrs : NULL, e->error);
 		}
-		if (loop_post(req->loop, deliver, req) < 0)
-			request_unref(req);
+		if (!e->cached)
+			name_free(e);
 	}
+	pthread_mutex_unlock(&pool.mtx);
+	return NULL;
+}
+
+/* A thread more, while every one is busy.  Caller holds the mutex. */
+static int
+add_thread(void)
+{
+	if (pool.nthreads == RESOLVE_THREADS_MAX ||
+	    pthread_create(&pool.threads[pool.nthreads], NULL, resolver_main,
+	    NULL) != 0)
+		return -1;
+	pool.nthreads++;
+	return 0;
 }
 
 int
 resolve_init(unsigned threads)
 {
-	pool.tail = &pool.head;
-	pool.threads = xcalloc(threads, sizeof(*pool.threads));
-	for (unsigned i = 0; i < threads; i++) {
-		if (pthread_create(&pool.threads[i], NULL, resolver_main, NULL) != 0)
-			return -1;
-		pool.nthreads++;
-	}
-	return 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&pool.mtx);
+	pool.qtail = &pool.qhead;
+	pool.stop = false;
+	for (unsigned i = 0; i < threads && rc == 0; i++)
+		rc = add_thread();
+	pthread_mutex_unlock(&pool.mtx);
+	return rc;
 }
 
 void
@@ -122,15 +282,25 @@ resolve_shutdown(void)
 	pthread_mutex_unlock(&pool.mtx);
 	for (unsigned i = 0; i < pool.nthreads; i++)
 		pthread_join(pool.threads[i], NULL);
-	free(pool.threads);
-	pool.threads = NULL;
 	pool.nthreads = 0;
-	while (pool.head != NULL) {
-		struct resolve_request *req = pool.head;
+	/* Nobody waits any more: the workers are gone. */
+	while (pool.qhead != NULL) {
+		struct name *e = pool.qhead;
 
-		pool.head = req->next;
-		request_unref(req);
+		pool.qhead = e->qnext;
+		while (e->waiters != NULL) {
+			struct resolve_request *w = e->waiters;
+
+			e->waiters = w->next;
+			request_unref(w);
+		}
+		e->in_flight = false;
+		if (!e->cached)
+			name_free(e);
 	}
+	pool.qtail = &pool.qhead;
+	pool.qlen = 0;
+	names_sweep(UINT64_MAX);
 }
 
 struct resolve_request *
@@ -138,18 +308,56 @@ resolve_start(struct loop *loop, const char *host, uint16_t port,
     resolve_cb *cb, void *arg)
 {
 	struct resolve_request *req = xcalloc(1, sizeof(*req));
+	uint64_t h = name_hash(host, port), now = clock_ms();
+	struct name **pp, *e;
 
 	atomic_init(&req->refs, 2);
 	req->loop = loop;
 	req->cb = cb;
 	req->arg = arg;
-	req->host = xstrdup(host);
-	req->port = port;
 	pthread_mutex_lock(&pool.mtx);
-	if (pool.tail == NULL)
-		pool.tail = &pool.head;
-	*pool.tail = req;
-	pool.tail = &req->next;
+	pp = name_slot(host, port, h);
+	if ((e = *pp) != NULL && !e->in_flight && now < e->expires) {
+		answer(req, e->ok ? &e->addrs : NULL, e->error);
+		pthread_mutex_unlock(&pool.mtx);
+		return req;
+	}
+	if (e != NULL && e->in_flight) {
+		req->next = e->waiters;
+		e->waiters = req;
+		pthread_mutex_unlock(&pool.mtx);
+		return req;
+	}
+	if (pool.qlen >= RESOLVE_QUEUE_MAX || pool.stop) {
+		log_limited(&pool.log_shed, 10000, LOG_LVL_WARNING, "resolver: %u "
+		    "names waiting for DNS: refusing more", RESOLVE_QUEUE_MAX);
+		answer(req, NULL, "resolver overloaded: too many names waiting");
+		pthread_mutex_unlock(&pool.mtx);
+		return req;
+	}
+	if (e == NULL) {
+		if (pool.nnames >= RESOLVE_CACHE_MAX)
+			names_sweep(now);
+		e = xcalloc(1, sizeof(*e));
+		e->host = xstrdup(host);
+		e->port = port;
+		e->hash = h;
+		if (pool.nnames < RESOLVE_CACHE_MAX) {
+			e->cached = true;
+			pp = name_slot(host, port, h);
+			*pp = e;
+			pool.nnames++;
+		}
+	}
+	e->in_flight = true;
+	req->next = e->waiters;
+	e->waiters = req;
+	e->qnext = NULL;
+	*pool.qtail = e;
+	pool.qtail = &e->qnext;
+	pool.qlen++;
+	if (pool.nidle == 0)
+		(void)add_thread();
 	pthread_cond_signal(&pool.cond);
 	pthread_mutex_unlock(&pool.mtx);
 	return req;
@@ -168,12 +376,22 @@ resolve_cancel(struct resolve_request **reqp)
 }
 
 int
-resolve_numeric(const char *host, uint16_t port, struct addrinfo **addrs_r)
+resolve_numeric(const char *host, uint16_t port, struct addr_list **addrs_r)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-	    .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+	    .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV }, *res;
 	char portstr[8];
 
 	snprintf(portstr, sizeof(portstr), "%u", port);
-	return getaddrinfo(host, portstr, &hints, addrs_r) == 0 ? 0 : -1;
+	if (getaddrinfo(host, portstr, &hints, &res) != 0)
+		return -1;
+	*addrs_r = xmalloc(sizeof(**addrs_r));
+	addrs_from(res, *addrs_r);
+	freeaddrinfo(res);
+	if ((*addrs_r)->n == 0) {
+		free(*addrs_r);
+		*addrs_r = NULL;
+		return -1;
+	}
+	return 0;
 }

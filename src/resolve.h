@@ -1,30 +1,66 @@
 /*
  * Host-name resolution off the workers: getaddrinfo(3) blocks, so it runs
- * on a small pool of helper threads and the answer is posted back to the
- * requesting loop.  Numeric addresses never get here.
+ * on helper threads and the answer is posted back to the requesting loop.
+ * Numeric addresses never get there.
+ *
+ * Answers are cached for RESOLVE_TTL_MS (failures for RESOLVE_NEGATIVE_TTL_MS)
+ * and concurrent requests for one name share one lookup, so a slow DNS
+ * server costs one wait per name and interval, not one per login.  Jobs
+ * wait in a queue of at most RESOLVE_QUEUE_MAX; past it a request fails at
+ * once.  Threads are added while every one is busy, up to
+ * RESOLVE_THREADS_MAX.
  */
 #ifndef POSTERN_RESOLVE_H
 #define POSTERN_RESOLVE_H
 
-#include <netdb.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#define RESOLVE_ADDRS_MAX	16	/* addresses kept per name */
+#define RESOLVE_QUEUE_MAX	256	/* names waiting for a thread */
+#define RESOLVE_THREADS_MAX	16
+#define RESOLVE_CACHE_MAX	4096	/* names remembered */
+#define RESOLVE_TTL_MS		30000
+#define RESOLVE_NEGATIVE_TTL_MS	5000
 
 struct loop;
 struct resolve_request;
 
-/* addrs is the callee's to freeaddrinfo(); NULL with a reason on failure. */
-typedef void resolve_cb(void *arg, struct addrinfo *addrs, const char *error);
+/* The addresses of one host:port, in the order to try them. */
+struct addr_list {
+	size_t			 n;
+	struct {
+		union {
+			struct sockaddr		sa;
+			struct sockaddr_in	in;
+			struct sockaddr_in6	in6;
+		}			 u;
+		socklen_t		 len;
+	}			 a[RESOLVE_ADDRS_MAX];
+};
 
-/* Start the helper threads.  0 or -1. */
+/* addrs is the callee's to free(); NULL with a reason on failure. */
+typedef void resolve_cb(void *arg, struct addr_list *addrs, const char *error);
+
+/* Start the first helper threads.  0 or -1. */
 int	resolve_init(unsigned threads);
 void	resolve_shutdown(void);
 
+/* The callback runs later, on `loop`, never from inside this call. */
 struct resolve_request *resolve_start(struct loop *loop, const char *host,
 	    uint16_t port, resolve_cb *cb, void *arg);
 /* The callback will not run.  Sets *reqp to NULL. */
 void	resolve_cancel(struct resolve_request **reqp);
 
-/* Numeric host?  Fills *addrs_r without blocking. 0 yes, -1 no. */
-int	resolve_numeric(const char *host, uint16_t port, struct addrinfo **addrs_r);
+/* The lookup the threads run: getaddrinfo(3), or a stand-in (tests). */
+typedef int resolve_lookup_fn(const char *host, const char *port,
+	    const struct addrinfo *hints, struct addrinfo **res);
+void	resolve_set_lookup(resolve_lookup_fn *fn);
+
+/* Numeric host?  Fills a fresh *addrs_r without blocking.  0 yes, -1 no. */
+int	resolve_numeric(const char *host, uint16_t port, struct addr_list **addrs_r);
 
 #endif

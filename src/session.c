@@ -511,9 +511,8 @@ session_close(struct session *s, const char *outcome)
 		s->proto->free(s);
 	sasl_creds_clear(&s->creds);
 	route_unref(&s->route);
-	if (s->addrs != NULL)
-		freeaddrinfo(s->addrs);
-	s->addrs = s->addr = NULL;
+	free(s->addrs);
+	s->addrs = NULL;
 	conn_close(&s->backend, s->loop);
 	if (session_linger(s))
 		return;
@@ -796,16 +795,16 @@ auth_verify_start(struct session *s)
 }
 
 static void
-backend_addrs_ready(struct session *s, struct addrinfo *addrs)
+backend_addrs_ready(struct session *s, struct addr_list *addrs)
 {
-	if (s->addrs != NULL)
-		freeaddrinfo(s->addrs);
-	s->addrs = s->addr = addrs;
+	free(s->addrs);
+	s->addrs = addrs;
+	s->addr_pos = 0;
 	backend_try_addr(s);
 }
 
 static void
-resolve_done(void *arg, struct addrinfo *addrs, const char *error)
+resolve_done(void *arg, struct addr_list *addrs, const char *error)
 {
 	struct session *s = arg;
 	const struct route_host *h = &s->route->hosts[s->host_idx];
@@ -847,7 +846,7 @@ backend_try_host(struct session *s)
 	const struct route_host *h;
 	const struct backend_cfg *b;
 	enum proto_id proto = s->listen->proto;
-	struct addrinfo *addrs;
+	struct addr_list *addrs;
 	const char *host;
 	uint16_t port;
 
@@ -877,8 +876,8 @@ backend_connect_failed(struct session *s, const char *why)
 	    s->peer, s->user, s->backend_name, why);
 	conn_close(&s->backend, s->loop);
 	s->last_fail = FAIL_CONNECT;
-	if (s->addr != NULL && s->addr->ai_next != NULL) {
-		s->addr = s->addr->ai_next;
+	if (s->addrs != NULL && s->addr_pos + 1 < s->addrs->n) {
+		s->addr_pos++;
 		backend_try_addr(s);
 		return;
 	}
@@ -889,11 +888,11 @@ backend_connect_failed(struct session *s, const char *why)
 static void
 backend_try_addr(struct session *s)
 {
-	const struct addrinfo *ai = s->addr;
+	const struct sockaddr *sa = &s->addrs->a[s->addr_pos].u.sa;
 	int fd;
 
-	sockaddr_format(ai->ai_addr, s->backend_name, sizeof(s->backend_name));
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	sockaddr_format(sa, s->backend_name, sizeof(s->backend_name));
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		backend_connect_failed(s, strerror(errno));
 		return;
@@ -902,7 +901,8 @@ backend_try_addr(struct session *s)
 	    s->cfg->limits.line_length * 2 + 1024, backend_event, s);
 	s->backend_greeted = false;
 	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.connect * 1000);
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+	if (connect(fd, sa, s->addrs->a[s->addr_pos].len) < 0 &&
+	    errno != EINPROGRESS) {
 		backend_connect_failed(s, strerror(errno));
 		return;
 	}
@@ -1140,9 +1140,8 @@ session_backend_failed(struct session *s, enum session_fail fail,
 	dir_request_cancel(&s->lookup);
 	resolve_cancel(&s->resolving);
 	route_unref(&s->route);
-	if (s->addrs != NULL)
-		freeaddrinfo(s->addrs);
-	s->addrs = s->addr = NULL;
+	free(s->addrs);
+	s->addrs = NULL;
 	sasl_creds_clear(&s->creds);
 	s->last_fail = FAIL_NONE;
 
@@ -1182,8 +1181,8 @@ session_backend_ready(struct session *s)
 	sasl_creds_clear(&s->creds);
 	s->proto->free(s);
 	route_unref(&s->route);
-	freeaddrinfo(s->addrs);
-	s->addrs = s->addr = NULL;
+	free(s->addrs);
+	s->addrs = NULL;
 	session_enter_state(s, SESSION_RELAY);
 	s->active_ms = loop_now(s->loop);
 	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.idle * 1000);

@@ -29,6 +29,7 @@ struct gen;
 struct route;
 struct dir_request;
 struct resolve_request;
+struct addr_list;
 struct relay;
 struct proto_ops;
 
@@ -87,7 +88,8 @@ struct session {
 	size_t			 host_idx;	/* route->hosts[] being tried */
 	size_t			 addr_idx;	/* a named backend's addresses[] */
 	struct resolve_request	*resolving;
-	struct addrinfo		*addrs, *addr;	/* of the current host */
+	struct addr_list	*addrs;		/* of the current host */
+	size_t			 addr_pos;	/* addrs->a[] being tried */
 	enum session_fail	 last_fail;
 	enum session_fail	 delayed_fail;	/* sent when the failure delay ends */
 	char			 backend_name[80];
