@@ -1111,7 +1111,7 @@ main(int argc, char *argv[])
 				accept_all(src, P_POP3);
 				break;
 			case EV_CONN:
-				conn_event((struct conn *)src, evs[i].events);
+				conn_event((struct conn *)(void *)src, evs[i].events);
 				break;
 			}
 		}

@@ -400,7 +400,7 @@ imap_parser_feed(struct imap_parser *p, const char *data, size_t len,
 				r = fail(p, "literal header must end the line", c);
 				goto out;
 			}
-			/* FALLTHROUGH */
+			FALLTHROUGH;
 		case P_LIT_LF:
 			if (c != '\n') {
 				r = fail(p, "literal header must end the line", c);

@@ -1221,7 +1221,7 @@ session_timeout(struct timer *t)
 			session_backend_failed(s, fail, NULL);
 			return;
 		}
-		/* FALLTHROUGH */
+		FALLTHROUGH;
 	case SESSION_LOOKUP:
 		log_warning("login failed client=%s user=%s reason=\"directory "
 		    "did not answer within %us\"", s->peer, s->user,

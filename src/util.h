@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 
 #define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+/* A deliberate fall-through, as gcc and clang both understand it. */
+#define FALLTHROUGH	__attribute__((fallthrough))
 
 /* Allocation that cannot fail: out of memory ends the process. */
 void	*xmalloc(size_t size);
