@@ -205,6 +205,7 @@ config_defaults(struct config *c)
 	c->timeouts.login = 60;
 	c->timeouts.idle = 1800;
 	c->timeouts.connect = 10;
+	c->timeouts.backend = 30;
 	c->timeouts.lookup = 5;
 	c->tls.cert = xstrdup("");
 	c->tls.key = xstrdup("");
@@ -330,6 +331,7 @@ load_timeouts(struct loader *ld, const config_setting_t *root, struct config *c)
 		{ "login", 1, 86400, offsetof(struct config, timeouts.login) },
 		{ "idle", 1, 604800, offsetof(struct config, timeouts.idle) },
 		{ "connect", 1, 3600, offsetof(struct config, timeouts.connect) },
+		{ "backend", 1, 3600, offsetof(struct config, timeouts.backend) },
 		{ "lookup", 1, 3600, offsetof(struct config, timeouts.lookup) },
 	};
 

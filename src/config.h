@@ -107,6 +107,7 @@ struct config {
 		unsigned	 login;		/* seconds, connect to logged in */
 		unsigned	 idle;		/* seconds without traffic in relay */
 		unsigned	 connect;	/* seconds per backend address */
+		unsigned	 backend;	/* seconds, connected to logged in */
 		unsigned	 lookup;	/* seconds for a directory answer */
 	} timeouts;
 

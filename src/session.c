@@ -933,8 +933,12 @@ backend_connected(struct session *s, uint32_t events)
 		return;
 	}
 	(void)setsockopt(s->backend.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	/* Greeting and login together get one connect timeout. */
-	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.connect * 1000);
+	/*
+	 * Connected: the greeting, any TLS and the login dialogue together
+	 * get timeouts.backend -- a store under load is slow to log a user in,
+	 * which is not the same as not answering a connect.
+	 */
+	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.backend * 1000);
 	if (session_backend_tls(s) == TLS_MODE_IMPLICIT) {
 		backend_tls_begin(s);
 		return;

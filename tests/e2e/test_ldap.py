@@ -18,15 +18,15 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fixtures.common import free_ports  # noqa: E402
+from fixtures.common import free_ports, loopback  # noqa: E402
 from fixtures.dovecot import Dovecot, stop_all  # noqa: E402
 from fixtures.postern import Postern  # noqa: E402
 from fixtures.slapd import Slapd, load_expected_routes  # noqa: E402
 from lib import Raw, main  # noqa: E402
 
 LDAP_TIMEOUT = 2
-STORES = {"store-a.example.net": "127.0.0.1", "store-b.example.net": "127.0.0.3",
-          "domino.example.net": "127.0.0.4"}
+STORES = {"store-a.example.net": loopback(1), "store-b.example.net": loopback(3),
+          "domino.example.net": loopback(4)}
 ROUTES = load_expected_routes()
 
 S = S2 = P = None
@@ -300,9 +300,9 @@ class B2_AuthOptions(unittest.TestCase):
 
     def test_master_user_login(self):
         master = Dovecot("mstore", {"kim": "a-password-kim-never-typed"},
-                         host="127.0.0.6", imap_port=IMAP_PORT, pop3_port=POP3_PORT,
+                         host=loopback(6), imap_port=IMAP_PORT, pop3_port=POP3_PORT,
                          master={"user": "proxy", "password": "master-pw"}).start()
-        stores = dict(STORES, **{"store-b.example.net": "127.0.0.6"})
+        stores = dict(STORES, **{"store-b.example.net": loopback(6)})
         p = Postern(lambda ports: ldap_config(S.uri, stores=stores,
                     top='login = "master"; master_user = "proxy"; '
                         'master_password = "master-pw";')(ports) +

@@ -22,7 +22,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fixtures.common import free_ports, make_server_cert, make_tempdir, make_test_ca, remove_tempdir  # noqa: E402
+from fixtures.common import (free_ports, loopback, make_server_cert,  # noqa: E402
+                             make_tempdir, make_test_ca, remove_tempdir)
 from fixtures.dovecot import Dovecot, stop_all  # noqa: E402
 from fixtures.postern import Postern  # noqa: E402
 from lib import Raw, main  # noqa: E402
@@ -49,11 +50,11 @@ listen = ( { protocol = "imap"; address = "127.0.0.1:%(imap)d"; tls = "starttls"
            { protocol = "imap"; address = "127.0.0.1:%(imapn)d"; tls = "none"; } );
 directory = { type = "file"; file = { path = "%(popmap)s"; }; };
 backends = (
-  { name = "secure.example.net"; addresses = "127.0.0.2"; tls = "starttls";
+  { name = "secure.example.net"; addresses = "%(secure_addr)s"; tls = "starttls";
     ca_file = "%(ca)s"; },
-  { name = "implicit.example.net"; addresses = "127.0.0.5"; tls = "implicit";
+  { name = "implicit.example.net"; addresses = "%(implicit_addr)s"; tls = "implicit";
     imap_port = %(b_imaps)d; pop3_port = %(b_pop3s)d; ca_file = "%(ca)s"; },
-  { name = "wrongname.example.net"; addresses = "127.0.0.2"; tls = "starttls";
+  { name = "wrongname.example.net"; addresses = "%(secure_addr)s"; tls = "starttls";
     ca_file = "%(ca)s"; }
 );
 backend = { imap_port = %(b_imap)d; pop3_port = %(b_pop3)d; };
@@ -66,19 +67,20 @@ def setUpModule():
     CERTS = make_test_ca(TMP, ["localhost", "127.0.0.1", "mail.example.net"])
     sni = make_server_cert(CERTS, TMP, ["imap.example.org"], stem="sni")
     stores = make_server_cert(CERTS, TMP, ["secure.example.net", "implicit.example.net",
-                                           "127.0.0.2", "127.0.0.5"], stem="stores")
+                                           loopback(2), loopback(5)], stem="stores")
     (PORTS["imaps"], PORTS["pop3s"], PORTS["imapr"], PORTS["pop3r"], PORTS["imapn"],
      PORTS["b_imap"], PORTS["b_pop3"], PORTS["b_imaps"], PORTS["b_pop3s"]) = free_ports(9)
     PORTS.update(cert=os.path.join(TMP, "postern.crt"), key=os.path.join(TMP, "postern.key"),
-                 sni_cert=sni.cert, sni_key=sni.key, ca=CERTS.ca_cert)
+                 sni_cert=sni.cert, sni_key=sni.key, ca=CERTS.ca_cert,
+                 secure_addr=loopback(2), implicit_addr=loopback(5))
     shutil.copy(CERTS.cert, PORTS["cert"])
     shutil.copy(CERTS.key, PORTS["key"])
     common = dict(imap_port=PORTS["b_imap"], pop3_port=PORTS["b_pop3"])
     PLAIN = Dovecot("plain", {"alice": USERS["alice"]}, host="127.0.0.1", **common).start()
-    SECURE = Dovecot("secure", {"sam": USERS["sam"], "wes": USERS["wes"]}, host="127.0.0.2",
+    SECURE = Dovecot("secure", {"sam": USERS["sam"], "wes": USERS["wes"]}, host=loopback(2),
                      ssl={"cert": stores.cert, "key": stores.key, "mode": "required"},
                      **common).start()
-    IMPLICIT = Dovecot("implicit", {"ivy": USERS["ivy"]}, host="127.0.0.5",
+    IMPLICIT = Dovecot("implicit", {"ivy": USERS["ivy"]}, host=loopback(5),
                        ssl={"cert": stores.cert, "key": stores.key, "mode": "implicit"},
                        imaps_port=PORTS["b_imaps"], pop3s_port=PORTS["b_pop3s"],
                        **common).start()
