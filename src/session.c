@@ -663,8 +663,20 @@ client_work(struct session *s)
 			s->proto->client_input(s);
 		if (s->state != SESSION_PREAUTH)
 			continue;
-		if (!session_can_answer(s))
+		if (!session_can_answer(s)) {
+			/*
+			 * Replies back up.  Write them now: what waits behind
+			 * them may sit in the input buffer or inside TLS, where
+			 * no event would announce it once the socket drained.
+			 */
+			if (conn_flush(c) < 0) {
+				session_close(s, "client write error");
+				return;
+			}
+			if (session_can_answer(s))
+				continue;
 			break;		/* replies unread: EPOLLOUT resumes us */
+		}
 		if (c->eof) {
 			/* Every complete command is answered; no more will come. */
 			session_close(s, "client closed before login");
