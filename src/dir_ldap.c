@@ -426,6 +426,8 @@ conn_open(struct ldap_conn *c, size_t idx)
  * Drop the connection; unanswered requests go back to the queue (and next
  * time the following URI is tried first).
  */
+static void	backoff(struct ldap_conn *);
+
 static void
 conn_close(struct ldap_conn *c, const char *why, bool move_on)
 {
@@ -443,14 +445,16 @@ conn_close(struct ldap_conn *c, const char *why, bool move_on)
 	c->npending = 0;
 	ldap_unbind_ext_s(c->ld, NULL, NULL);
 	c->ld = NULL;
-	if (c->proven || clock_ms() - c->connected_at >= LDAP_PROVEN_MS)
-		c->backoff_ms = 0;	/* it worked for a while: start over */
-	c->next_try = clock_ms();
-	if (c->backoff_ms > 0)
-		c->next_try += c->backoff_ms;
 	if (move_on)
 		c->uri_idx = (c->uri_idx + 1) % dl->nuris;
 	atomic_fetch_sub(&dl->up, 1);
+	if (c->proven || clock_ms() - c->connected_at >= LDAP_PROVEN_MS) {
+		c->backoff_ms = 0;	/* it worked for a while: start over */
+		c->next_try = clock_ms();
+	} else {
+		/* Broke before it ever answered: a reconnect at once would loop. */
+		backoff(c);
+	}
 }
 
 static void
@@ -651,7 +655,8 @@ expire(struct ldap_conn *c, uint64_t now)
 		snprintf(why, sizeof(why), "no answer within %us",
 		    c->dl->cfg->timeout);
 		conn_close(c, why, true);
-		backoff(c);
+		if (c->backoff_ms == 0)
+			backoff(c);	/* gone quiet: not at once again */
 	}
 }
 
