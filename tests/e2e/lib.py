@@ -60,7 +60,12 @@ class Raw:
 
 
 def main(module_name: str) -> int:
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[module_name])
+    # Test names on the command line (Class or Class.test_name) run alone.
+    module = sys.modules[module_name]
+    if len(sys.argv) > 1:
+        suite = unittest.defaultTestLoader.loadTestsFromNames(sys.argv[1:], module)
+    else:
+        suite = unittest.defaultTestLoader.loadTestsFromModule(module)
     result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
     # A test with failing subtests is one failed test.
     failed = len({t.id() for t, _ in result.failures + result.errors})

@@ -849,5 +849,159 @@ class DirectoryTrouble(unittest.TestCase):
         self.assertLess(worst, 1.5, "a NOOP waited %.1f s during the reload" % worst)
 
 
+def logins_while(port: int, stop: threading.Event, results: list, user: str = "alice"):
+    """Log in and out as *user* until *stop* is set; append each outcome."""
+    while not stop.is_set():
+        try:
+            results.append(real_login_works(port, user))
+        except OSError as e:
+            results.append(e)
+
+
+class Daemon(unittest.TestCase):
+    """The process as a whole: its port, its descriptors, its signals."""
+
+    def test_second_instance_refuses_the_port(self):
+        # Same address as the running postern: it must fail, not share.
+        ports = {"imap": P.imap_port, "pop3": P.pop3_port, "popmap": P.popmap_path}
+        conf = os.path.join(TMP, "second.conf")
+        with open(conf, "w") as f:
+            f.write(base_config(ports))
+        res = subprocess.run([binary(), "-c", conf], capture_output=True, text=True,
+                             timeout=PATIENCE)
+        self.assertNotEqual(res.returncode, 0)
+        self.assertIn("Address already in use", res.stdout + res.stderr)
+        self.assertTrue(real_login_works(P.imap_port))
+
+    def test_check_config_asks_the_directory(self):
+        conf = os.path.join(TMP, "check.conf")
+        ports = {"imap": 1, "pop3": 2, "popmap": P.popmap_path}
+        for behaviour, rc, text in (("ok", 0, "configuration ok"),
+                                    ("refuse_bind", 1, "rejected: Invalid credentials: "
+                                     "check bind_dn and bind_password")):
+            with self.subTest(behaviour=behaviour):
+                ldap = fake_ldap(behaviour)
+                with open(conf, "w") as f:
+                    f.write(base_config(ports, directory=ldap_directory(ldap.uri)))
+                res = subprocess.run([binary(), "-c", conf, "--check-config"],
+                                     capture_output=True, text=True, timeout=PATIENCE)
+                self.assertEqual(res.returncode, rc, res.stdout + res.stderr)
+                self.assertIn(text, res.stdout + res.stderr)
+                self.assertNotIn("secret", res.stdout + res.stderr)
+
+    def test_descriptor_exhaustion(self):
+        # 64 descriptors and no connection cap: accept() meets EMFILE.  The
+        # listener pauses (no busy loop, no log flood), the clients already
+        # in are served, and accepting resumes once descriptors free up.
+        q = Postern(lambda p: base_config(p, limits="connections = 1000;", threads=1),
+                    popmap=popmap(), argv_prefix=["prlimit", "--nofile=64:64"]).start()
+        socks = []
+        try:
+            inside = Raw(q.imap_port, timeout=PATIENCE)
+            inside.line()
+            for _ in range(120):
+                try:
+                    socks.append(socket.create_connection(("127.0.0.1", q.imap_port),
+                                                          timeout=PATIENCE))
+                except OSError:
+                    break
+            self.assertTrue(wait_until(lambda: "not accepting" in q.log(), 10), q.log()[-800:])
+            before = cpu_seconds(q.proc.pid)
+            time.sleep(2)
+            self.assertLess(cpu_seconds(q.proc.pid) - before, 1.0, "accept loop spins")
+            self.assertLess(q.log().count("not accepting"), 10, q.log()[-800:])
+            # The client that got in is still served.
+            inside.send(b"a NOOP\r\n")
+            self.assertTrue(inside.until(b"a ")[-1].startswith(b"a OK"))
+            inside.close()
+            for s in socks:
+                s.close()
+            socks = []
+            self.assertTrue(wait_until(lambda: real_login_works(q.imap_port), 15))
+        finally:
+            for s in socks:
+                s.close()
+            rc = q.stop()
+            leaks = q.leaks()
+            q.cleanup()
+        self.assertEqual((rc, leaks), (0, ""))
+
+    def test_connection_cap_follows_the_descriptor_limit(self):
+        q = Postern(lambda p: base_config(p, threads=1), popmap=popmap(),
+                    argv_prefix=["prlimit", "--nofile=256:256"]).start()
+        socks = []
+        try:
+            m = re.search(r"connections (\d+) \(from the descriptor limit\)", q.log())
+            self.assertTrue(m, q.log()[-800:])
+            cap = int(m.group(1))
+            self.assertTrue(0 < cap < 256, cap)
+            for _ in range(cap):
+                s = Raw(q.imap_port, timeout=PATIENCE)
+                socks.append(s)
+                self.assertTrue(s.line().startswith(b"* OK"))
+            extra = Raw(q.imap_port, timeout=PATIENCE)
+            self.assertTrue(extra.line().startswith(b"* BYE"))
+            extra.close()
+        finally:
+            for s in socks:
+                s.close()
+            rc = q.stop()
+            leaks = q.leaks()
+            q.cleanup()
+        self.assertEqual((rc, leaks), (0, ""))
+
+    def stop_with_lookups_in_flight(self, sig):
+        slow = fake_ldap("slow", delay=3.0)
+        q = Postern(lambda p: base_config(p, directory=ldap_directory(slow.uri)),
+                    popmap=popmap()).start()
+        waiting = []
+        try:
+            for i in range(30):
+                w = Raw(q.imap_port, timeout=PATIENCE)
+                w.line()
+                w.send(b"a LOGIN u%d pw\r\n" % i)
+                waiting.append(w)
+            self.assertTrue(wait_until(lambda: slow.searches >= 10, 5), slow.searches)
+        finally:
+            rc = q.stop(sig)
+            for w in waiting:
+                w.close()
+            leaks = q.leaks()
+            q.cleanup()
+        self.assertEqual((rc, leaks), (0, ""))
+
+    def test_sigint_with_lookups_in_flight(self):
+        self.stop_with_lookups_in_flight(signal.SIGINT)
+
+    def test_sigterm_with_lookups_in_flight(self):
+        self.stop_with_lookups_in_flight(signal.SIGTERM)
+
+    def test_sighup_repeatedly_under_load(self):
+        q = Postern(lambda p: base_config(p, directory=ldap_directory(
+                        fake_ldap("ok").uri)), popmap=popmap()).start()
+        ports = {"imap": q.imap_port, "pop3": q.pop3_port, "popmap": q.popmap_path}
+        stop, results = threading.Event(), []
+        workers = [threading.Thread(target=logins_while, args=(q.imap_port, stop, results))
+                   for _ in range(4)]
+        try:
+            for t in workers:
+                t.start()
+            for i in range(10):
+                # Alternate the directory: every reload makes and drops a pool.
+                directory = (ldap_directory(fake_ldap("ok").uri) if i % 2 else
+                             'type = "file"; file = { path = "%s"; };' % q.popmap_path)
+                reload_to(q, base_config(ports, directory=directory))
+        finally:
+            stop.set()
+            for t in workers:
+                t.join()
+            rc = q.stop()
+            leaks = q.leaks()
+            q.cleanup()
+        self.assertEqual([r for r in results if r is not True], [])
+        self.assertGreater(len(results), 10)
+        self.assertEqual((rc, leaks), (0, ""))
+
+
 if __name__ == "__main__":
     sys.exit(main(__name__))
