@@ -909,8 +909,8 @@ backend_try_addr(struct session *s)
 		backend_connect_failed(s, strerror(errno));
 		return;
 	}
-	conn_init(&s->backend, fd, BACKEND_IN_MAX,
-	    s->cfg->limits.line_length * 2 + 1024, backend_event, s);
+	conn_init(&s->backend, fd, BACKEND_IN_MAX, backend_out_max(s->cfg),
+	    backend_event, s);
 	s->backend_greeted = false;
 	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.connect * 1000);
 	if (connect(fd, sa, s->addrs->a[s->addr_pos].len) < 0 &&

@@ -931,8 +931,10 @@ class Daemon(unittest.TestCase):
                     argv_prefix=["prlimit", "--nofile=256:256"]).start()
         socks = []
         try:
-            m = re.search(r"connections (\d+) \(from the descriptor limit\)", q.log())
-            self.assertTrue(m, q.log()[-800:])
+            pat = re.compile(r"connections (\d+) \(from the descriptor limit\)")
+            # The line follows the listeners' start: it may trail the port.
+            self.assertTrue(wait_until(lambda: pat.search(q.log()), 10), q.log()[-800:])
+            m = pat.search(q.log())
             cap = int(m.group(1))
             self.assertTrue(0 < cap < 256, cap)
             for _ in range(cap):
