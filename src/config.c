@@ -18,6 +18,8 @@
 
 #define DEFAULT_FILTER "(|(&(objectClass=perditionPopmap)(uid=%u))" \
 	"(&(objectClass=inetLocalMailRecipient)(mail=%u)))"
+#define DEFAULT_SYNC_FILTER "(|(objectClass=perditionPopmap)" \
+	"(objectClass=inetLocalMailRecipient))"
 
 /* The state of one load: where errors go. */
 struct loader {
@@ -199,6 +201,7 @@ config_defaults(struct config *c)
 	c->daemon.pid_file = xstrdup("");
 	c->daemon.log_level = LOG_LVL_INFO;
 	c->daemon.drain = 30;
+	c->daemon.control = xstrdup("");
 	c->limits.line_length = 65536;
 	c->limits.auth_failures = 3;
 	c->limits.bad_commands = 10;
@@ -240,6 +243,10 @@ config_defaults(struct config *c)
 	c->directory.ldap.attr_username = xstrdup("username");
 	c->directory.ldap.attr_host = xstrdup("mailhost");
 	c->directory.ldap.attr_port = xstrdup("port");
+	c->directory.ldap.sync = false;
+	c->directory.ldap.sync_filter = xstrdup(DEFAULT_SYNC_FILTER);
+	c->directory.ldap.sync_keys = xstrdup("uid mail");
+	c->directory.on_move = ON_MOVE_KEEP;
 	c->directory.file_path = xstrdup("config/popmap");
 	c->backend.port[PROTO_IMAP] = 143;
 	c->backend.port[PROTO_POP3] = 110;
@@ -257,7 +264,7 @@ static int
 load_daemon(struct loader *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const keys[] = { "threads", "user", "pid_file",
-	    "log_level", "log_format", "drain", NULL };
+	    "log_level", "log_format", "drain", "control", NULL };
 	static const char *const formats[] = { "text", "json" };
 	static const char *const levels[] = { "error", "warning", "info", "debug" };
 	const config_setting_t *g;
@@ -273,8 +280,13 @@ load_daemon(struct loader *ld, const config_setting_t *root, struct config *c)
 	    get_str(ld, g, "daemon", "pid_file", &c->daemon.pid_file) < 0 ||
 	    get_enum(ld, g, "daemon", "log_level", levels, nitems(levels), &level) < 0 ||
 	    get_enum(ld, g, "daemon", "log_format", formats, nitems(formats), &json) < 0 ||
-	    get_uint(ld, g, "daemon", "drain", 0, 86400, &c->daemon.drain) < 0)
+	    get_uint(ld, g, "daemon", "drain", 0, 86400, &c->daemon.drain) < 0 ||
+	    get_str(ld, g, "daemon", "control", &c->daemon.control) < 0)
 		return -1;
+	if (c->daemon.control[0] != '\0' && (c->daemon.control[0] != '/' ||
+	    strlen(c->daemon.control) >= CONTROL_PATH_MAX))
+		return fail(ld, config_setting_get_member(g, "control"), "daemon.control",
+		    "must be an absolute path of fewer than %d bytes", CONTROL_PATH_MAX);
 	c->daemon.log_level = (enum log_level)level;
 	c->daemon.log_json = json == 1;
 	return 0;
@@ -612,13 +624,44 @@ check_attr_name(struct loader *ld, const config_setting_t *attrs,
 	return fail(ld, s, key, "\"%s\" is not an attribute name", value);
 }
 
+/* The replica's filter is fixed (no placeholders); its keys are attributes. */
+static int
+check_sync(struct loader *ld, const config_setting_t *g, const struct ldap_cfg *l)
+{
+	const config_setting_t *s = config_setting_get_member(g, "sync_filter");
+	const char *error;
+	size_t off;
+	bool any = false;
+
+	if (strchr(l->sync_filter, '%') != NULL)
+		return fail(ld, s, "directory.ldap.sync_filter",
+		    "takes no %%-sequences: it selects every routing entry");
+	if (ldap_filter_check(l->sync_filter, &off, &error) < 0)
+		return fail(ld, s, "directory.ldap.sync_filter",
+		    "not an RFC 4515 filter: %s at offset %zu", error, off);
+	s = config_setting_get_member(g, "sync_keys");
+	for (const char *p = l->sync_keys; *p != '\0'; p++) {
+		if (*p == ' ')
+			continue;
+		any = true;
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == ';'))
+			return fail(ld, s, "directory.ldap.sync_keys",
+			    "\"%s\" is not a list of attribute names", l->sync_keys);
+	}
+	if (!any)
+		return fail(ld, s, "directory.ldap.sync_keys",
+		    "must name at least one login attribute");
+	return 0;
+}
+
 static int
 load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 {
 	static const char *const keys[] = { "uri", "base", "scope", "filter",
 	    "bind_dn", "bind_password", "bind_password_file", "sasl_mech",
 	    "starttls", "ca_file", "pool", "auth_pool", "queue", "timeout",
-	    "failback", "attributes", NULL };
+	    "failback", "attributes", "sync", "sync_filter", "sync_keys", NULL };
 	static const char *const attr_keys[] = { "username", "host", "port", NULL };
 	static const char *const scopes[] = { [LDAP_SCOPE_BASE] = "base",
 	    [LDAP_SCOPE_ONELEVEL] = "one", [LDAP_SCOPE_SUBTREE] = "sub" };
@@ -646,6 +689,9 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 	    get_uint(ld, g, P, "queue", 1, 1000000, &l->queue) < 0 ||
 	    get_uint(ld, g, P, "timeout", 1, 300, &l->timeout) < 0 ||
 	    get_uint(ld, g, P, "failback", 1, 86400, &l->failback) < 0 ||
+	    get_bool(ld, g, P, "sync", &l->sync) < 0 ||
+	    get_str(ld, g, P, "sync_filter", &l->sync_filter) < 0 ||
+	    get_str(ld, g, P, "sync_keys", &l->sync_keys) < 0 ||
 	    get_group(ld, g, P, "attributes", &attrs) < 0)
 		return -1;
 	if (attrs != NULL && (check_keys(ld, attrs, A, attr_keys) < 0 ||
@@ -658,6 +704,8 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 		    "must name at least one LDAP URI");
 	if (check_ldap_template(ld, g, "filter", l->filter, false) < 0 ||
 	    check_ldap_template(ld, g, "base", l->base, true) < 0)
+		return -1;
+	if (check_sync(ld, g, l) < 0)
 		return -1;
 	if (check_attr_name(ld, attrs, "username", l->attr_username) < 0 ||
 	    check_attr_name(ld, attrs, "host", l->attr_host) < 0 ||
@@ -674,14 +722,17 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 static int
 load_directory(struct loader *ld, const config_setting_t *root, struct config *c)
 {
-	static const char *const keys[] = { "type", "cache", "ldap", "file", NULL };
+	static const char *const keys[] = { "type", "cache", "ldap", "file",
+	    "on_move", NULL };
+	static const char *const moves[] = { [ON_MOVE_KEEP] = "keep",
+	    [ON_MOVE_KICK] = "kick" };
 	static const char *const cache_keys[] = { "ttl", "negative_ttl", "entries",
 	    "negative_entries", "serve_stale", NULL };
 	static const char *const file_keys[] = { "path", NULL };
 	static const char *const types[] = { [DIR_TYPE_LDAP] = "ldap",
 	    [DIR_TYPE_FILE] = "file" };
 	const config_setting_t *g, *cache, *file;
-	int type = (int)c->directory.type;
+	int type = (int)c->directory.type, move = (int)c->directory.on_move;
 
 	if (get_group(ld, root, "", "directory", &g) < 0)
 		return -1;
@@ -689,10 +740,12 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 		return 0;
 	if (check_keys(ld, g, "directory", keys) < 0 ||
 	    get_enum(ld, g, "directory", "type", types, nitems(types), &type) < 0 ||
+	    get_enum(ld, g, "directory", "on_move", moves, nitems(moves), &move) < 0 ||
 	    get_group(ld, g, "directory", "cache", &cache) < 0 ||
 	    get_group(ld, g, "directory", "file", &file) < 0)
 		return -1;
 	c->directory.type = (enum dir_type)type;
+	c->directory.on_move = (enum on_move)move;
 	if (cache != NULL && (check_keys(ld, cache, "directory.cache", cache_keys) < 0 ||
 	    get_uint(ld, cache, "directory.cache", "ttl", 0, 86400 * 7, &c->directory.cache.ttl) < 0 ||
 	    get_uint(ld, cache, "directory.cache", "negative_ttl", 0, 86400, &c->directory.cache.negative_ttl) < 0 ||
@@ -978,6 +1031,7 @@ config_free(struct config **configp)
 	free(c->path);
 	free(c->daemon.user);
 	free(c->daemon.pid_file);
+	free(c->daemon.control);
 	free(c->tls.cert);
 	free(c->tls.key);
 	free(c->tls.min_version);
@@ -1004,6 +1058,8 @@ config_free(struct config **configp)
 	free(c->directory.ldap.attr_username);
 	free(c->directory.ldap.attr_host);
 	free(c->directory.ldap.attr_port);
+	free(c->directory.ldap.sync_filter);
+	free(c->directory.ldap.sync_keys);
 	free(c->directory.file_path);
 	free(c->backend.ca_file);
 	for (size_t i = 0; i < c->nbackends; i++) {

@@ -15,6 +15,9 @@
 #include "log.h"
 #include "username.h"
 
+/* sun_path holds 108 bytes on Linux. */
+#define CONTROL_PATH_MAX	108
+
 enum proto_id {
 	PROTO_IMAP,
 	PROTO_POP3,
@@ -70,6 +73,14 @@ struct ldap_cfg {
 	char		*attr_username;
 	char		*attr_host;
 	char		*attr_port;
+	bool		 sync;		/* RFC 4533 replica instead of searches */
+	char		*sync_filter;	/* which entries the replica holds */
+	char		*sync_keys;	/* space-separated login attributes */
+};
+
+enum on_move {
+	ON_MOVE_KEEP,		/* live sessions stay where they are */
+	ON_MOVE_KICK,		/* live sessions on the old store are closed */
 };
 
 /* A named store: the directory may name it instead of a host. */
@@ -93,6 +104,7 @@ struct config {
 		enum log_level	 log_level;
 		bool		 log_json;
 		unsigned	 drain;		/* seconds SIGTERM waits for sessions */
+		char		*control;	/* control socket path, "" = none */
 	} daemon;
 
 	struct {
@@ -141,6 +153,7 @@ struct config {
 		} cache;
 		struct ldap_cfg	 ldap;
 		char		*file_path;
+		enum on_move	 on_move;
 	} directory;
 
 	struct {

@@ -328,3 +328,10 @@ directory_lookup_sync(struct directory *dir, const struct username *name,
 	*route_r = a.route;
 	return a.status;
 }
+
+void
+directory_moved(struct directory *dir, const char *login, const struct route *route)
+{
+	if (dir->moved != NULL)
+		dir->moved(dir->moved_arg, login, route);
+}

@@ -48,11 +48,24 @@ struct directory_ops {
 	void		(*free)(struct directory *dir);
 };
 
+/*
+ * A user's route changed while the daemon runs (a replica update, or a
+ * flush that found another route).  Runs on the directory's own thread and
+ * must not block; `route` is the new route, NULL if the user is gone.
+ */
+typedef void dir_moved_cb(void *arg, const char *login, const struct route *route);
+
 struct directory {
 	const struct directory_ops	*ops;
 	struct route_cache		*cache;		/* NULL: no cache */
 	bool				 serve_stale;
+	dir_moved_cb			*moved;		/* NULL: nobody listens */
+	void				*moved_arg;
 };
+
+/* Tell the listener (if any) that login's route is now `route`. */
+void		 directory_moved(struct directory *dir, const char *login,
+		    const struct route *route);
 
 /* Open the directory the config names.  -1 with a message in err. */
 int		 directory_open(const struct config *cfg, struct directory **dir_r,

@@ -776,6 +776,22 @@ START_TEST(test_ldap_rules)
 	    "directory.ldap.bind_dn: ");
 	ASSERT_BAD_CONTAINS("directory = { ldap = { attributes = { host = \"mail host\"; }; }; };",
 	    "test.conf:1: directory.ldap.attributes.host: \"mail host\" is not an attribute name");
+	/* The replica's filter and keys. */
+	ASSERT_BAD_CONTAINS("directory = { ldap = { sync_filter = \"(uid=%u)\"; }; };",
+	    "test.conf:1: directory.ldap.sync_filter: takes no %-sequences");
+	ASSERT_BAD_CONTAINS("directory = { ldap = { sync_filter = \"(uid=a\"; }; };",
+	    "test.conf:1: directory.ldap.sync_filter: not an RFC 4515 filter");
+	ASSERT_BAD_CONTAINS("directory = { ldap = { sync_keys = \" \"; }; };",
+	    "test.conf:1: directory.ldap.sync_keys: must name at least one");
+	ASSERT_BAD_CONTAINS("directory = { ldap = { sync_keys = \"uid,mail\"; }; };",
+	    "directory.ldap.sync_keys: \"uid,mail\" is not a list of attribute names");
+	ASSERT_BAD_CONTAINS("directory = { on_move = \"evict\"; };",
+	    "test.conf:1: directory.on_move: ");
+	ASSERT_BAD_CONTAINS("daemon = { control = \"run/ctl\"; };",
+	    "test.conf:1: daemon.control: must be an absolute path");
+	config_free_ok("daemon = { control = \"/run/postern/control\"; };\n"
+	    "directory = { on_move = \"kick\"; ldap = { sync = true; "
+	    "sync_keys = \"uid  mail\"; }; };");
 	/* A template that expands to valid text is fine, %d in a DN too. */
 	config_free_ok("directory = { ldap = { base = \"ou=%d,dc=example,dc=net\"; "
 	    "filter = \"(&(|(uid=%u)(mail=%l@%d))(!(x=*))(cn=a*b*c)(o:dn:2.5.13.5:=v))\"; }; };");
