@@ -21,6 +21,8 @@
 #define DEFAULT_SYNC_FILTER "(|(objectClass=perditionPopmap)" \
 	"(objectClass=inetLocalMailRecipient))"
 
+static void	set_host_attrs(struct ldap_cfg *, const char *const *, size_t);
+
 /* The state of one load: where errors go. */
 struct loader {
 	const char	*file;
@@ -241,7 +243,8 @@ config_defaults(struct config *c)
 	c->directory.ldap.timeout = 5;
 	c->directory.ldap.failback = 60;
 	c->directory.ldap.attr_username = xstrdup("username");
-	c->directory.ldap.attr_host = xstrdup("mailhost");
+	c->directory.ldap.attr_host = NULL;
+	set_host_attrs(&c->directory.ldap, (const char *const []){ "mailhost" }, 1);
 	c->directory.ldap.attr_port = xstrdup("port");
 	c->directory.ldap.sync = false;
 	c->directory.ldap.sync_filter = xstrdup(DEFAULT_SYNC_FILTER);
@@ -624,6 +627,97 @@ check_attr_name(struct loader *ld, const config_setting_t *attrs,
 	return fail(ld, s, key, "\"%s\" is not an attribute name", value);
 }
 
+static void
+set_host_attrs(struct ldap_cfg *l, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < l->nattr_hosts; i++)
+		free(l->attr_hosts[i]);
+	free(l->attr_hosts);
+	l->attr_hosts = xcalloc(n + 1, sizeof(*l->attr_hosts));
+	for (size_t i = 0; i < n; i++)
+		l->attr_hosts[i] = xstrdup(names[i]);
+	l->nattr_hosts = n;
+	free(l->attr_host);
+	l->attr_host = xstrdup(names[0]);
+}
+
+/* attributes.host: one name, or a list tried in order (first present wins). */
+static int
+get_host_attrs(struct loader *ld, const config_setting_t *attrs, struct ldap_cfg *l)
+{
+	const char *key = "directory.ldap.attributes.host";
+	const config_setting_t *s = config_setting_get_member(attrs, "host");
+	const char *names[HOST_ATTRS_MAX];
+	int n;
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		names[0] = config_setting_get_string(s);
+		set_host_attrs(l, names, 1);
+		return 0;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
+	    config_setting_type(s) != CONFIG_TYPE_LIST)
+		return fail(ld, s, key, "must be a string or a list of strings");
+	n = config_setting_length(s);
+	if (n < 1 || n > HOST_ATTRS_MAX)
+		return fail(ld, s, key, "must list 1 to %d attributes", HOST_ATTRS_MAX);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+
+		if (config_setting_type(e) != CONFIG_TYPE_STRING)
+			return fail(ld, s, key, "must be a string or a list of strings");
+		names[i] = config_setting_get_string(e);
+	}
+	set_host_attrs(l, names, (size_t)n);
+	return 0;
+}
+
+/* directory.host_map = ( { value = "..."; host = "..."; }, { regex = ...; } ) */
+static int
+load_host_map(struct loader *ld, const config_setting_t *dir, struct config *c)
+{
+	static const char *const keys[] = { "value", "regex", "host", NULL };
+	const config_setting_t *list = config_setting_get_member(dir, "host_map");
+	int n;
+
+	if (list == NULL)
+		return 0;
+	if (config_setting_type(list) != CONFIG_TYPE_LIST)
+		return fail(ld, list, "directory.host_map", "must be a list ( { ... }, ... )");
+	n = config_setting_length(list);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		char path[48], *value = xstrdup(""), *regex = xstrdup(""),
+		    *host = xstrdup("");
+		const char *error = NULL;
+		int rc = -1;
+
+		snprintf(path, sizeof(path), "directory.host_map[%d]", i);
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+			rc = fail(ld, g, path, "must be a group { ... }");
+		else if (check_keys(ld, g, path, keys) < 0 ||
+		    get_str(ld, g, path, "value", &value) < 0 ||
+		    get_str(ld, g, path, "regex", &regex) < 0 ||
+		    get_str(ld, g, path, "host", &host) < 0)
+			rc = -1;
+		else if ((value[0] != '\0') == (regex[0] != '\0'))
+			rc = fail(ld, g, path, "set value or regex, one of them");
+		else if (host_map_add(&c->directory.host_map, value[0] ? value : regex,
+		    regex[0] != '\0', host, &error) < 0)
+			rc = fail(ld, g, path, "%s", error);
+		else
+			rc = 0;
+		free(value);
+		free(regex);
+		free(host);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* The replica's filter is fixed (no placeholders); its keys are attributes. */
 static int
 check_sync(struct loader *ld, const config_setting_t *g, const struct ldap_cfg *l)
@@ -696,7 +790,7 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 		return -1;
 	if (attrs != NULL && (check_keys(ld, attrs, A, attr_keys) < 0 ||
 	    get_str(ld, attrs, A, "username", &l->attr_username) < 0 ||
-	    get_str(ld, attrs, A, "host", &l->attr_host) < 0 ||
+	    get_host_attrs(ld, attrs, l) < 0 ||
 	    get_str(ld, attrs, A, "port", &l->attr_port) < 0))
 		return -1;
 	if (l->uri[0] == '\0')
@@ -708,9 +802,11 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 	if (check_sync(ld, g, l) < 0)
 		return -1;
 	if (check_attr_name(ld, attrs, "username", l->attr_username) < 0 ||
-	    check_attr_name(ld, attrs, "host", l->attr_host) < 0 ||
 	    check_attr_name(ld, attrs, "port", l->attr_port) < 0)
 		return -1;
+	for (size_t i = 0; i < l->nattr_hosts; i++)
+		if (check_attr_name(ld, attrs, "host", l->attr_hosts[i]) < 0)
+			return -1;
 	if (l->bind_password[0] != '\0' && l->bind_password_file[0] != '\0')
 		return fail(ld, g, P, "set bind_password or bind_password_file, not both");
 	if (l->bind_dn[0] != '\0' && !dn_valid(l->bind_dn))
@@ -723,7 +819,7 @@ static int
 load_directory(struct loader *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const keys[] = { "type", "cache", "ldap", "file",
-	    "on_move", NULL };
+	    "on_move", "host_map", NULL };
 	static const char *const moves[] = { [ON_MOVE_KEEP] = "keep",
 	    [ON_MOVE_KICK] = "kick" };
 	static const char *const cache_keys[] = { "ttl", "negative_ttl", "entries",
@@ -756,7 +852,7 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 	if (file != NULL && (check_keys(ld, file, "directory.file", file_keys) < 0 ||
 	    get_str(ld, file, "directory.file", "path", &c->directory.file_path) < 0))
 		return -1;
-	if (load_ldap(ld, g, c) < 0)
+	if (load_ldap(ld, g, c) < 0 || load_host_map(ld, g, c) < 0)
 		return -1;
 	if (c->directory.type == DIR_TYPE_FILE && c->directory.file_path[0] == '\0')
 		return fail(ld, file, "directory.file.path", "must name the map file");
@@ -1057,6 +1153,10 @@ config_free(struct config **configp)
 	free(c->directory.ldap.ca_file);
 	free(c->directory.ldap.attr_username);
 	free(c->directory.ldap.attr_host);
+	for (size_t i = 0; i < c->directory.ldap.nattr_hosts; i++)
+		free(c->directory.ldap.attr_hosts[i]);
+	free(c->directory.ldap.attr_hosts);
+	host_map_free(&c->directory.host_map);
 	free(c->directory.ldap.attr_port);
 	free(c->directory.ldap.sync_filter);
 	free(c->directory.ldap.sync_keys);

@@ -12,9 +12,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "host_map.h"
 #include "log.h"
 #include "username.h"
 
+/* Host attributes directory.ldap.attributes.host may list. */
+#define HOST_ATTRS_MAX		8
 /* sun_path holds 108 bytes on Linux. */
 #define CONTROL_PATH_MAX	108
 
@@ -71,7 +74,9 @@ struct ldap_cfg {
 	unsigned	 timeout;	/* seconds */
 	unsigned	 failback;	/* seconds on a backup URI before retrying the first */
 	char		*attr_username;
-	char		*attr_host;
+	char		*attr_host;	/* the first of attr_hosts */
+	char		**attr_hosts;	/* tried in order: the first present wins */
+	size_t		 nattr_hosts;
 	char		*attr_port;
 	bool		 sync;		/* RFC 4533 replica instead of searches */
 	char		*sync_filter;	/* which entries the replica holds */
@@ -154,6 +159,7 @@ struct config {
 		struct ldap_cfg	 ldap;
 		char		*file_path;
 		enum on_move	 on_move;
+		struct host_map	 host_map;	/* directory values to hosts */
 	} directory;
 
 	struct {

@@ -101,7 +101,8 @@ struct dir_ldap {
 	char			**uris;
 	size_t			 nuris;
 	char			*password;
-	char			*attrs[4];
+	char			*attrs[3 + HOST_ATTRS_MAX];
+	const struct host_map	*host_map;	/* the generation's config's */
 
 	struct ldap_queue	 searches;
 	struct ldap_queue	 binds;
@@ -563,12 +564,14 @@ answer(struct ldap_conn *c, struct pending *p, LDAPMessage *res)
 		struct ldap_entry_values v = {
 			.dn = dn,
 			.user = ldap_get_values_len(c->ld, e, dl->cfg->attr_username),
-			.hosts = ldap_get_values_len(c->ld, e, dl->cfg->attr_host),
 			.port = ldap_get_values_len(c->ld, e, dl->cfg->attr_port),
 			.user_attr = dl->cfg->attr_username,
-			.host_attr = dl->cfg->attr_host,
 			.port_attr = dl->cfg->attr_port,
+			.map = dl->host_map,
 		};
+
+		v.hosts = ldap_entry_first_values(c->ld, e, dl->cfg->attr_hosts,
+		    &v.host_attr);
 
 		status = ldap_entry_route(&v, &route, detail, sizeof(detail));
 		if (status != DIR_OK)
@@ -910,6 +913,7 @@ dir_ldap_prepare(const struct config *config, char *err, size_t errlen)
 
 	dl->dir.ops = &dir_ldap_ops;
 	dl->cfg = cfg;
+	dl->host_map = &config->directory.host_map;
 	dl->searches.evfd = dl->binds.evfd = -1;
 	pthread_mutex_init(&dl->why_mtx, NULL);
 	str_copy(dl->why_down, "directory unreachable", sizeof(dl->why_down));
@@ -935,9 +939,10 @@ dir_ldap_prepare(const struct config *config, char *err, size_t errlen)
 	} else
 		dl->password = xstrdup(cfg->bind_password);
 	dl->attrs[0] = cfg->attr_username;
-	dl->attrs[1] = cfg->attr_host;
-	dl->attrs[2] = cfg->attr_port;
-	dl->attrs[3] = NULL;
+	dl->attrs[1] = cfg->attr_port;
+	for (size_t i = 0; i < cfg->nattr_hosts; i++)
+		dl->attrs[2 + i] = cfg->attr_hosts[i];
+	dl->attrs[2 + cfg->nattr_hosts] = NULL;
 	return dl;
 }
 

@@ -101,8 +101,20 @@ ldap_entry_route(const struct ldap_entry_values *v, struct route **route_r,
 		detail_add(detail, dlen, v->host_attr, v->hosts);
 		for (int i = 0; v->hosts[i] != NULL && status == DIR_OK; i++) {
 			char *h = value_str(v->hosts[i]);
+			char mapped[HOST_MAP_HOST_MAX];
+			int m = 0;
 
-			if (h == NULL) {
+			if (h != NULL && v->map != NULL &&
+			    (m = host_map_apply(v->map, h, mapped, sizeof(mapped))) > 0) {
+				free(h);
+				h = xstrdup(mapped);
+				detail_cat(detail, dlen, " -> ", h, NULL);
+			}
+			if (m < 0) {
+				detail_cat(detail, dlen, " (host_map: result too "
+				    "long)", NULL);
+				status = DIR_TEMPFAIL;
+			} else if (h == NULL) {
 				detail_cat(detail, dlen, " (bad host value: control "
 				    "character)", NULL);
 				status = DIR_TEMPFAIL;
@@ -121,4 +133,21 @@ ldap_entry_route(const struct ldap_entry_values *v, struct route **route_r,
 	else
 		route_unref(&r);
 	return status;
+}
+
+struct berval **
+ldap_entry_first_values(LDAP *ld, LDAPMessage *e, char *const *names,
+    const char **name_r)
+{
+	*name_r = names[0];
+	for (size_t i = 0; names[i] != NULL; i++) {
+		struct berval **v = ldap_get_values_len(ld, e, names[i]);
+
+		if (v != NULL && v[0] != NULL) {
+			*name_r = names[i];
+			return v;
+		}
+		ldap_value_free_len(v);
+	}
+	return NULL;
 }

@@ -9,8 +9,10 @@
 #include <stddef.h>
 
 #include <lber.h>
+#include <ldap.h>
 
 #include "directory.h"
+#include "host_map.h"
 #include "route.h"
 
 /* The attribute values of one entry (NULL: the attribute is absent). */
@@ -21,7 +23,16 @@ struct ldap_entry_values {
 	struct berval	**port;		/* the first value wins over host:port */
 	/* Attribute names, for the detail text. */
 	const char	 *user_attr, *host_attr, *port_attr;
+	/* Host values to hosts (directory.host_map); NULL or empty: as they are. */
+	const struct host_map *map;
 };
+
+/*
+ * The values of the first of `names` (a NULL-terminated list) that the
+ * entry has, with *name_r set to it; NULL (and names[0]) if none.
+ */
+struct berval	**ldap_entry_first_values(LDAP *ld, LDAPMessage *e,
+		    char *const *names, const char **name_r);
 
 /*
  * DIR_OK with *route_r, DIR_NOT_FOUND (no host attribute) or DIR_TEMPFAIL

@@ -59,7 +59,7 @@ def extra_listeners(addr: str, ports) -> str:
 
 
 def ldap_config(uri: str, extra: str = "", *, auth: str = None, cache: str = None,
-                stores: dict = None, top: str = ""):
+                stores: dict = None, top: str = "", directory: str = ""):
     def render(p: dict) -> str:
         backends = ",\n  ".join('{ name = "%s"; addresses = "%s"; }' % (n, a)
                                 for n, a in (stores or STORES).items())
@@ -73,6 +73,7 @@ directory = {
   type = "ldap";
   cache = %s;
   ldap = { uri = "%s"; base = "%s"; %s timeout = %d; pool = 4; failback = 2; %s };
+  %s
 };
 backends = ( %s );
 backend = { imap_port = %d; pop3_port = %d; %s };
@@ -80,7 +81,7 @@ backend = { imap_port = %d; pop3_port = %d; %s };
        cache or "{ ttl = 1; negative_ttl = 1; entries = 1000; serve_stale = true; }",
        uri, S.base, auth if auth is not None else
        'bind_dn = "%s"; bind_password = "%s";' % (S.bind_dn, S.bind_password),
-       LDAP_TIMEOUT, extra, backends, IMAP_PORT, POP3_PORT, top)
+       LDAP_TIMEOUT, extra, directory, backends, IMAP_PORT, POP3_PORT, top)
     return render
 
 
@@ -359,6 +360,61 @@ class C_Failover(unittest.TestCase):
                 time.sleep(0.3)
         finally:
             p.cleanup()
+
+
+class E_Enterprise(unittest.TestCase):
+    """Exchange- and Domino-style entries name a server, not a host:
+    attributes.host lists where to look, host_map names the store."""
+
+    HOST_MAP = """host_map = (
+    { value = "/o=Acme/ou=Exchange Administrative Group/cn=Configuration/cn=Servers/cn=EXCH01";
+      host = "store-a.example.net"; },
+    { regex = "^CN=([^/]+)/O=Acme$"; host = "\\\\1.example.net"; } );"""
+
+    @classmethod
+    def setUpClass(cls):
+        top = os.environ.get("top_srcdir") or os.path.join(os.path.dirname(
+            os.path.abspath(__file__)), "..", "..")
+        cls.slapd = Slapd(extra_config="include %s/schema/test-enterprise.schema" % top,
+                          extra_ldif=[os.path.join(top, "ldif", "enterprise.ldif")]).start()
+        # The proxy account's ACL covers the Perdition attributes only.
+        auth = 'bind_dn = "%s"; bind_password = "%s";' % (cls.slapd.root_dn,
+                                                           cls.slapd.root_password)
+        attrs = ('attributes = { username = "username"; port = "port"; host = '
+                 '[ "mailHost", "msExchHomeServerName", "mailServer" ]; };')
+        cls.p = Postern(ldap_config(cls.slapd.uri, attrs, auth=auth,
+                                    directory=cls.HOST_MAP)).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        for x in (cls.p, cls.slapd):
+            x.cleanup()
+
+    def test_exchange_server_name_routes(self):
+        self.assertTrue(login_lands(self.p.imap_port, "xavier", "alice-secret",
+                                    "store-a.example.net", "alice"))
+
+    def test_domino_server_name_routes_by_regex(self):
+        self.assertTrue(login_lands(self.p.imap_port, "dominic", "bob-secret",
+                                    "store-b.example.net", "bob"))
+
+    def test_migrated_user_routes_by_mailhost_first(self):
+        self.assertTrue(login_lands(self.p.imap_port, "morgan", "alice-secret",
+                                    "store-a.example.net", "alice"))
+        res = subprocess.run([os.environ["POSTERN"], "-c", self.p.conf_path, "--lookup",
+                              "morgan"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("host: store-a.example.net", res.stdout)
+
+    def test_unmapped_server_is_a_temporary_failure(self):
+        m = imaplib.IMAP4("127.0.0.1", self.p.imap_port, timeout=15)
+        try:
+            with self.assertRaises(imaplib.IMAP4.error) as cm:
+                m.login("unmapped", "x")
+            self.assertIn("UNAVAILABLE", str(cm.exception))
+        finally:
+            m.shutdown()
+        self.assertIn("CN=Mail9/O=Elsewhere", self.p.log())
 
 
 class ZZShutdown(unittest.TestCase):

@@ -513,7 +513,7 @@ END_TEST
 START_TEST(test_ldap_attribute_full_key)
 {
 	ASSERT_BAD("directory = { ldap = { attributes = { host = 5; }; }; };",
-	    "test.conf:1: directory.ldap.attributes.host: must be a string");
+	    "test.conf:1: directory.ldap.attributes.host: must be a string or a list of strings");
 }
 END_TEST
 
@@ -776,6 +776,36 @@ START_TEST(test_ldap_rules)
 	    "directory.ldap.bind_dn: ");
 	ASSERT_BAD_CONTAINS("directory = { ldap = { attributes = { host = \"mail host\"; }; }; };",
 	    "test.conf:1: directory.ldap.attributes.host: \"mail host\" is not an attribute name");
+	/* Host attributes in order, and the host map. */
+	ASSERT_BAD_CONTAINS("directory = { ldap = { attributes = { host = [ ]; }; }; };",
+	    "test.conf:1: directory.ldap.attributes.host: must list 1 to 8");
+	ASSERT_BAD_CONTAINS("directory = { ldap = { attributes = { host = "
+	    "[ \"mailHost\", \"home MDB\" ]; }; }; };",
+	    "directory.ldap.attributes.host: \"home MDB\" is not an attribute name");
+	ASSERT_BAD_CONTAINS("directory = { host_map = ( { value = \"a\"; regex = \"b\"; "
+	    "host = \"h\"; } ); };", "directory.host_map[0]: set value or regex");
+	ASSERT_BAD_CONTAINS("directory = { host_map = ( { regex = \"(\"; host = \"h\"; } ); };",
+	    "directory.host_map[0]: not a POSIX extended regular expression");
+	ASSERT_BAD_CONTAINS("directory = { host_map = ( { regex = \"^(a)$\"; "
+	    "host = \"\\\\2\"; } ); };",
+	    "directory.host_map[0]: host refers to a group");
+	ASSERT_BAD_CONTAINS("directory = { host_map = ( { value = \"a\"; } ); };",
+	    "directory.host_map[0]: a rule needs");
+	ASSERT_BAD_CONTAINS("directory = { host_map = { value = \"a\"; }; };",
+	    "directory.host_map: must be a list");
+	{
+		struct config *c = load_ok("directory = { ldap = { attributes = { host = "
+		    "[ \"mailHost\", \"msExchHomeServerName\", \"mailServer\" ]; }; };\n"
+		    "host_map = ( { value = \"/o=A/cn=EXCH01\"; host = \"exch01\"; },\n"
+		    "  { regex = \"^CN=([^/]+)/O=Acme$\"; host = \"\\\\1.domino\"; } ); };");
+
+		ck_assert_uint_eq(c->directory.ldap.nattr_hosts, 3);
+		ck_assert_str_eq(c->directory.ldap.attr_host, "mailHost");
+		ck_assert_str_eq(c->directory.ldap.attr_hosts[2], "mailServer");
+		ck_assert_ptr_null(c->directory.ldap.attr_hosts[3]);
+		ck_assert_uint_eq(c->directory.host_map.n, 2);
+		config_free(&c);
+	}
 	/* The replica's filter and keys. */
 	ASSERT_BAD_CONTAINS("directory = { ldap = { sync_filter = \"(uid=%u)\"; }; };",
 	    "test.conf:1: directory.ldap.sync_filter: takes no %-sequences");
