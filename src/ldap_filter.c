@@ -10,73 +10,90 @@
  * RFC 4515 section 3: in a filter value, '*', '(', ')', '\' and NUL must be
  * escaped as \XX; we escape every byte outside printable ASCII as well, so
  * filters stay 7-bit and readable in logs.
+ *
+ * Escaped output is written while it fits, piece by piece: what a short
+ * buffer holds is always a prefix of the full result (never a piece cut in
+ * two or skipped), followed by the NUL.  The full length is returned.
  */
+struct esc_out {
+	char	*out;
+	size_t	 outlen;
+	size_t	 o;		/* length of the full result so far */
+	size_t	 w;		/* bytes written: a prefix */
+	bool	 full;
+};
+
+static void
+esc_put(struct esc_out *e, const char *piece, size_t n)
+{
+	if (!e->full && e->o + n < e->outlen) {
+		memcpy(e->out + e->o, piece, n);
+		e->w = e->o + n;
+	} else
+		e->full = true;
+	e->o += n;
+}
+
+static void
+esc_hex(struct esc_out *e, unsigned char c)
+{
+	static const char hex[] = "0123456789abcdef";
+	char piece[3] = { '\\', hex[c >> 4], hex[c & 15] };
+
+	esc_put(e, piece, 3);
+}
+
+static size_t
+esc_end(struct esc_out *e)
+{
+	if (e->outlen > 0)
+		e->out[e->w] = '\0';
+	return e->o;
+}
+
 size_t
 ldap_filter_escape(const char *in, size_t inlen, char *out, size_t outlen)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
+	struct esc_out e = { out, outlen, 0, 0, false };
 
 	for (size_t i = 0; i < inlen; i++) {
 		unsigned char c = (unsigned char)in[i];
-		bool esc = c == '*' || c == '(' || c == ')' || c == '\\' ||
-		    c < 0x20 || c >= 0x7f;
 
-		if (esc) {
-			if (o + 3 < outlen) {
-				out[o] = '\\';
-				out[o + 1] = hex[c >> 4];
-				out[o + 2] = hex[c & 15];
-			}
-			o += 3;
-		} else {
-			if (o + 1 < outlen)
-				out[o] = (char)c;
-			o++;
-		}
+		if (c == '*' || c == '(' || c == ')' || c == '\\' ||
+		    c < 0x20 || c >= 0x7f)
+			esc_hex(&e, c);
+		else
+			esc_put(&e, &in[i], 1);
 	}
-	if (outlen > 0)
-		out[o < outlen ? o : outlen - 1] = '\0';
-	return o;
+	return esc_end(&e);
 }
 
 /*
  * RFC 4514 section 2.4: in a DN attribute value, escape '"', '+', ',',
  * ';', '<', '>', '\', a leading '#' or space, a trailing space and NUL.
- * Control and non-ASCII bytes become \XX too.
  */
 size_t
 ldap_dn_escape(const char *in, size_t inlen, char *out, size_t outlen)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
+	struct esc_out e = { out, outlen, 0, 0, false };
 
 	for (size_t i = 0; i < inlen; i++) {
 		unsigned char c = (unsigned char)in[i];
 
 		if (c < 0x20 || c >= 0x7f || c == '=') {
-			if (o + 3 < outlen) {
-				out[o] = '\\';
-				out[o + 1] = hex[c >> 4];
-				out[o + 2] = hex[c & 15];
-			}
-			o += 3;
+			esc_hex(&e, c);
 			continue;
 		}
 		if (strchr("\"+,;<>\\", c) != NULL ||
 		    (i == 0 && (c == '#' || c == ' ')) ||
 		    (i == inlen - 1 && c == ' ')) {
-			if (o + 1 < outlen)
-				out[o] = '\\';
-			o++;
-		}
-		if (o + 1 < outlen)
-			out[o] = (char)c;
-		o++;
+			char piece[2] = { '\\', (char)c };
+
+			esc_put(&e, piece, 2);
+		} else
+			esc_put(&e, &in[i], 1);
 	}
-	if (outlen > 0)
-		out[o < outlen ? o : outlen - 1] = '\0';
-	return o;
+	return esc_end(&e);
 }
 
 int

@@ -3,6 +3,8 @@
  * command line, then feeds FUZZ_ITERATIONS inputs made by mutating the
  * target's seeds with a fixed-seed PRNG (byte flips, inserts, deletes,
  * splices, interesting bytes).  Deterministic, bounded, sanitizer-friendly.
+ * FUZZ_WRITE_SEEDS=DIR writes the seeds to DIR/seed-N and exits (to start
+ * a corpus under tests/fuzz/corpus/<target>/).
  */
 #include "autoconf.h"
 
@@ -82,6 +84,25 @@ mutate(uint8_t *buf, size_t len, size_t max)
 	return len;
 }
 
+static int
+write_seeds(const char *dir)
+{
+	char path[4096];
+
+	for (size_t i = 0; fuzz_seeds[i] != NULL; i++) {
+		FILE *fp;
+
+		snprintf(path, sizeof(path), "%s/seed-%zu", dir, i);
+		if ((fp = fopen(path, "wb")) == NULL ||
+		    fwrite(fuzz_seeds[i], 1, strlen(fuzz_seeds[i]), fp) !=
+		    strlen(fuzz_seeds[i]) || fclose(fp) != 0) {
+			perror(path);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static void
 run_file(const char *path)
 {
@@ -108,6 +129,8 @@ main(int argc, char **argv)
 
 	if (env != NULL)
 		iterations = strtoul(env, NULL, 10);
+	if ((env = getenv("FUZZ_WRITE_SEEDS")) != NULL)
+		return write_seeds(env);
 	for (int i = 1; i < argc; i++)
 		run_file(argv[i]);
 	while (fuzz_seeds[nseeds] != NULL)

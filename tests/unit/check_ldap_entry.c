@@ -32,8 +32,9 @@ static enum dir_status
 route_of(struct berval **user, struct berval **hosts, struct berval **port,
     struct route **r, char *detail)
 {
-	struct ldap_entry_values v = { "uid=a,dc=x", user, hosts, port,
-	    "username", "mailHost", "port" };
+	struct ldap_entry_values v = { .dn = "uid=a,dc=x", .user = user,
+	    .hosts = hosts, .port = port, .user_attr = "username",
+	    .host_attr = "mailHost", .port_attr = "port" };
 
 	*r = NULL;
 	return ldap_entry_route(&v, r, detail, 512);
@@ -108,7 +109,8 @@ START_TEST(test_detail_bounded)
 	char big[2000], detail[64];
 	struct vals h;
 	struct route *r = NULL;
-	struct ldap_entry_values v = { "uid=a", NULL, NULL, NULL, "u", "h", "p" };
+	struct ldap_entry_values v = { .dn = "uid=a", .user_attr = "u",
+	    .host_attr = "h", .port_attr = "p" };
 
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';

@@ -59,6 +59,21 @@ START_TEST(test_filter_truncation_reports_length)
 }
 END_TEST
 
+/* What a short buffer holds is a prefix of the full escape, never a hole. */
+START_TEST(test_truncation_keeps_a_prefix)
+{
+	char buf[12];
+
+	memset(buf, 'Z', sizeof(buf));
+	ck_assert_uint_eq(ldap_filter_escape("\\2a(|(objectClass=*))", 21, buf,
+	    sizeof(buf)), 33);
+	ck_assert_str_eq(buf, "\\5c2a\\28|");
+	memset(buf, 'Z', sizeof(buf));
+	ck_assert_uint_eq(ldap_dn_escape("a,b,c,d,e,f,g", 13, buf, 6), 19);
+	ck_assert_str_eq(buf, "a\\,b");
+}
+END_TEST
+
 START_TEST(test_dn_escape)
 {
 	ck_assert_str_eq(desc("alice"), "alice");
@@ -216,6 +231,7 @@ ldap_filter_suite(void)
 	tcase_add_test(tc, test_filter_specials);
 	tcase_add_test(tc, test_filter_utf8_and_controls);
 	tcase_add_test(tc, test_filter_truncation_reports_length);
+	tcase_add_test(tc, test_truncation_keeps_a_prefix);
 	tcase_add_test(tc, test_dn_escape);
 	tcase_add_test(tc, test_expand_placeholders);
 	tcase_add_test(tc, test_expand_escapes_values);
