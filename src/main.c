@@ -10,11 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <ldap.h>
 
 #include "config.h"
+#include "control.h"
+#include "ctl_proto.h"
 #include "directory.h"
 #include "log.h"
 #include "resolve.h"
@@ -25,6 +29,10 @@
 #include "util.h"
 
 #define RESOLVER_THREADS	2
+/* Where `postern ctl` looks for daemon.control without -c or -s. */
+#define DEFAULT_CONFIG		"/etc/postern/postern.conf"
+/* How long `postern ctl` waits for the daemon's reply. */
+#define CTL_REPLY_TIMEOUT	30
 
 static void
 usage(FILE *fp)
@@ -33,6 +41,7 @@ usage(FILE *fp)
 	    "usage: postern -c FILE [-d]\n"
 	    "       postern -c FILE --check-config\n"
 	    "       postern -c FILE --lookup USER [--protocol imap|pop3]\n"
+	    "       postern ctl [-c FILE | -s SOCKET] [--json] VERB [ARGS]\n"
 	    "       postern --version | --help\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (libconfig syntax)\n"
@@ -45,7 +54,20 @@ usage(FILE *fp)
 	    "  -h, --help          this text\n"
 	    "\n"
 	    "Signals: HUP reloads the configuration, TERM drains and stops,\n"
-	    "INT stops at once.\n");
+	    "INT stops at once.\n"
+	    "\n"
+	    "ctl talks to a running daemon through daemon.control (from FILE,\n"
+	    "default " DEFAULT_CONFIG ", or the socket given with -s):\n"
+	    "  sessions [USER]     live sessions, one record each\n"
+	    "  kick USER           close USER's sessions (IMAP: * BYE [UNAVAILABLE])\n"
+	    "  flush USER|all      drop route cache entries\n"
+	    "  route USER [PROTO]  what a login of USER would do now\n"
+	    "  drain BACKEND       new logins skip this route host\n"
+	    "  undrain BACKEND     ... and no longer\n"
+	    "  reload              reload the configuration (as SIGHUP)\n"
+	    "  stats               counters\n"
+	    "  --json prints one JSON object per record.  Exit 0 ok, 1 error,\n"
+	    "  2 when the daemon cannot be reached.\n");
 }
 
 static int
@@ -171,14 +193,14 @@ write_pid_file(const char *path)
 }
 
 static struct gen *
-reload(const char *path, struct gen *cur, struct reaper *reaper)
+reload(const char *path, struct gen *cur, struct reaper *reaper,
+    struct server *srv, char *err, size_t errlen)
 {
 	struct config *cfg;
 	struct gen *gen;
-	char err[512];
 
-	if (config_load(path, &cfg, err, sizeof(err)) < 0 ||
-	    gen_new(cfg, reaper, &gen, err, sizeof(err)) < 0) {
+	if (config_load(path, &cfg, err, errlen) < 0 ||
+	    gen_new(cfg, reaper, srv, &gen, err, errlen) < 0) {
 		log_error("reload failed, keeping the running configuration: %s", err);
 		return NULL;
 	}
@@ -190,12 +212,17 @@ reload(const char *path, struct gen *cur, struct reaper *reaper)
 }
 
 static int
-start(struct server *srv, struct gen *gen, bool detach)
+start(struct server *srv, struct gen *gen, bool detach, struct control **ctl_r)
 {
 	const struct config *cfg = gen->cfg;
 	char err[512];
 
 	if (server_bind(srv, cfg, cfg->daemon.threads, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (cfg->daemon.control[0] != '\0' &&
+	    control_open(srv, cfg->daemon.control, ctl_r, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return -1;
 	}
@@ -207,7 +234,9 @@ start(struct server *srv, struct gen *gen, bool detach)
 	}
 	if (write_pid_file(cfg->daemon.pid_file) < 0)
 		return -1;
-	if (resolve_init(RESOLVER_THREADS) < 0 || server_start(srv, gen) < 0) {
+	server_set_gen(srv, gen);
+	if (resolve_init(RESOLVER_THREADS) < 0 || server_start(srv, gen) < 0 ||
+	    (*ctl_r != NULL && control_start(*ctl_r) < 0)) {
 		log_error("cannot start threads");
 		return -1;
 	}
@@ -218,6 +247,7 @@ static int
 run(const char *path, struct config *cfg, bool detach)
 {
 	struct server srv = { 0 };
+	struct control *ctl = NULL;
 	struct reaper *reaper;
 	struct gen *gen;
 	sigset_t set;
@@ -240,13 +270,13 @@ run(const char *path, struct config *cfg, bool detach)
 		log_error("cannot start threads");
 		return 1;
 	}
-	if (gen_new(cfg, reaper, &gen, err, sizeof(err)) < 0) {
+	if (gen_new(cfg, reaper, &srv, &gen, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		reaper_stop(&reaper);
 		return 1;
 	}
 	srv.auto_connections = server_connections_for(nofile, cfg->daemon.threads);
-	if (start(&srv, gen, detach) < 0) {
+	if (start(&srv, gen, detach, &ctl) < 0) {
 		rc = 1;
 		goto out;
 	}
@@ -260,17 +290,21 @@ run(const char *path, struct config *cfg, bool detach)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			struct gen *ng = reload(path, gen, reaper);
+			struct gen *ng = reload(path, gen, reaper, &srv, err,
+			    sizeof(err));
 
 			if (ng != NULL) {
 				server_reload(&srv, ng);
+				server_set_gen(&srv, ng);
 				gen_unref(&gen);
 				gen = ng;
 			}
+			server_reload_done(&srv, ng != NULL ? NULL : err);
 		} else if (sig == SIGTERM) {
 			uint64_t drain = (uint64_t)gen->cfg->daemon.drain * 1000;
 
 			log_info("SIGTERM: draining for up to %us", gen->cfg->daemon.drain);
+			control_stop(ctl);
 			server_drain(&srv);
 			if (server_wait(&srv, clock_ms() + drain) < 0) {
 				log_info("drain deadline passed: closing remaining sessions");
@@ -280,6 +314,7 @@ run(const char *path, struct config *cfg, bool detach)
 			break;
 		} else if (sig == SIGINT) {
 			log_info("SIGINT: stopping");
+			control_stop(ctl);
 			server_stop(&srv);
 			server_wait(&srv, 0);
 			break;
@@ -291,13 +326,180 @@ out:
 	 * generations go first, then the reaper stops their directories'
 	 * threads and the resolvers end; only then do the loops go.
 	 */
+	control_stop(ctl);
 	server_release(&srv);
+	server_set_gen(&srv, NULL);
 	gen_unref(&gen);
 	reaper_stop(&reaper);
 	resolve_shutdown();
+	/* After every thread that could answer into its loop. */
+	control_free(&ctl);
 	server_free(&srv);
 	sasl_client_teardown();
 	log_info("stopped");
+	return rc;
+}
+
+/* postern ctl: one request, the records as they come, exit by the last line. */
+static int
+ctl_connect(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = CTL_REPLY_TIMEOUT };
+	int fd;
+
+	if (str_copy(sun.sun_path, path, sizeof(sun.sun_path)) >=
+	    sizeof(sun.sun_path)) {
+		fprintf(stderr, "postern ctl: %s: path too long\n", path);
+		return -1;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		fprintf(stderr, "postern ctl: cannot reach the daemon at %s: %s\n",
+		    path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static int
+ctl_print(const char *line, bool json)
+{
+	struct ctl_field *fields;
+	struct buf b;
+	const char *error;
+	size_t n;
+
+	if (!json) {
+		printf("%s\n", line);
+		return 0;
+	}
+	if (ctl_parse_record(line, &fields, &n, &error) < 0) {
+		fprintf(stderr, "postern ctl: malformed record (%s): %s\n", error,
+		    line);
+		return -1;
+	}
+	buf_init(&b, (size_t)1 << 30);
+	if (ctl_json(&b, fields, n) == 0)
+		printf("%.*s\n", (int)buf_len(&b), buf_head(&b));
+	buf_free(&b);
+	ctl_fields_free(&fields, n);
+	return 0;
+}
+
+static int
+cmd_ctl(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = DEFAULT_CONFIG, *sock = NULL, *reason;
+	struct config *cfg = NULL;
+	struct buf req;
+	bool json = false;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	FILE *fp;
+	int ch, fd, rc = 2;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "+c:s:jh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 's':
+			sock = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind == argc) {
+		usage(stderr);
+		return 1;
+	}
+	if (sock == NULL) {
+		if (load(path, &cfg) < 0)
+			return 2;
+		if (cfg->daemon.control[0] == '\0') {
+			fprintf(stderr, "postern ctl: %s sets no daemon.control\n", path);
+			config_free(&cfg);
+			return 2;
+		}
+		sock = cfg->daemon.control;
+	}
+	buf_init(&req, CTL_REQUEST_MAX - 1);
+	for (int i = optind; i < argc; i++)
+		if ((i > optind && buf_append(&req, " ", 1) < 0) ||
+		    buf_append_str(&req, argv[i]) < 0) {
+			fprintf(stderr, "postern ctl: request too long\n");
+			buf_free(&req);
+			config_free(&cfg);
+			return 1;
+		}
+	req.max++;
+	(void)buf_append(&req, "\n", 1);
+	fd = ctl_connect(sock);
+	config_free(&cfg);
+	if (fd < 0) {
+		buf_free(&req);
+		return 2;
+	}
+	if (write(fd, buf_head(&req), buf_len(&req)) != (ssize_t)buf_len(&req)) {
+		fprintf(stderr, "postern ctl: cannot send the request: %s\n",
+		    strerror(errno));
+		buf_free(&req);
+		close(fd);
+		return 2;
+	}
+	buf_free(&req);
+	if ((fp = fdopen(fd, "r")) == NULL) {
+		close(fd);
+		return 2;
+	}
+	while ((len = getline(&line, &cap, fp)) > 0) {
+		if (line[len - 1] != '\n')
+			break;		/* cut short */
+		line[len - 1] = '\0';
+		switch (ctl_line_kind(line, &reason)) {
+		case CTL_LINE_RECORD:
+			if (ctl_print(line, json) < 0)
+				rc = 1;
+			continue;
+		case CTL_LINE_OK:
+			rc = rc == 1 ? 1 : 0;
+			break;
+		case CTL_LINE_ERROR:
+			fprintf(stderr, "postern ctl: %s\n", reason);
+			rc = 1;
+			break;
+		}
+		goto out;
+	}
+	fprintf(stderr, "postern ctl: the daemon closed the connection before "
+	    "the reply ended\n");
+	rc = 2;
+out:
+	fflush(stdout);
+	free(line);
+	fclose(fp);
 	return rc;
 }
 
@@ -357,6 +559,10 @@ main(int argc, char **argv)
 			fprintf(stderr, "cannot start the SASL client library\n");
 			return 1;
 		}
+	}
+	if (argc > 1 && strcmp(argv[1], "ctl") == 0) {
+		log_setup(LOG_LVL_WARNING, 0, 0);
+		return cmd_ctl(argc - 1, argv + 1);
 	}
 	while ((ch = getopt_long(argc, argv, "c:dtl:p:Vh", longopts, NULL)) != -1) {
 		switch (ch) {

@@ -389,6 +389,44 @@ relay_start(struct session *s)
 }
 
 void
+relay_salvage(struct session *s)
+{
+	struct relay *r = s->relay;
+	struct relay_dir *d;
+	struct buf *out = &s->client.out;
+
+	if (r == NULL)
+		return;
+	d = &r->dir[1];
+	/* Bounded by a pipe's or a TLS record's size: let the buffer hold it. */
+	if (r->buffered) {
+		out->max += buf_len(&s->backend.in);
+		if (buf_append(out, buf_head(&s->backend.in),
+		    buf_len(&s->backend.in)) == 0)
+			*d->bytes += buf_len(&s->backend.in);
+		buf_free(&s->backend.in);
+		return;
+	}
+	out->max += d->inpipe;
+	while (d->inpipe > 0) {
+		char *p;
+		size_t avail;
+		ssize_t n;
+
+		if (buf_reserve(out, d->inpipe, &p, &avail) < 0)
+			break;
+		n = read(d->pipe[0], p, avail < d->inpipe ? avail : d->inpipe);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		buf_commit(out, (size_t)n);
+		d->inpipe -= (size_t)n;
+		*d->bytes += (uint64_t)n;
+	}
+}
+
+void
 relay_free(struct session *s)
 {
 	struct relay *r = s->relay;

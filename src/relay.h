@@ -11,6 +11,11 @@ struct session;
 
 /* Start relaying; calls session_relay_done() when it is over. */
 void	relay_start(struct session *s);
+/*
+ * Move what the backend sent that is still in flight (a pipe, a TLS
+ * buffer) into the client's output buffer, so that a close flushes it.
+ */
+void	relay_salvage(struct session *s);
 /* Release pipes; the session closes the sockets. */
 void	relay_free(struct session *s);
 

@@ -68,5 +68,9 @@ struct route	*route_cache_get_stale(struct route_cache *c, const char *key);
 void		 route_cache_put(struct route_cache *c, const char *key,
 		    struct route *route, uint64_t now);
 size_t		 route_cache_size(struct route_cache *c);
+/* Drop key's entry (positive or negative); true if there was one. */
+bool		 route_cache_remove(struct route_cache *c, const char *key);
+/* Drop every entry; returns how many there were. */
+size_t		 route_cache_clear(struct route_cache *c);
 
 #endif

@@ -275,3 +275,36 @@ route_cache_size(struct route_cache *c)
 	}
 	return n;
 }
+
+bool
+route_cache_remove(struct route_cache *c, const char *key)
+{
+	uint64_t h = hash_key(key);
+	struct shard *s = shard_of(c, h);
+	struct cache_entry *e;
+
+	pthread_mutex_lock(&s->mtx);
+	if ((e = *find_slot(s, key, h)) != NULL)
+		shard_remove(s, e);
+	pthread_mutex_unlock(&s->mtx);
+	return e != NULL;
+}
+
+size_t
+route_cache_clear(struct route_cache *c)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < CACHE_SHARDS; i++) {
+		struct shard *s = &c->shards[i];
+
+		pthread_mutex_lock(&s->mtx);
+		for (int k = POSITIVE; k <= NEGATIVE; k++)
+			while (s->lru[k].head != NULL) {
+				shard_remove(s, s->lru[k].head);
+				n++;
+			}
+		pthread_mutex_unlock(&s->mtx);
+	}
+	return n;
+}

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -106,9 +107,11 @@ reaper_stop(struct reaper **rp)
 	free(r);
 }
 
+static dir_moved_cb server_user_moved;
+
 int
-gen_new(struct config *cfg, struct reaper *reaper, struct gen **gen_r,
-    char *err, size_t errlen)
+gen_new(struct config *cfg, struct reaper *reaper, struct server *srv,
+    struct gen **gen_r, char *err, size_t errlen)
 {
 	struct gen *g = xcalloc(1, sizeof(*g));
 
@@ -118,6 +121,11 @@ gen_new(struct config *cfg, struct reaper *reaper, struct gen **gen_r,
 	    directory_open(cfg, &g->dir, err, errlen) < 0) {
 		gen_unref(&g);
 		return -1;
+	}
+	if (srv != NULL) {
+		g->server = srv;
+		g->dir->moved = server_user_moved;
+		g->dir->moved_arg = g;
 	}
 	for (size_t i = 0; i < cfg->nbackends; i++)
 		if (cfg->backends[i].tls != TLS_MODE_NONE && !cfg->backends[i].verify)
@@ -366,6 +374,8 @@ int
 server_bind(struct server *srv, const struct config *cfg, unsigned nworkers,
     char *err, size_t errlen)
 {
+	pthread_mutex_init(&srv->mtx, NULL);
+	atomic_init(&srv->ndrained_hint, 0);
 	for (size_t k = 0; k < cfg->nlisten; k++)
 		if (bind_probe(&cfg->listen[k], err, errlen) < 0)
 			return -1;
@@ -526,6 +536,7 @@ worker_main(void *arg)
 int
 server_start(struct server *srv, struct gen *gen)
 {
+	srv->started = time(NULL);
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		struct worker *w = &srv->workers[i];
 
@@ -715,4 +726,191 @@ server_free(struct server *srv)
 		}
 		pthread_mutex_destroy(&srv->per_ip[i].mtx);
 	}
+	server_set_gen(srv, NULL);
+	for (size_t i = 0; i < srv->ndrained; i++)
+		free(srv->drained[i]);
+	free(srv->drained);
+	srv->drained = NULL;
+	srv->ndrained = 0;
+	pthread_mutex_destroy(&srv->mtx);
+}
+
+/* What the control socket sees. */
+
+void
+server_set_gen(struct server *srv, struct gen *gen)
+{
+	struct gen *old;
+
+	pthread_mutex_lock(&srv->mtx);
+	old = srv->gen;
+	srv->gen = gen != NULL ? gen_ref(gen) : NULL;
+	if (gen != NULL)
+		srv->generation++;
+	pthread_mutex_unlock(&srv->mtx);
+	gen_unref(&old);
+}
+
+struct gen *
+server_gen(struct server *srv, unsigned long *generation_r)
+{
+	struct gen *g;
+
+	pthread_mutex_lock(&srv->mtx);
+	g = srv->gen != NULL ? gen_ref(srv->gen) : NULL;
+	if (generation_r != NULL)
+		*generation_r = srv->generation;
+	pthread_mutex_unlock(&srv->mtx);
+	return g;
+}
+
+void
+server_reload_done(struct server *srv, const char *error)
+{
+	pthread_mutex_lock(&srv->mtx);
+	srv->reloads++;
+	str_copy(srv->reload_error, error != NULL ? error : "",
+	    sizeof(srv->reload_error));
+	pthread_mutex_unlock(&srv->mtx);
+}
+
+unsigned long
+server_reload_status(struct server *srv, char *err, size_t errlen)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&srv->mtx);
+	n = srv->reloads;
+	if (err != NULL)
+		str_copy(err, srv->reload_error, errlen);
+	pthread_mutex_unlock(&srv->mtx);
+	return n;
+}
+
+static size_t
+drained_find(const struct server *srv, const char *host)
+{
+	size_t i;
+
+	for (i = 0; i < srv->ndrained; i++)
+		if (strcasecmp(srv->drained[i], host) == 0)
+			break;
+	return i;
+}
+
+bool
+server_drain_backend(struct server *srv, const char *host, bool drain)
+{
+	bool changed = false;
+	size_t i;
+
+	pthread_mutex_lock(&srv->mtx);
+	i = drained_find(srv, host);
+	if (drain && i == srv->ndrained) {
+		srv->drained = xrealloc(srv->drained,
+		    (srv->ndrained + 1) * sizeof(*srv->drained));
+		srv->drained[srv->ndrained++] = xstrdup(host);
+		changed = true;
+	} else if (!drain && i < srv->ndrained) {
+		free(srv->drained[i]);
+		srv->drained[i] = srv->drained[--srv->ndrained];
+		changed = true;
+	}
+	atomic_store_explicit(&srv->ndrained_hint, srv->ndrained,
+	    memory_order_relaxed);
+	pthread_mutex_unlock(&srv->mtx);
+	return changed;
+}
+
+bool
+server_backend_drained(struct server *srv, const char *host)
+{
+	bool drained;
+
+	/* Nothing drained, the usual case: no lock on the login path. */
+	if (atomic_load_explicit(&srv->ndrained_hint, memory_order_relaxed) == 0)
+		return false;
+	pthread_mutex_lock(&srv->mtx);
+	drained = drained_find(srv, host) < srv->ndrained;
+	pthread_mutex_unlock(&srv->mtx);
+	return drained;
+}
+
+unsigned
+worker_kick(struct worker *w, const char *user, char *const *keep,
+    size_t nkeep, const char *reason)
+{
+	struct session *s, *next;
+	unsigned n = 0;
+
+	for (s = w->sessions; s != NULL; s = next) {
+		bool kept = false;
+
+		next = s->next;
+		if (s->state == SESSION_CLOSING || s->user == NULL ||
+		    strcmp(s->user, user) != 0)
+			continue;
+		for (size_t i = 0; i < nkeep && s->backend_host != NULL; i++)
+			if (strcasecmp(keep[i], s->backend_host) == 0)
+				kept = true;
+		if (kept)
+			continue;
+		session_kick(s, reason);
+		n++;
+	}
+	return n;
+}
+
+struct kick_task {
+	struct worker	*worker;
+	char		*user;
+	char		*reason;
+	size_t		 nkeep;
+	char		*keep[ROUTE_HOSTS_MAX];
+};
+
+static void
+kick_task_run(void *arg)
+{
+	struct kick_task *t = arg;
+	unsigned n;
+
+	n = worker_kick(t->worker, t->user, t->keep, t->nkeep, t->reason);
+	if (n > 0)
+		log_info("kicked %u session%s of %s: %s", n, n == 1 ? "" : "s",
+		    t->user, t->reason);
+	for (size_t i = 0; i < t->nkeep; i++)
+		free(t->keep[i]);
+	free(t->user);
+	free(t->reason);
+	free(t);
+}
+
+void
+server_kick_user(struct server *srv, const char *user, const struct route *keep,
+    const char *reason)
+{
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		struct kick_task *t = xcalloc(1, sizeof(*t));
+
+		t->worker = &srv->workers[i];
+		t->user = xstrdup(user);
+		t->reason = xstrdup(reason);
+		for (size_t k = 0; keep != NULL && k < keep->nhosts; k++)
+			t->keep[t->nkeep++] = xstrdup(keep->hosts[k].host);
+		loop_post(t->worker->loop, kick_task_run, t);
+	}
+}
+
+/* The directory's hook: runs on a directory thread, must not block. */
+static void
+server_user_moved(void *arg, const char *login, const struct route *route)
+{
+	struct gen *g = arg;
+
+	if (g->server == NULL || g->cfg->directory.on_move != ON_MOVE_KICK)
+		return;
+	log_info("route of %s changed: closing its sessions elsewhere", login);
+	server_kick_user(g->server, login, route,
+	    "[UNAVAILABLE] mailbox moved, reconnect");
 }

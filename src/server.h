@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "config.h"
 #include "directory.h"
@@ -20,6 +21,7 @@
 struct session;
 
 struct reaper;
+struct server;
 
 struct gen {
 	_Atomic unsigned	 refs;
@@ -27,18 +29,21 @@ struct gen {
 	struct directory	*dir;
 	struct tls_ctxs		 tls;
 	struct reaper		*reaper;	/* frees it; NULL: inline */
+	struct server		*server;	/* for the directory's hook; may be NULL */
 	struct gen		*next;		/* the reaper's queue */
 };
 
 /*
  * Open what a config needs (directory, TLS contexts) and wrap it in a
  * generation that owns cfg.  On failure cfg is freed and err says why.
+ * With a server, the directory's "moved" hook kicks that server's sessions
+ * when directory.on_move = "kick".
  * With a reaper, the last reference hands the generation to the reaper's
  * thread: freeing it joins directory threads that may sit in a blocking
  * bind, which must never stall the worker that dropped it.
  */
 int		 gen_new(struct config *cfg, struct reaper *reaper,
-		    struct gen **gen_r, char *err, size_t errlen);
+		    struct server *srv, struct gen **gen_r, char *err, size_t errlen);
 struct gen	*gen_ref(struct gen *g);
 void		 gen_unref(struct gen **gp);
 
@@ -62,8 +67,6 @@ struct pipe_pool {
 	size_t	 size;		/* capacity of every pipe in the pool */
 };
 
-struct server;
-
 struct worker {
 	unsigned		 id;
 	pthread_t		 thread;
@@ -76,6 +79,10 @@ struct worker {
 	unsigned		 nsessions;
 	bool			 draining;
 	struct pipe_pool	 pipes;
+	/* Written by this worker only; read on its thread (loop_post). */
+	uint64_t		 logins_ok;
+	uint64_t		 logins_failed;		/* refused: user, password */
+	uint64_t		 logins_tempfail;	/* directory or backends down */
 };
 
 /* Open connections per client address, for limits.per_ip. */
@@ -95,6 +102,17 @@ struct server {
 	unsigned		 auto_connections;	/* when limits.connections = 0 */
 	struct per_ip_shard	 per_ip[PER_IP_SHARDS];
 	struct log_limit	 log_refused, log_accept;
+	time_t			 started;	/* wall clock, for uptime */
+
+	/* For the control socket: all behind mtx. */
+	pthread_mutex_t		 mtx;
+	struct gen		*gen;		/* current generation, referenced */
+	unsigned long		 generation;	/* 1 at start, +1 per reload */
+	unsigned long		 reloads;	/* reload attempts finished */
+	char			 reload_error[512];	/* of the last one, "" = ok */
+	char			**drained;	/* backend host names */
+	size_t			 ndrained;
+	_Atomic size_t		 ndrained_hint;	/* lets logins skip the lock */
 };
 
 /*
@@ -136,6 +154,38 @@ unsigned server_connections_for(unsigned nofile, unsigned nworkers);
 bool	per_ip_acquire(struct server *srv, const struct sockaddr *addr,
 	    unsigned limit);
 void	per_ip_release(struct server *srv, const struct sockaddr *addr);
+
+/*
+ * The generation new sessions get (main sets it at start and per reload;
+ * NULL drops it at exit).  server_gen returns it referenced, or NULL.
+ */
+void	server_set_gen(struct server *srv, struct gen *gen);
+struct gen *server_gen(struct server *srv, unsigned long *generation_r);
+/* Main tried a reload: error NULL if it took. */
+void	server_reload_done(struct server *srv, const char *error);
+/* Reload attempts so far, and the last one's error ("" = ok). */
+unsigned long server_reload_status(struct server *srv, char *err, size_t errlen);
+
+/*
+ * Drained backends: new logins skip these route hosts.  server_drain_backend
+ * returns false if nothing changed (already drained / not drained).
+ */
+bool	server_drain_backend(struct server *srv, const char *host, bool drain);
+bool	server_backend_drained(struct server *srv, const char *host);
+
+/*
+ * On the worker's thread: close the live sessions of `user` (normalised
+ * login) whose backend host is not in keep[] (nkeep = 0: all of them),
+ * saying `reason`.  Returns how many.
+ */
+unsigned worker_kick(struct worker *w, const char *user,
+	    char *const *keep, size_t nkeep, const char *reason);
+/*
+ * From any thread: have every worker do the same.  keep NULL: all of the
+ * user's sessions.
+ */
+void	server_kick_user(struct server *srv, const char *user,
+	    const struct route *keep, const char *reason);
 
 /* Session bookkeeping, for session.c. */
 void	worker_add_session(struct worker *w, struct session *s);

@@ -75,6 +75,7 @@ static const struct {
 	[FAIL_RESOLVE] = { "backend-unresolvable", true, true, true },
 	[FAIL_CONNECT] = { "backend-unreachable", true, true, true },
 	[FAIL_BACKEND] = { "backend-failed", true, true, false },
+	[FAIL_DRAINED] = { "backend-drained", true, true, false },
 };
 _Static_assert(nitems(fail_table) == FAIL_COUNT, "fail_table");
 
@@ -167,6 +168,7 @@ session_start(struct worker *w, struct gen *gen, const struct listen_cfg *listen
 	s->proto = listen->proto == PROTO_IMAP ? &imap_proto : &pop3_proto;
 	s->state = SESSION_GREETING;
 	s->started_ms = loop_now(s->loop);
+	s->since = time(NULL);
 	sockaddr_format(peer, s->peer, sizeof(s->peer));
 	memcpy(&s->peer_addr, peer, peer->sa_family == AF_INET6 ?
 	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
@@ -371,6 +373,7 @@ session_free(void *arg)
 	worker_remove_session(s->worker, s);
 	gen_unref(&s->gen);
 	free(s->user);
+	free(s->backend_host);
 	free(s);
 }
 
@@ -519,6 +522,25 @@ session_close(struct session *s, const char *outcome)
 	conn_close(&s->client, s->loop);
 	/* Callers up the stack may still look at s: free it after they return. */
 	loop_post(s->loop, session_free, s);
+}
+
+void
+session_kick(struct session *s, const char *reason)
+{
+	if (!session_alive(s))
+		return;
+	if (s->state != SESSION_RELAY) {
+		session_shutdown(s, reason);
+		return;
+	}
+	conn_close(&s->backend, s->loop);
+	relay_salvage(s);
+	if (s->listen->proto == PROTO_IMAP) {
+		/* Room for the goodbye, whatever the relay left queued. */
+		s->client.out.max += strlen(reason) + 16;
+		s->proto->bye(s, reason);
+	}
+	session_close(s, "kicked");
 }
 
 void
@@ -862,6 +884,16 @@ backend_try_host(struct session *s)
 	const char *host;
 	uint16_t port;
 
+	while (s->host_idx < s->route->nhosts && server_backend_drained(
+	    s->worker->server, s->route->hosts[s->host_idx].host)) {
+		s->host_idx++;
+		s->addr_idx = 0;
+		if (s->last_fail == FAIL_NONE && s->host_idx == s->route->nhosts) {
+			log_warning("login failed client=%s user=%s reason=\"every "
+			    "backend host of the route is drained\"", s->peer, s->user);
+			s->last_fail = FAIL_DRAINED;
+		}
+	}
 	if (s->host_idx >= s->route->nhosts) {
 		session_backend_failed(s, s->last_fail != FAIL_NONE ?
 		    s->last_fail : FAIL_CONNECT, NULL);
@@ -1152,6 +1184,10 @@ session_backend_failed(struct session *s, enum session_fail fail,
 		log_warning("login failed client=%s user=%s reason=\"no backend "
 		    "host answered\"", s->peer, session_user(s));
 
+	if (session_fail_temporary(fail))
+		s->worker->logins_tempfail++;
+	else
+		s->worker->logins_failed++;
 	conn_close(&s->backend, s->loop);
 	dir_request_cancel(&s->lookup);
 	resolve_cancel(&s->resolving);
@@ -1196,6 +1232,9 @@ session_backend_ready(struct session *s)
 	    s->route->backend_user ? s->route->backend_user : "");
 	sasl_creds_clear(&s->creds);
 	s->proto->free(s);
+	free(s->backend_host);
+	s->backend_host = xstrdup(s->route->hosts[s->host_idx].host);
+	s->worker->logins_ok++;
 	route_unref(&s->route);
 	free(s->addrs);
 	s->addrs = NULL;

@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "config.h"
 #include "conn.h"
@@ -62,6 +63,7 @@ enum session_fail {
 	FAIL_RESOLVE,		/* backend host name does not resolve: next host */
 	FAIL_CONNECT,		/* connect refused or timed out: next address/host */
 	FAIL_BACKEND,		/* backend broke protocol, closed or stalled: [UNAVAILABLE] */
+	FAIL_DRAINED,		/* every host of the route is drained: [UNAVAILABLE] */
 	FAIL_COUNT
 };
 
@@ -80,6 +82,7 @@ struct session {
 	struct timer		 timer;		/* the one deadline of the state */
 	uint64_t		 started_ms;
 	uint64_t		 active_ms;	/* last relay traffic */
+	time_t			 since;		/* wall clock at accept */
 
 	struct sasl_creds	 creds;		/* wiped once sent to the backend */
 	char			*user;		/* normalised login, once known */
@@ -93,6 +96,7 @@ struct session {
 	enum session_fail	 last_fail;
 	enum session_fail	 delayed_fail;	/* sent when the failure delay ends */
 	char			 backend_name[80];
+	char			*backend_host;	/* route host relayed to, once known */
 
 	unsigned		 auth_failures;
 	unsigned		 bad_commands;
@@ -208,6 +212,13 @@ void	session_close(struct session *s, const char *outcome);
 void	session_shutdown(struct session *s, const char *text);
 /* End now, lingering close included (stop). */
 void	session_abort(struct session *s);
+/*
+ * The administrator (or a moved mailbox) ends the session.  Relaying: the
+ * backend is closed first, what is queued for the client is flushed, then
+ * IMAP clients get "* BYE reason" and POP3 clients just the close.  Before
+ * that, the usual goodbye.
+ */
+void	session_kick(struct session *s, const char *reason);
 
 /* The relay is over (either side closed, error or idle timeout). */
 void	session_relay_done(struct session *s, const char *outcome);

@@ -8,6 +8,7 @@ storm, failover and failback across URIs, and SASL EXTERNAL over ldapi://.
 from __future__ import annotations
 
 import imaplib
+import json
 import os
 import poplib
 import subprocess
@@ -415,6 +416,69 @@ class E_Enterprise(unittest.TestCase):
         finally:
             m.shutdown()
         self.assertIn("CN=Mail9/O=Elsewhere", self.p.log())
+def ctl_config(uri: str):
+    """ldap_config with a long cache, a control socket and on_move = kick."""
+    base = ldap_config(uri, cache="{ ttl = 3600; negative_ttl = 60; "
+                       "entries = 1000; serve_stale = true; }")
+
+    def render(p: dict) -> str:
+        text = base(p)
+        text = text.replace("drain = 2; };",
+                            'drain = 2; control = "%s/ctl.sock"; };' % p["dir"])
+        return text.replace('type = "ldap";', 'type = "ldap"; on_move = "kick";')
+    return render
+
+
+def ctl(p, *args):
+    r = subprocess.run([os.environ["POSTERN"], "ctl", "-c", p.conf_path, "--json"] +
+                       list(args), capture_output=True, text=True, timeout=30)
+    lines = r.stdout.splitlines()
+    return r.returncode, json.loads(lines[-1]) if lines else {}, r.stderr
+
+
+class E_Control(unittest.TestCase):
+    def test_flush_after_an_ldap_change_moves_the_next_login(self):
+        dn = S.user_dn("mike")
+        old = "domino.example.net"
+        new = "store-b.example.net"
+        S.set_attr(dn, "mailHost", old)
+        p = Postern(ctl_config(S.uri)).start()
+        r = None
+        try:
+            self.assertTrue(login_lands(p.imap_port, "mike", "mike-secret", old, "mike"))
+            rc, rec, err = ctl(p, "route", "mike")
+            self.assertEqual((rc, rec["hosts"], rec["source"]), (0, old, "cache hit"), err)
+            r = Raw(p.imap_port)
+            r.line()
+            r.send(b"a LOGIN mike mike-secret\r\n")
+            self.assertTrue(r.until(b"a ")[-1].startswith(b"a OK"))
+            S.set_attr(dn, "mailHost", new)
+            # Cached for an hour: the change is not seen yet.
+            self.assertTrue(login_lands(p.imap_port, "mike", "mike-secret", old, "mike"))
+            rc, rec, err = ctl(p, "flush", "mike")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual((rec["flushed"], rec["moved"]), (1, "yes"))
+            # on_move = kick: the session on the old store is told to go.
+            self.assertTrue(r.closed(10))
+            self.assertIn(b"* BYE [UNAVAILABLE] mailbox moved, reconnect\r\n", r.buf)
+            self.assertTrue(login_lands(p.imap_port, "mike", "mike-secret", new, "mike"))
+            rc, rec, err = ctl(p, "route", "mike")
+            self.assertEqual((rec["hosts"], rec["next"]), (new, new))
+            rc, rec, err = ctl(p, "stats")
+            self.assertGreaterEqual(rec["route_cache"], 1)
+            rc, rec, err = ctl(p, "flush", "all")
+            self.assertEqual(rc, 0, err)
+            self.assertGreaterEqual(rec["flushed"], 1)
+            self.assertEqual(ctl(p, "stats")[1]["route_cache"], 0)
+        finally:
+            if r is not None:
+                r.close()
+            # Where test_migration_by_one_attribute leaves him.
+            S.set_attr(dn, "mailHost", new)
+            self.assertEqual(p.stop(), 0, p.log()[-3000:])
+            leaks = p.leaks()
+            p.cleanup()
+        self.assertEqual(leaks, "")
 
 
 class ZZShutdown(unittest.TestCase):

@@ -202,6 +202,51 @@ START_TEST(test_threads)
 }
 END_TEST
 
+START_TEST(test_remove_and_clear)
+{
+	struct route_cache *c = route_cache_new(100, 100, 60, 10);
+	struct route *r = route_to("a"), *got = NULL;
+	char key[32];
+
+	route_cache_put(c, "imap:alice", r, 0);
+	route_cache_put(c, "pop3:alice", r, 0);
+	route_cache_put(c, "imap:nobody", NULL, 0);
+	ck_assert_uint_eq(route_cache_size(c), 3);
+	ck_assert(route_cache_remove(c, "imap:alice"));
+	ck_assert(!route_cache_remove(c, "imap:alice"));
+	ck_assert_int_eq(route_cache_get(c, "imap:alice", 1, &got), ROUTE_CACHE_MISS);
+	ck_assert_ptr_null(route_cache_get_stale(c, "imap:alice"));
+	/* The other protocol's entry stays. */
+	ck_assert_int_eq(route_cache_get(c, "pop3:alice", 1, &got), ROUTE_CACHE_HIT);
+	route_unref(&got);
+	/* Negative entries go too. */
+	ck_assert(route_cache_remove(c, "imap:nobody"));
+	ck_assert_int_eq(route_cache_get(c, "imap:nobody", 1, &got), ROUTE_CACHE_MISS);
+	ck_assert_uint_eq(route_cache_size(c), 1);
+	/* A removed key can be stored again. */
+	route_cache_put(c, "imap:alice", r, 0);
+	ck_assert_uint_eq(route_cache_size(c), 2);
+
+	for (int i = 0; i < 50; i++) {
+		snprintf(key, sizeof(key), "imap:user%d", i);
+		route_cache_put(c, key, i % 2 ? r : NULL, 0);
+	}
+	ck_assert_uint_eq(route_cache_size(c), 52);
+	ck_assert_uint_eq(route_cache_clear(c), 52);
+	ck_assert_uint_eq(route_cache_size(c), 0);
+	ck_assert_uint_eq(route_cache_clear(c), 0);
+	ck_assert_int_eq(route_cache_get(c, "pop3:alice", 1, &got), ROUTE_CACHE_MISS);
+	/* Still usable, bounds intact. */
+	route_cache_put(c, "imap:alice", r, 0);
+	ck_assert_int_eq(route_cache_get(c, "imap:alice", 1, &got), ROUTE_CACHE_HIT);
+	route_unref(&got);
+	/* The cache held its own references: r is still ours to drop. */
+	ck_assert_uint_eq(r->refs, 2);
+	route_unref(&r);
+	route_cache_free(&c);
+}
+END_TEST
+
 static Suite *
 route_suite(void)
 {
@@ -215,6 +260,7 @@ route_suite(void)
 	tcase_add_test(tc, test_bound_evicts_least_recent);
 	tcase_add_test(tc, test_negative_flood_keeps_routes);
 	tcase_add_test(tc, test_threads);
+	tcase_add_test(tc, test_remove_and_clear);
 	suite_add_tcase(s, tc);
 	return s;
 }
