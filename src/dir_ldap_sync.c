@@ -111,7 +111,9 @@ cookie_drop(struct dir_sync *ds)
 static void
 announce(struct dir_sync *ds, struct replica_moved **moved)
 {
-	for (struct replica_moved *m = *moved; m != NULL; m = m->next) {
+	/* Before the first refresh completes, nobody has a route to lose. */
+	for (struct replica_moved *m = *moved; m != NULL &&
+	    atomic_load(&ds->ready); m = m->next) {
 		log_info("ldap sync: %s %s", m->login, m->route != NULL ?
 		    "moved" : "gone");
 		directory_moved(&ds->dir, m->login, m->route);
@@ -236,6 +238,7 @@ refresh_done(struct dir_sync *ds)
 		replica_sweep(ds->table, &moved);
 	announce(ds, &moved);
 	ds->presents = false;
+	ds->backoff_ms = 0;	/* it worked: a later outage starts over */
 	atomic_store(&ds->fresh_ms, clock_ms());
 	if (!atomic_exchange(&ds->ready, true))
 		log_info("ldap sync: replica ready: %zu entries, %zu logins",
@@ -331,7 +334,7 @@ static enum session_end
 on_result(struct dir_sync *ds, LDAP *ld, LDAPMessage *m, const char *uri)
 {
 	int err = LDAP_OTHER;
-	char *text = NULL;
+	char *text = NULL, why[512];
 
 	(void)ldap_parse_result(ld, m, &err, NULL, &text, NULL, NULL, 0);
 	if (err == LDAP_SYNC_REFRESH_REQUIRED) {
@@ -350,9 +353,13 @@ on_result(struct dir_sync *ds, LDAP *ld, LDAPMessage *m, const char *uri)
 		ldap_memfree(text);
 		return END_NO_SYNC;
 	}
-	log_limited(&ds->log_down, SYNC_LOG_EVERY_MS, LOG_LVL_WARNING,
-	    "ldap sync: %s ended the search: %s%s%s", uri, ldap_err2string(err),
-	    text != NULL && *text != '\0' ? ": " : "", text != NULL ? text : "");
+	snprintf(why, sizeof(why), "ldap sync: %s ended the search: %s%s%s%s",
+	    uri, ldap_err2string(err), text != NULL && *text != '\0' ? ": " : "",
+	    text != NULL ? text : "", err == LDAP_NO_SUCH_OBJECT ? " (does "
+	    "directory.ldap.base exist, and may postern read that entry?)" : "");
+	log_limited(&ds->log_down, SYNC_LOG_EVERY_MS, LOG_LVL_WARNING, "%s", why);
+	if (!atomic_load(&ds->ready))
+		start_done(ds, -1, why);
 	ldap_memfree(text);
 	return END_LINK;
 }
@@ -428,7 +435,6 @@ session(struct dir_sync *ds, size_t idx)
 			    ldap_err2string(err));
 			break;
 		}
-		ds->backoff_ms = 0;	/* it answered */
 		switch (ldap_msgtype(m)) {
 		case LDAP_RES_SEARCH_ENTRY:
 			rc = on_entry(ds, ld, m);
