@@ -250,7 +250,7 @@ shard_grow(struct shard *s)
 static struct route *
 key_answer(const struct key_node *k)
 {
-	if (k == NULL || k->nowners != 1 || k->owners[0].status != DIR_OK)
+	if (k->nowners != 1 || k->owners[0].status != DIR_OK)
 		return NULL;
 	return route_ref(k->owners[0].route);
 }
@@ -361,9 +361,9 @@ key_drop(struct replica *r, const char *key, const struct rentry *e,
 		free(k->owners);
 		free(k->key);
 		free(k);
-		k = NULL;
-	}
-	after = key_answer(k);
+		after = NULL;
+	} else
+		after = key_answer(k);
 	pthread_rwlock_unlock(&s->lock);
 	note_move(moved, key, before, after);
 }

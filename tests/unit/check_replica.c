@@ -2,6 +2,8 @@
 #include "autoconf.h"
 
 #include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +223,56 @@ START_TEST(test_same_hosts)
 }
 END_TEST
 
+struct race {
+	struct replica	*r;
+	atomic_bool	 done;
+};
+
+static void *
+reader(void *arg)
+{
+	struct race *rc = arg;
+	unsigned long hits = 0;
+
+	while (!atomic_load(&rc->done)) {
+		struct route *route;
+		char detail[128];
+
+		if (replica_lookup(rc->r, "alice", &route, detail,
+		    sizeof(detail)) == DIR_OK) {
+			ck_assert_uint_eq(route->nhosts, 1);
+			route_unref(&route);
+			hits++;
+		}
+	}
+	return (void *)hits;
+}
+
+/* Readers never see a torn answer while the writer moves the user. */
+START_TEST(test_readers_while_writing)
+{
+	struct race rc = { .r = replica_new() };
+	struct replica_moved *moved = NULL;
+	pthread_t t[4];
+
+	atomic_init(&rc.done, false);
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, reader, &rc);
+	for (int i = 0; i < 2000; i++) {
+		put(rc.r, "u1", "alice", "alice@example.net",
+		    i % 2 ? "store-a" : "store-b", &moved);
+		replica_moved_free(&moved);
+		if (i % 100 == 0)
+			replica_delete(rc.r, "u1", 2, &moved);
+		replica_moved_free(&moved);
+	}
+	atomic_store(&rc.done, true);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	replica_free(&rc.r);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -236,6 +288,7 @@ main(void)
 	tcase_add_test(tc, test_collision_is_ambiguous);
 	tcase_add_test(tc, test_full_refresh_replaces);
 	tcase_add_test(tc, test_same_hosts);
+	tcase_add_test(tc, test_readers_while_writing);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
