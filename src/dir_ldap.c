@@ -14,6 +14,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "dir_ldap.h"
 #include "directory.h"
 #include "ldap_entry.h"
 #include "log.h"
@@ -315,8 +316,8 @@ sasl_interact(LDAP *ld, unsigned flags, void *defaults, void *in)
 }
 
 /* A handle for uri with our options and, if configured, StartTLS done. */
-static int
-ldap_handle(const struct ldap_cfg *cfg, const char *uri, LDAP **ld_r)
+int
+dir_ldap_handle(const struct ldap_cfg *cfg, const char *uri, LDAP **ld_r)
 {
 	struct timeval tv = { .tv_sec = cfg->timeout };
 	int version = LDAP_VERSION3, rc, zero = 0;
@@ -360,8 +361,8 @@ link_broken(int rc)
 }
 
 /* Bind as the daemon (service identity) on a fresh handle. */
-static int
-service_bind(const struct ldap_cfg *cfg, const char *password, LDAP *ld)
+int
+dir_ldap_service_bind(const struct ldap_cfg *cfg, const char *password, LDAP *ld)
 {
 	if (cfg->sasl_mech[0] != '\0')
 		return ldap_sasl_interactive_bind_s(ld, NULL, cfg->sasl_mech, NULL,
@@ -377,8 +378,8 @@ service_bind(const struct ldap_cfg *cfg, const char *password, LDAP *ld)
 }
 
 /* Say why a connection attempt failed, in the words an operator needs. */
-static void
-describe_failure(const struct ldap_cfg *cfg, const char *uri, int rc,
+void
+dir_ldap_describe_failure(const struct ldap_cfg *cfg, const char *uri, int rc,
     char *out, size_t len)
 {
 	if (bind_refused(rc))
@@ -403,11 +404,11 @@ conn_open(struct ldap_conn *c, size_t idx)
 	LDAP *ld;
 	int rc;
 
-	if ((rc = ldap_handle(dl->cfg, uri, &ld)) == LDAP_SUCCESS &&
-	    (rc = service_bind(dl->cfg, dl->password, ld)) != LDAP_SUCCESS)
+	if ((rc = dir_ldap_handle(dl->cfg, uri, &ld)) == LDAP_SUCCESS &&
+	    (rc = dir_ldap_service_bind(dl->cfg, dl->password, ld)) != LDAP_SUCCESS)
 		ldap_unbind_ext_s(ld, NULL, NULL);
 	if (rc != LDAP_SUCCESS) {
-		describe_failure(dl->cfg, uri, rc, why, sizeof(why));
+		dir_ldap_describe_failure(dl->cfg, uri, rc, why, sizeof(why));
 		log_limited(&dl->log_down, LDAP_LOG_EVERY_MS, bind_refused(rc) ?
 		    LOG_LVL_ERROR : LOG_LVL_WARNING, "%s", why);
 		set_why_down(dl, bind_refused(rc) ?
@@ -764,7 +765,7 @@ verify_one(struct ldap_conn *c, struct dir_request *req)
 		if (c->ld == NULL) {
 			size_t idx = c->uri_idx % dl->nuris;
 
-			if ((rc = ldap_handle(dl->cfg, dl->uris[idx], &c->ld)) != LDAP_SUCCESS) {
+			if ((rc = dir_ldap_handle(dl->cfg, dl->uris[idx], &c->ld)) != LDAP_SUCCESS) {
 				c->ld = NULL;
 				c->uri_idx = idx + 1;
 				continue;
@@ -883,8 +884,8 @@ static const struct directory_ops dir_ldap_ops = {
 	.free = dir_ldap_free,
 };
 
-static int
-read_password_file(const char *path, char **out, char *err, size_t errlen)
+int
+dir_ldap_read_password_file(const char *path, char **out, char *err, size_t errlen)
 {
 	char line[1024];
 	FILE *fp = fopen(path, "r");
@@ -931,7 +932,7 @@ dir_ldap_prepare(const struct config *config, char *err, size_t errlen)
 	}
 	free(uris);
 	if (cfg->bind_password_file[0] != '\0') {
-		if (read_password_file(cfg->bind_password_file, &dl->password,
+		if (dir_ldap_read_password_file(cfg->bind_password_file, &dl->password,
 		    err, errlen) < 0) {
 			dir_ldap_free(&dl->dir);
 			return NULL;
@@ -1007,11 +1008,11 @@ check_uri(struct dir_ldap *dl, const char *uri, const struct username *probe,
 	LDAP *ld;
 	int rc;
 
-	if ((rc = ldap_handle(cfg, uri, &ld)) == LDAP_SUCCESS &&
-	    (rc = service_bind(cfg, dl->password, ld)) != LDAP_SUCCESS)
+	if ((rc = dir_ldap_handle(cfg, uri, &ld)) == LDAP_SUCCESS &&
+	    (rc = dir_ldap_service_bind(cfg, dl->password, ld)) != LDAP_SUCCESS)
 		ldap_unbind_ext_s(ld, NULL, NULL);
 	if (rc != LDAP_SUCCESS) {
-		describe_failure(cfg, uri, rc, why, whylen);
+		dir_ldap_describe_failure(cfg, uri, rc, why, whylen);
 		return rc;
 	}
 	(void)ldap_expand(cfg->filter, probe, PROTO_IMAP, false, filter, sizeof(filter));

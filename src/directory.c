@@ -60,6 +60,9 @@ directory_open(const struct config *cfg, struct directory **dir_r, char *err,
 		/* Already in memory: a cache would only add a copy. */
 		return dir_file_open(cfg->directory.file_path, dir_r, err, errlen);
 	case DIR_TYPE_LDAP:
+		/* The replica is already in memory and current: no cache. */
+		if (cfg->directory.ldap.sync)
+			return dir_ldap_sync_open(cfg, dir_r, err, errlen);
 		rc = dir_ldap_open(cfg, &dir, err, errlen);
 		break;
 	}
@@ -102,6 +105,8 @@ directory_check(const struct config *cfg, char *err, size_t errlen)
 		dir->ops->free(dir);
 		return 0;
 	case DIR_TYPE_LDAP:
+		if (cfg->directory.ldap.sync)
+			return dir_ldap_sync_check(cfg, err, errlen);
 		return dir_ldap_check(cfg, err, errlen);
 	}
 	return -1;

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "config.h"
 #include "route.h"
@@ -119,6 +120,29 @@ const char	*dir_status_name(enum dir_status status);
 int		 dir_ldap_open(const struct config *cfg, struct directory **dir_r,
 		    char *err, size_t errlen);
 int		 dir_ldap_check(const struct config *cfg, char *err, size_t errlen);
+/*
+ * LDAP with directory.ldap.sync (dir_ldap_sync.c): an RFC 4533 replica
+ * kept by a thread of its own; lookups are answered from memory.  Open
+ * waits for the first refresh (at most directory.ldap.timeout seconds).
+ */
+int		 dir_ldap_sync_open(const struct config *cfg, struct directory **dir_r,
+		    char *err, size_t errlen);
+/* --check-config: connect, bind and prove the provider takes the sync control. */
+int		 dir_ldap_sync_check(const struct config *cfg, char *err,
+		    size_t errlen);
+
+/* For `stats`: the replica's state. */
+struct replica_stats {
+	size_t		 entries;	/* directory entries held */
+	size_t		 keys;		/* logins they answer for */
+	time_t		 updated;	/* last change applied (0: none yet) */
+	unsigned	 age;		/* seconds since last known in sync */
+	bool		 connected;	/* a provider session is up */
+	bool		 ready;		/* the first refresh completed */
+};
+/* 0 with *st filled, or -1 if dir is not a replica. */
+int		 directory_replica_stats(struct directory *dir,
+		    struct replica_stats *st);
 
 /* RFC 4515: escape a value for an LDAP filter.  Returns the length needed
  * (excluding NUL); writes at most outlen bytes, NUL-terminated. */
