@@ -349,6 +349,8 @@ stats_reply(struct ctl_query *q, struct buf *b)
 	struct gen *g = server_gen(srv, &generation);
 	size_t cached = g != NULL && g->dir->cache != NULL ?
 	    route_cache_size(g->dir->cache) : 0;
+	struct replica_stats rs;
+	bool replica = g != NULL && directory_replica_stats(g->dir, &rs) == 0;
 	struct ctl_rec r;
 	char key[48];
 	int rc;
@@ -378,6 +380,15 @@ stats_reply(struct ctl_query *q, struct buf *b)
 	rc |= ctl_rec_u64(&r, "logins_failed", failed);
 	rc |= ctl_rec_u64(&r, "logins_tempfail", tempfail);
 	rc |= ctl_rec_u64(&r, "route_cache", cached);
+	if (replica) {
+		/* The replica's age: how stale its answers may be. */
+		rc |= ctl_rec_u64(&r, "replica_entries", rs.entries);
+		rc |= ctl_rec_u64(&r, "replica_keys", rs.keys);
+		rc |= ctl_rec_str(&r, "replica_connected", rs.connected ? "yes" : "no");
+		rc |= ctl_rec_str(&r, "replica_ready", rs.ready ? "yes" : "no");
+		rc |= ctl_rec_u64(&r, "replica_age", rs.age);
+		rc |= ctl_rec_u64(&r, "replica_updated", (uint64_t)rs.updated);
+	}
 	rc |= ctl_rec_end(&r);
 	return rc != 0 ? "reply too large" : NULL;
 }

@@ -58,6 +58,7 @@ struct dir_sync {
 	size_t			 nuris;
 	char			*password;
 	char			**attrs;
+	const struct host_map	*host_map;	/* the generation's config's */
 	char			**keys;		/* sync_keys */
 	size_t			 nkeys;
 	struct replica		*table;
@@ -145,16 +146,17 @@ apply_entry(struct dir_sync *ds, LDAP *ld, LDAPMessage *m,
 	struct ldap_entry_values v = {
 		.dn = dn,
 		.user = ldap_get_values_len(ld, m, cfg->attr_username),
-		.hosts = ldap_get_values_len(ld, m, cfg->attr_host),
 		.port = ldap_get_values_len(ld, m, cfg->attr_port),
 		.user_attr = cfg->attr_username,
-		.host_attr = cfg->attr_host,
 		.port_attr = cfg->attr_port,
+		.map = ds->host_map,
 	};
 	struct route *route = NULL;
 	enum dir_status status;
 	char **keys = NULL;
 	size_t nkeys = 0;
+
+	v.hosts = ldap_entry_first_values(ld, m, cfg->attr_hosts, &v.host_attr);
 
 	status = ldap_entry_route(&v, &route, detail, sizeof(detail));
 	if (status == DIR_TEMPFAIL)
@@ -596,6 +598,7 @@ dir_sync_prepare(const struct config *config, char *err, size_t errlen)
 
 	ds->dir.ops = &dir_sync_ops;
 	ds->cfg = cfg;
+	ds->host_map = &config->directory.host_map;
 	ds->start_rc = 1;
 	pthread_mutex_init(&ds->mtx, NULL);
 	pthread_cond_init(&ds->cond, NULL);
@@ -627,9 +630,10 @@ dir_sync_prepare(const struct config *config, char *err, size_t errlen)
 		ds->keys[ds->nkeys++] = xstrdup(k);
 	}
 	free(list);
-	ds->attrs = xcalloc(ds->nkeys + 5, sizeof(*ds->attrs));
+	ds->attrs = xcalloc(ds->nkeys + cfg->nattr_hosts + 4, sizeof(*ds->attrs));
 	ds->attrs[na++] = cfg->attr_username;
-	ds->attrs[na++] = cfg->attr_host;
+	for (size_t i = 0; i < cfg->nattr_hosts; i++)
+		ds->attrs[na++] = cfg->attr_hosts[i];
 	ds->attrs[na++] = cfg->attr_port;
 	ds->attrs[na++] = (char *)"objectClass";
 	for (size_t i = 0; i < ds->nkeys; i++)

@@ -335,8 +335,17 @@ directory_lookup_sync(struct directory *dir, const struct username *name,
 }
 
 void
+directory_listen(struct directory *dir, const struct dir_listener *l)
+{
+	atomic_store_explicit(&dir->listener, l, memory_order_release);
+}
+
+void
 directory_moved(struct directory *dir, const char *login, const struct route *route)
 {
-	if (dir->moved != NULL)
-		dir->moved(dir->moved_arg, login, route);
+	const struct dir_listener *l =
+	    atomic_load_explicit(&dir->listener, memory_order_acquire);
+
+	if (l != NULL)
+		l->cb(l->arg, login, route);
 }

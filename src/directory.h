@@ -7,6 +7,7 @@
 #ifndef POSTERN_DIRECTORY_H
 #define POSTERN_DIRECTORY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
@@ -56,14 +57,24 @@ struct directory_ops {
  */
 typedef void dir_moved_cb(void *arg, const char *login, const struct route *route);
 
+struct dir_listener {
+	dir_moved_cb	*cb;
+	void		*arg;
+};
+
 struct directory {
 	const struct directory_ops	*ops;
 	struct route_cache		*cache;		/* NULL: no cache */
 	bool				 serve_stale;
-	dir_moved_cb			*moved;		/* NULL: nobody listens */
-	void				*moved_arg;
+	/*
+	 * Set once the directory runs (its threads may already be applying
+	 * changes), so published atomically; NULL: nobody listens.
+	 */
+	_Atomic(const struct dir_listener *) listener;
 };
 
+/* Start telling `l` (which outlives the directory) about route changes. */
+void		 directory_listen(struct directory *dir, const struct dir_listener *l);
 /* Tell the listener (if any) that login's route is now `route`. */
 void		 directory_moved(struct directory *dir, const char *login,
 		    const struct route *route);

@@ -124,8 +124,9 @@ gen_new(struct config *cfg, struct reaper *reaper, struct server *srv,
 	}
 	if (srv != NULL) {
 		g->server = srv;
-		g->dir->moved = server_user_moved;
-		g->dir->moved_arg = g;
+		g->listener.cb = server_user_moved;
+		g->listener.arg = g;
+		directory_listen(g->dir, &g->listener);
 	}
 	for (size_t i = 0; i < cfg->nbackends; i++)
 		if (cfg->backends[i].tls != TLS_MODE_NONE && !cfg->backends[i].verify)

@@ -30,6 +30,7 @@ struct gen {
 	struct tls_ctxs		 tls;
 	struct reaper		*reaper;	/* frees it; NULL: inline */
 	struct server		*server;	/* for the directory's hook; may be NULL */
+	struct dir_listener	 listener;	/* the directory's hook, into server */
 	struct gen		*next;		/* the reaper's queue */
 };
 
