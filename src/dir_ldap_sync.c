@@ -521,7 +521,7 @@ sync_main(void *arg)
 		case END_NO_SYNC:
 			if (!atomic_load(&ds->ready))
 				return NULL;	/* start-up fails: the opener says why */
-			/* FALLTHROUGH */
+			FALLTHROUGH;
 		case END_LINK:
 			ds->uri_idx = (ds->uri_idx + 1) % ds->nuris;
 			/* A whole round failed, or it was up and broke: wait. */

@@ -161,6 +161,12 @@ int	session_next_line(struct session *s, char **line_r, size_t *len_r,
 /* Count a command before login; false (and the session closing) past the rate. */
 bool	session_count_command(struct session *s);
 /*
+ * The rate itself (session_input.c): take one command's credit at time
+ * `now` (ms); false if there is none (SESSION_PREAUTH_BURST, then
+ * SESSION_PREAUTH_RATE per second).
+ */
+bool	session_pace(struct session *s, uint64_t now);
+/*
  * Discard the rest of an overlong line (session_next_line() said -1, or
  * the protocol gave up on a line): true once it is gone, false when more
  * input is needed.

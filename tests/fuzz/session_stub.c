@@ -1,7 +1,8 @@
 /*
  * session.c's interface without sockets, for fuzzing the protocol modules
- * (see session_stub.h).  The line and limit rules are session.c's own,
- * kept in step by hand: if session.c changes them, change them here.
+ * (see session_stub.h).  Line framing and the command rate are the
+ * daemon's own (session_input.c, linked from the library); the few other
+ * limit rules below are kept in step with session.c by hand.
  */
 #include "autoconf.h"
 
@@ -348,65 +349,14 @@ session_backend_lines(struct session *s, bool (*fn)(struct session *, char *))
 }
 
 bool
-session_skip_overlong(struct session *s)
-{
-	struct buf *in = &s->client.in;
-	char *lf;
-
-	if (!s->skipping)
-		return true;
-	if ((lf = memchr(buf_head(in), '\n', buf_len(in))) == NULL) {
-		buf_consume(in, buf_len(in));
-		return false;
-	}
-	buf_consume(in, (size_t)(lf - buf_head(in)) + 1);
-	s->skipping = false;
-	return true;
-}
-
-int
-session_next_line(struct session *s, char **line_r, size_t *len_r,
-    size_t *used_r)
-{
-	struct buf *in = &s->client.in;
-	size_t max = s->cfg->limits.line_length, len;
-	char *line;
-	int rc;
-
-	if (!session_skip_overlong(s))
-		return 0;
-	if ((rc = buf_find_line(in, max, &len)) <= 0) {
-		if (rc < 0) {
-			buf_consume(in, buf_len(in));
-			s->skipping = true;
-		}
-		return rc;
-	}
-	line = buf_head(in);
-	*used_r = len;
-	line[--len] = '\0';
-	if (len > 0 && line[len - 1] == '\r')
-		line[--len] = '\0';
-	*line_r = line;
-	*len_r = len;
-	return 1;
-}
-
-bool
 session_count_command(struct session *s)
 {
-	uint64_t credit = s->cmd_credit +
-	    (now_ms - s->cmd_stamp_ms) * SESSION_PREAUTH_RATE;
-
-	s->cmd_stamp_ms = now_ms;
-	s->cmd_credit = credit > SESSION_PREAUTH_BURST * 1000 ?
-	    SESSION_PREAUTH_BURST * 1000 : (uint32_t)credit;
-	if (s->cmd_credit < 1000) {
+	/* The daemon's rate (session_input.c) on the stub's clock. */
+	if (!session_pace(s, now_ms)) {
 		s->proto->bye(s, "Too many commands before login");
 		session_close(s, "too many commands before login");
 		return false;
 	}
-	s->cmd_credit -= 1000;
 	return true;
 }
 
