@@ -21,7 +21,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fixtures.common import free_ports  # noqa: E402
-from fixtures.postern import binary  # noqa: E402
+from fixtures.postern import Postern, binary  # noqa: E402
 from fixtures.slapd import REPO_ROOT, Slapd  # noqa: E402
 from lib import main  # noqa: E402
 
@@ -268,7 +268,7 @@ class Move(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         p = run(["popmap2ldif", "--base", PEOPLE],
-                input_text="".join("mv%d: domino.example.net\n" % i for i in range(1, 6)))
+                input_text="".join("mv%d: domino.example.net\n" % i for i in range(1, 7)))
         assert p.returncode == 0, p.stderr
         S.add(p.stdout)
 
@@ -315,6 +315,35 @@ class Move(unittest.TestCase):
                  "mv5"])
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn("kick failed", p.stderr)
+
+    def test_move_apply_kicks_through_a_running_daemon(self):
+        # The real `postern ctl` against a running postern's control socket.
+        def config(ports):
+            return """
+daemon = { control = "%s/ctl.sock"; };
+listen = ( { protocol = "imap"; address = "127.0.0.1:%d"; tls = "none"; },
+           { protocol = "pop3"; address = "127.0.0.1:%d"; tls = "none"; } );
+directory = { type = "ldap"; cache = { entries = 0; };
+  ldap = { uri = "%s"; base = "%s"; scope = "one"; filter = "(uid=%%u)";
+           bind_dn = "%s"; bind_password = "%s"; }; };
+""" % (ports["dir"], ports["imap"], ports["pop3"], S.uri, PEOPLE, S.bind_dn, S.bind_password)
+        d = Postern(config).start()
+        try:
+            sock = os.path.join(d.dir, "ctl.sock")
+            p = run(["move", "--to", "store-a.example.net", "--apply", "--ldap-uri", S.uri,
+                     "--base", S.base, "--bind-dn", S.root_dn, "-w", S.root_password,
+                     "--control", sock, "--postern", binary(), "mv6"])
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("mv6: kicked", p.stderr)
+            r = subprocess.run([binary(), "ctl", "-s", sock, "route", "mv6"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("store-a.example.net", r.stdout)
+        finally:
+            rc = d.stop()
+            leaks = d.leaks()
+            d.cleanup()
+        self.assertEqual((rc, leaks), (0, ""))
 
     def test_move_unknown_user_fails(self):
         p = run(["move", "--to", "store-b.example.net", "--ldap-uri", S.uri, "--base", S.base,
