@@ -993,6 +993,9 @@ class Daemon(unittest.TestCase):
                 directory = (ldap_directory(fake_ldap("ok").uri) if i % 2 else
                              'type = "file"; file = { path = "%s"; };' % q.popmap_path)
                 reload_to(q, base_config(ports, directory=directory))
+                # Logins run between every two reloads, however slow the machine.
+                n = len(results)
+                self.assertTrue(wait_until(lambda: len(results) > n, 20))
         finally:
             stop.set()
             for t in workers:
