@@ -39,7 +39,7 @@ TESTSSL = shutil.which("testssl.sh") or shutil.which("testssl")
 BAD = ("MEDIUM", "HIGH", "CRITICAL", "FATAL")
 LISTED = ("LOW", "WARN")
 # Seconds a scan may take before it counts as hung (one takes about 30).
-SCAN_TIMEOUT = 240
+SCAN_TIMEOUT = 600
 # src/tls.h TLS_TICKET_ROTATE: the session lifetime and ticket hint.
 TICKET_LIFETIME = 4 * 3600
 TLS12_SUITES = {"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
@@ -85,8 +85,21 @@ def tearDownModule():
 def scan(name: str, port: int, starttls: str = None) -> dict:
     """Run testssl.sh once per target; its findings by id."""
     if name in SCANS:
+        if isinstance(SCANS[name], Exception):
+            raise SCANS[name]
         return SCANS[name]
+    try:
+        return run_scan(name, port, starttls)
+    except (AssertionError, subprocess.TimeoutExpired) as e:
+        # One failed scan fails each check once, without scanning again.
+        SCANS[name] = AssertionError("scan %s failed: %s" % (name, e))
+        raise
+
+
+def run_scan(name: str, port: int, starttls: str = None) -> dict:
     out = os.path.join(TMP, name + ".json")
+    if os.path.exists(out):
+        os.unlink(out)      # testssl.sh refuses to overwrite a report
     argv = [TESTSSL, "--quiet", "--color", "0", "--warnings", "off", "--nodns", "none",
             "--add-ca", CERTS.ca_cert, "--jsonfile", out,
             "-p", "-s", "-f", "-P", "-S", "-U", "-E"]
