@@ -207,6 +207,10 @@ config_defaults(struct config *c)
 	c->limits.line_length = 65536;
 	c->limits.auth_failures = 3;
 	c->limits.bad_commands = 10;
+	c->limits.throttle = true;
+	c->limits.throttle_entries = 100000;
+	c->limits.throttle_max = 30;
+	c->limits.throttle_window = 300;
 	c->timeouts.login = 60;
 	c->timeouts.idle = 1800;
 	c->timeouts.connect = 10;
@@ -302,20 +306,25 @@ struct uint_key {
 	size_t		 offset;	/* into struct config */
 };
 
+/* extra: more allowed keys (read by the caller), NULL-terminated, or NULL. */
 static int
 load_uint_group(struct loader *ld, const config_setting_t *root,
-    const char *group, const struct uint_key *table, size_t n, struct config *c)
+    const char *group, const struct uint_key *table, size_t n,
+    const char *const *extra, struct config *c)
 {
-	const char *keys[16];
+	const char *keys[24];
 	const config_setting_t *g;
+	size_t k = 0;
 
 	if (get_group(ld, root, "", group, &g) < 0)
 		return -1;
 	if (g == NULL)
 		return 0;
-	for (size_t i = 0; i < n; i++)
-		keys[i] = table[i].name;
-	keys[n] = NULL;
+	for (size_t i = 0; i < n && k + 1 < nitems(keys); i++)
+		keys[k++] = table[i].name;
+	for (; extra != NULL && *extra != NULL && k + 1 < nitems(keys); extra++)
+		keys[k++] = *extra;
+	keys[k] = NULL;
 	if (check_keys(ld, g, group, keys) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++)
@@ -334,9 +343,20 @@ load_limits(struct loader *ld, const config_setting_t *root, struct config *c)
 		{ "line_length", 512, 1048576, offsetof(struct config, limits.line_length) },
 		{ "auth_failures", 1, 100, offsetof(struct config, limits.auth_failures) },
 		{ "bad_commands", 1, 1000, offsetof(struct config, limits.bad_commands) },
+		{ "per_user", 0, 10000000, offsetof(struct config, limits.per_user) },
+		{ "throttle_entries", 16, 10000000,
+		    offsetof(struct config, limits.throttle_entries) },
+		{ "throttle_max", 1, 3600, offsetof(struct config, limits.throttle_max) },
+		{ "throttle_window", 1, 86400,
+		    offsetof(struct config, limits.throttle_window) },
 	};
+	static const char *const extra[] = { "throttle", NULL };
+	const config_setting_t *g = config_setting_get_member(root, "limits");
 
-	return load_uint_group(ld, root, "limits", table, nitems(table), c);
+	if (load_uint_group(ld, root, "limits", table, nitems(table), extra, c) < 0)
+		return -1;
+	/* load_uint_group() checked that g, if present, is a group. */
+	return get_bool(ld, g, "limits", "throttle", &c->limits.throttle);
 }
 
 static int
@@ -350,7 +370,7 @@ load_timeouts(struct loader *ld, const config_setting_t *root, struct config *c)
 		{ "lookup", 1, 3600, offsetof(struct config, timeouts.lookup) },
 	};
 
-	return load_uint_group(ld, root, "timeouts", table, nitems(table), c);
+	return load_uint_group(ld, root, "timeouts", table, nitems(table), NULL, c);
 }
 
 static int

@@ -115,6 +115,11 @@ struct config {
 	struct {
 		unsigned	 connections;	/* 0 = unlimited */
 		unsigned	 per_ip;	/* 0 = unlimited */
+		unsigned	 per_user;	/* live sessions per login, 0 = unlimited */
+		bool		 throttle;	/* slow refusals down, per address and user */
+		unsigned	 throttle_entries;	/* keys per table (address, user) */
+		unsigned	 throttle_max;	/* seconds, the longest refusal delay */
+		unsigned	 throttle_window;	/* seconds quiet before a key resets */
 		unsigned	 line_length;	/* bytes, whole pre-auth command */
 		unsigned	 auth_failures;	/* then the connection is closed */
 		unsigned	 bad_commands;	/* then the connection is closed */

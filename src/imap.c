@@ -822,6 +822,11 @@ imap_login_failed(struct session *s, enum session_fail fail, const char *text)
 		session_send(s, "%s NO [AUTHENTICATIONFAILED] Authentication "
 		    "failed\r\n", is->tag);
 		break;
+	case FAIL_USER_LIMIT:
+		/* RFC 5530: an implementation limit, such as concurrent sessions. */
+		session_send(s, "%s NO [LIMIT] Too many sessions for this user\r\n",
+		    is->tag);
+		break;
 	default:
 		session_send(s, "%s NO [UNAVAILABLE] Mail store temporarily "
 		    "unavailable, try again later\r\n", is->tag);

@@ -461,6 +461,13 @@ pop3_login_failed(struct session *s, enum session_fail fail, const char *text)
 	case FAIL_NO_USER:
 		session_send(s, "-ERR [AUTH] Authentication failed\r\n");
 		break;
+	case FAIL_USER_LIMIT:
+		/*
+		 * Not [IN-USE] (RFC 3206): that says the password was right,
+		 * and it has not been checked yet.  [SYS/TEMP]: try later.
+		 */
+		session_send(s, "-ERR [SYS/TEMP] Too many sessions for this user\r\n");
+		break;
 	default:
 		session_send(s, "-ERR [SYS/TEMP] Mail store temporarily "
 		    "unavailable, try again later\r\n");

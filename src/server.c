@@ -15,6 +15,7 @@
 #include "log.h"
 #include "server.h"
 #include "session.h"
+#include "throttle.h"
 #include "util.h"
 
 #define LISTEN_BACKLOG		1024
@@ -306,6 +307,101 @@ per_ip_release(struct server *srv, const struct sockaddr *addr)
 	pthread_mutex_unlock(&sh->mtx);
 }
 
+/*
+ * Per-login counts: a chained hash table per shard; an entry lives only
+ * while the user has counted sessions.
+ */
+struct per_user_entry {
+	unsigned		 count;
+	struct per_user_entry	*next;
+	char			 user[];
+};
+
+static unsigned
+user_hash(const char *user)
+{
+	unsigned h = 2166136261u;
+
+	for (; *user != '\0'; user++)
+		h = (h ^ (unsigned char)*user) * 16777619u;
+	h ^= h >> 15;
+	h *= 0x2c1b3c6dU;
+	h ^= h >> 12;
+	return h;
+}
+
+static struct per_user_entry **
+per_user_slot(struct server *srv, const char *user, struct per_user_shard **sh_r)
+{
+	unsigned h = user_hash(user);
+	struct per_user_shard *sh = &srv->per_user[h % PER_USER_SHARDS];
+	struct per_user_entry **pp;
+
+	*sh_r = sh;
+	pthread_mutex_lock(&sh->mtx);
+	for (pp = &sh->buckets[(h / PER_USER_SHARDS) % PER_USER_BUCKETS];
+	    *pp != NULL; pp = &(*pp)->next)
+		if (strcmp((*pp)->user, user) == 0)
+			break;
+	return pp;
+}
+
+bool
+per_user_acquire(struct server *srv, const char *user, unsigned limit)
+{
+	struct per_user_shard *sh;
+	struct per_user_entry **pp, *e;
+	bool ok = true;
+
+	if (limit == 0)
+		return true;
+	pp = per_user_slot(srv, user, &sh);
+	if ((e = *pp) == NULL) {
+		size_t len = strlen(user) + 1;
+
+		e = xcalloc(1, sizeof(*e) + len);
+		memcpy(e->user, user, len);
+		*pp = e;
+	}
+	if (e->count >= limit)
+		ok = false;
+	else
+		e->count++;
+	if (e->count == 0) {
+		*pp = e->next;
+		free(e);
+	}
+	pthread_mutex_unlock(&sh->mtx);
+	return ok;
+}
+
+void
+per_user_release(struct server *srv, const char *user)
+{
+	struct per_user_shard *sh;
+	struct per_user_entry **pp, *e;
+
+	pp = per_user_slot(srv, user, &sh);
+	if ((e = *pp) != NULL && --e->count == 0) {
+		*pp = e->next;
+		free(e);
+	}
+	pthread_mutex_unlock(&sh->mtx);
+}
+
+unsigned
+per_user_count(struct server *srv, const char *user)
+{
+	struct per_user_shard *sh;
+	struct per_user_entry **pp;
+	unsigned n;
+
+	pp = per_user_slot(srv, user, &sh);
+	n = *pp != NULL ? (*pp)->count : 0;
+	pthread_mutex_unlock(&sh->mtx);
+	return n;
+}
+
 /* Listening sockets. */
 
 static int
@@ -385,6 +481,10 @@ server_bind(struct server *srv, const struct config *cfg, unsigned nworkers,
 	atomic_init(&srv->connections, 0);
 	for (int i = 0; i < PER_IP_SHARDS; i++)
 		pthread_mutex_init(&srv->per_ip[i].mtx, NULL);
+	for (int i = 0; i < PER_USER_SHARDS; i++)
+		pthread_mutex_init(&srv->per_user[i].mtx, NULL);
+	srv->throttle_addr = throttle_new();
+	srv->throttle_user = throttle_new();
 	for (unsigned i = 0; i < nworkers; i++) {
 		struct worker *w = &srv->workers[i];
 
@@ -727,6 +827,19 @@ server_free(struct server *srv)
 		}
 		pthread_mutex_destroy(&srv->per_ip[i].mtx);
 	}
+	for (int i = 0; i < PER_USER_SHARDS; i++) {
+		for (int b = 0; b < PER_USER_BUCKETS; b++) {
+			while (srv->per_user[i].buckets[b] != NULL) {
+				struct per_user_entry *e = srv->per_user[i].buckets[b];
+
+				srv->per_user[i].buckets[b] = e->next;
+				free(e);
+			}
+		}
+		pthread_mutex_destroy(&srv->per_user[i].mtx);
+	}
+	throttle_free(&srv->throttle_addr);
+	throttle_free(&srv->throttle_user);
 	server_set_gen(srv, NULL);
 	for (size_t i = 0; i < srv->ndrained; i++)
 		free(srv->drained[i]);

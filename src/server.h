@@ -96,13 +96,29 @@ struct per_ip_shard {
 	struct per_ip_entry	*head;
 };
 
+/* Live sessions per normalised login, for limits.per_user. */
+#define PER_USER_SHARDS		16
+#define PER_USER_BUCKETS	256	/* per shard */
+
+struct per_user_entry;
+
+struct per_user_shard {
+	pthread_mutex_t		 mtx;
+	struct per_user_entry	*buckets[PER_USER_BUCKETS];
+};
+
+struct throttle;
+
 struct server {
 	struct worker		*workers;
 	unsigned		 nworkers;
 	_Atomic unsigned	 connections;	/* all workers: limits.connections */
 	unsigned		 auto_connections;	/* when limits.connections = 0 */
 	struct per_ip_shard	 per_ip[PER_IP_SHARDS];
-	struct log_limit	 log_refused, log_accept;
+	struct per_user_shard	 per_user[PER_USER_SHARDS];
+	/* Failed logins (limits.throttle), by client address and by user. */
+	struct throttle		*throttle_addr, *throttle_user;
+	struct log_limit	 log_refused, log_accept, log_per_user;
 	time_t			 started;	/* wall clock, for uptime */
 
 	/* For the control socket: all behind mtx. */
@@ -155,6 +171,15 @@ unsigned server_connections_for(unsigned nofile, unsigned nworkers);
 bool	per_ip_acquire(struct server *srv, const struct sockaddr *addr,
 	    unsigned limit);
 void	per_ip_release(struct server *srv, const struct sockaddr *addr);
+
+/*
+ * The same for live sessions of one normalised login (limits.per_user),
+ * counted from the backend step to the session's end.
+ */
+bool	per_user_acquire(struct server *srv, const char *user, unsigned limit);
+void	per_user_release(struct server *srv, const char *user);
+/* Live sessions counted for user now (tests, control). */
+unsigned per_user_count(struct server *srv, const char *user);
 
 /*
  * The generation new sessions get (main sets it at start and per reload;

@@ -23,6 +23,7 @@
 #include "route.h"
 #include "server.h"
 #include "session.h"
+#include "throttle.h"
 #include "tls.h"
 #include "util.h"
 
@@ -76,6 +77,7 @@ static const struct {
 	[FAIL_CONNECT] = { "backend-unreachable", true, true, true },
 	[FAIL_BACKEND] = { "backend-failed", true, true, false },
 	[FAIL_DRAINED] = { "backend-drained", true, true, false },
+	[FAIL_USER_LIMIT] = { "user-session-limit", true, true, false },
 };
 _Static_assert(nitems(fail_table) == FAIL_COUNT, "fail_table");
 
@@ -86,7 +88,10 @@ static void	backend_try_host(struct session *s);
 static void	backend_try_addr(struct session *s);
 static void	session_update_client(struct session *s);
 static void	auth_verify_start(struct session *s);
-static void	session_fail_later(struct session *s, enum session_fail fail);
+static void	session_refuse(struct session *s, enum session_fail fail,
+		    const char *text, const char *reason);
+static void	session_to_backend(struct session *s);
+static void	session_release_user(struct session *s);
 static void	backend_tls_begin(struct session *s);
 static void	backend_event(struct watch *w, uint32_t events);
 static void	backend_tls_step(struct session *s);
@@ -370,8 +375,10 @@ session_free(void *arg)
 {
 	struct session *s = arg;
 
+	session_release_user(s);
 	worker_remove_session(s->worker, s);
 	gen_unref(&s->gen);
+	free(s->delayed_text);
 	free(s->user);
 	free(s->backend_host);
 	free(s);
@@ -505,6 +512,7 @@ session_close(struct session *s, const char *outcome)
 	    (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000),
 	    state_names[s->state], outcome);
 	session_enter_state(s, SESSION_CLOSING);
+	session_release_user(s);
 	loop_timer_cancel(s->loop, &s->timer);
 	dir_request_cancel(&s->lookup);
 	resolve_cancel(&s->resolving);
@@ -666,10 +674,9 @@ session_login(struct session *s)
 
 	if (username_normalise(&cfg->username, s->creds.authcid,
 	    s->creds.authcid_len, &name, &error) < 0) {
-		log_warning("login refused client=%s reason=\"%s\"", s->peer, error);
 		free(s->user);
 		s->user = NULL;
-		session_backend_failed(s, FAIL_BAD_USER, NULL);
+		session_refuse(s, FAIL_BAD_USER, NULL, error);
 		return;
 	}
 	session_enter_state(s, SESSION_LOOKUP);
@@ -696,18 +703,15 @@ lookup_done(void *arg, enum dir_status status, struct route *route,
 			auth_verify_start(s);
 			return;
 		}
-		backend_try_host(s);
+		session_to_backend(s);
 		return;
-	case DIR_NOT_FOUND:
-		log_warning("login refused client=%s user=%s reason=\"unknown user: %s\"",
-		    s->peer, s->user, detail);
-		if (s->cfg->auth.verify != AUTH_VERIFY_NONE) {
-			/* Unknown users wait as long as wrong passwords do. */
-			session_fail_later(s, FAIL_NO_USER);
-			return;
-		}
-		session_backend_failed(s, FAIL_NO_USER, NULL);
+	case DIR_NOT_FOUND: {
+		char reason[256];
+
+		snprintf(reason, sizeof(reason), "unknown user: %s", detail);
+		session_refuse(s, FAIL_NO_USER, NULL, reason);
 		return;
+	}
 	case DIR_TEMPFAIL:
 		log_warning("login failed client=%s user=%s reason=\"directory: %s\"",
 		    s->peer, s->user, detail);
@@ -719,19 +723,154 @@ lookup_done(void *arg, enum dir_status status, struct route *route,
 static void	backend_next_host(struct session *s);
 
 /*
- * A refusal waits auth.failure_delay seconds (on the session's timer, not
- * blocking the worker): password guessing gets slow.
+ * Who waits how long before a refusal.  With auth.verify set, the proxy
+ * decided it and it waits auth.failure_delay, as always.  With
+ * limits.throttle, every refusal counts against the client's address (an
+ * IPv6 client's /64: one host has them all) and the user, in tables shared
+ * by all workers; after the first, each waits twice as long as the one
+ * before, from auth.failure_delay (or 1 s), up to limits.throttle_max.
+ * Logins that succeed never wait.
+ */
+static uint64_t
+session_refusal_delay(struct session *s, enum session_fail fail)
+{
+	const struct config *cfg = s->cfg;
+	struct server *srv = s->worker->server;
+	uint64_t base = (uint64_t)(cfg->auth.failure_delay > 0 ?
+	    cfg->auth.failure_delay : 1) * 1000;
+	uint64_t delay = 0, now = loop_now(s->loop);
+	unsigned char key[16];
+	size_t keylen;
+	unsigned prior, by_user;
+
+	if (fail == FAIL_USER_LIMIT)
+		return 0;
+	if (cfg->auth.verify != AUTH_VERIFY_NONE &&
+	    (fail == FAIL_NO_USER || fail == FAIL_AUTH))
+		delay = (uint64_t)cfg->auth.failure_delay * 1000;
+	if (!cfg->limits.throttle)
+		return delay;
+
+	const struct throttle_params p = {
+		(uint64_t)cfg->limits.throttle_window * 1000,
+		cfg->limits.throttle_entries
+	};
+	if (s->peer_addr.sa.sa_family == AF_INET6) {
+		memcpy(key, &s->peer_addr.in6.sin6_addr, 8);
+		keylen = 8;
+	} else {
+		memcpy(key, &s->peer_addr.in.sin_addr, 4);
+		keylen = 4;
+	}
+	prior = throttle_fail(srv->throttle_addr, key, keylen, now, &p);
+	if (s->user != NULL) {
+		by_user = throttle_fail(srv->throttle_user, s->user,
+		    strlen(s->user), now, &p);
+		if (by_user > prior)
+			prior = by_user;
+	}
+	base = throttle_delay_ms(prior, base,
+	    (uint64_t)cfg->limits.throttle_max * 1000);
+	return base > delay ? base : delay;
+}
+
+/* The client's address without the port: fail2ban's <HOST>. */
+static void
+session_peer_ip(const struct session *s, char *out, size_t outlen)
+{
+	if (s->peer_addr.sa.sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &s->peer_addr.in6.sin6_addr, out, outlen);
+	else if (s->peer_addr.sa.sa_family == AF_INET)
+		inet_ntop(AF_INET, &s->peer_addr.in.sin_addr, out, outlen);
+	else
+		str_copy(out, "unknown", outlen);
+}
+
+/* A user name inside double quotes: '"' and '\\' escaped. */
+static const char *
+quote_user(const char *user, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (; user != NULL && *user != '\0' && o + 3 < outlen; user++) {
+		if (*user == '"' || *user == '\\')
+			out[o++] = '\\';
+		out[o++] = *user;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/*
+ * A login is refused: a wrong password, an unknown or malformed user name,
+ * limits.per_user.  One log line, whose form is stable for fail2ban
+ * (contrib/fail2ban/postern.conf, doc/design.md):
+ *
+ *   login refused client=ADDR:PORT user="NAME" proto=P reason="TEXT"
+ *     delay=S.MMMs rip=ADDR
+ *
+ * then the reply, once the throttle's delay has passed on the session's
+ * timer.  text is the backend's reason, for the client.
  */
 static void
-session_fail_later(struct session *s, enum session_fail fail)
+session_refuse(struct session *s, enum session_fail fail, const char *text,
+    const char *reason)
 {
-	if (s->cfg->auth.failure_delay == 0) {
-		session_backend_failed(s, fail, NULL);
+	char ip[INET6_ADDRSTRLEN], user[2 * USERNAME_MAX + 3];
+	uint64_t delay = session_refusal_delay(s, fail);
+
+	session_peer_ip(s, ip, sizeof(ip));
+	log_warning("login refused client=%s user=\"%s\" proto=%s reason=\"%s\" "
+	    "delay=%llu.%03llus rip=%s", s->peer, quote_user(s->user, user,
+	    sizeof(user)), s->proto->name, reason,
+	    (unsigned long long)(delay / 1000), (unsigned long long)(delay % 1000),
+	    ip);
+	s->refusing = true;
+	session_release_user(s);
+	if (delay == 0) {
+		session_backend_failed(s, fail, text);
 		return;
 	}
+	/* Nothing but the client is held while the refusal waits. */
+	conn_close(&s->backend, s->loop);
+	dir_request_cancel(&s->lookup);
+	resolve_cancel(&s->resolving);
+	route_unref(&s->route);
+	free(s->addrs);
+	s->addrs = NULL;
+	sasl_creds_clear(&s->creds);
 	s->delayed_fail = fail;
+	free(s->delayed_text);
+	s->delayed_text = text != NULL ? xstrdup(text) : NULL;
 	session_enter_state(s, SESSION_AUTH_VERIFY);
-	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->auth.failure_delay * 1000);
+	loop_timer_in(s->loop, &s->timer, delay);
+}
+
+static void
+session_release_user(struct session *s)
+{
+	if (!s->per_user_counted)
+		return;
+	per_user_release(s->worker->server, s->user);
+	s->per_user_counted = false;
+}
+
+/* The login goes on to a backend: count it against limits.per_user first. */
+static void
+session_to_backend(struct session *s)
+{
+	unsigned cap = s->cfg->limits.per_user;
+
+	if (cap > 0 && !s->per_user_counted) {
+		if (!per_user_acquire(s->worker->server, s->user, cap)) {
+			route_unref(&s->route);
+			session_refuse(s, FAIL_USER_LIMIT, NULL,
+			    "limits.per_user reached");
+			return;
+		}
+		s->per_user_counted = true;
+	}
+	backend_try_host(s);
 }
 
 static void
@@ -743,13 +882,15 @@ verify_done(void *arg, enum dir_status status, struct route *unused,
 	s->lookup = NULL;
 	switch (status) {
 	case DIR_OK:
-		backend_try_host(s);
+		session_to_backend(s);
 		return;
-	case DIR_NOT_FOUND:
-		log_warning("login refused client=%s user=%s reason=\"directory: %s\"",
-		    s->peer, s->user, detail);
-		session_fail_later(s, FAIL_AUTH);
+	case DIR_NOT_FOUND: {
+		char reason[256];
+
+		snprintf(reason, sizeof(reason), "directory: %s", detail);
+		session_refuse(s, FAIL_AUTH, NULL, reason);
 		return;
+	}
 	case DIR_TEMPFAIL:
 		log_warning("login failed client=%s user=%s reason=\"password check: %s\"",
 		    s->peer, s->user, detail);
@@ -1118,14 +1259,23 @@ session_backend_failed(struct session *s, enum session_fail fail,
 {
 	if (!session_alive(s))
 		return;
+	if (!session_fail_temporary(fail) && !s->refusing) {
+		char reason[160];
+
+		if (fail == FAIL_AUTH)
+			snprintf(reason, sizeof(reason), "backend %s refused the "
+			    "credentials", s->backend_name);
+		else
+			str_copy(reason, session_fail_name(fail), sizeof(reason));
+		session_refuse(s, fail, text, reason);
+		return;
+	}
+	s->refusing = false;
+	session_release_user(s);
 	if (fail == FAIL_BACKEND)
 		log_warning("backend login failed client=%s user=%s backend=%s "
 		    "reason=\"%s\"", s->peer, session_user(s), s->backend_name,
 		    text != NULL ? text : "protocol error");
-	else if (fail == FAIL_AUTH)
-		log_warning("login refused client=%s user=%s backend=%s "
-		    "reason=\"backend refused the credentials\"", s->peer,
-		    session_user(s), s->backend_name);
 	else if (fail == FAIL_CONNECT || fail == FAIL_RESOLVE)
 		log_warning("login failed client=%s user=%s reason=\"no backend "
 		    "host answered\"", s->peer, session_user(s));
@@ -1176,6 +1326,10 @@ session_backend_ready(struct session *s)
 	    s->peer, s->proto->name, s->user, s->backend_name,
 	    s->route->backend_user ? " backend_user=" : "",
 	    s->route->backend_user ? s->route->backend_user : "");
+	/* The address's count stays: one good account must not launder it. */
+	if (s->cfg->limits.throttle)
+		throttle_reset(s->worker->server->throttle_user, s->user,
+		    strlen(s->user));
 	sasl_creds_clear(&s->creds);
 	s->proto->free(s);
 	free(s->backend_host);
@@ -1217,9 +1371,12 @@ session_timeout(struct timer *t)
 	case SESSION_AUTH_VERIFY:
 		if (s->delayed_fail != FAIL_NONE) {
 			enum session_fail fail = s->delayed_fail;
+			char *text = s->delayed_text;
 
 			s->delayed_fail = FAIL_NONE;
-			session_backend_failed(s, fail, NULL);
+			s->delayed_text = NULL;
+			session_backend_failed(s, fail, text);
+			free(text);
 			return;
 		}
 		FALLTHROUGH;

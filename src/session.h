@@ -64,6 +64,7 @@ enum session_fail {
 	FAIL_CONNECT,		/* connect refused or timed out: next address/host */
 	FAIL_BACKEND,		/* backend broke protocol, closed or stalled: [UNAVAILABLE] */
 	FAIL_DRAINED,		/* every host of the route is drained: [UNAVAILABLE] */
+	FAIL_USER_LIMIT,	/* limits.per_user reached: IMAP [LIMIT], POP3 [SYS/TEMP] */
 	FAIL_COUNT
 };
 
@@ -95,6 +96,9 @@ struct session {
 	size_t			 addr_pos;	/* addrs->a[] being tried */
 	enum session_fail	 last_fail;
 	enum session_fail	 delayed_fail;	/* sent when the failure delay ends */
+	char			*delayed_text;	/* the backend's reason for it, or NULL */
+	bool			 refusing;	/* the refusal is logged and throttled */
+	bool			 per_user_counted;	/* holds a limits.per_user slot */
 	char			 backend_name[80];
 	char			*backend_host;	/* route host relayed to, once known */
 

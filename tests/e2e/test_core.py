@@ -61,7 +61,8 @@ def config(imap_port: int, pop3_port: int):
     def render(p: dict) -> str:
         return """
 daemon = { threads = 2; log_level = "info"; drain = 5; };
-limits = { line_length = 8192; auth_failures = 3; bad_commands = 5; };
+limits = { line_length = 8192; auth_failures = 3; bad_commands = 5;
+           throttle = false; };  # one address fails on purpose all run long
 timeouts = { login = %d; connect = %d; backend = %d; lookup = 3; idle = 60; };
 listen = ( { protocol = "imap"; address = "127.0.0.1:%d"; tls = "none"; },
            { protocol = "pop3"; address = "127.0.0.1:%d"; tls = "none"; } );

@@ -101,6 +101,11 @@ START_TEST(test_empty_config_defaults)
 	ck_assert_uint_eq(c->limits.line_length, 65536);
 	ck_assert_uint_eq(c->limits.auth_failures, 3);
 	ck_assert_uint_eq(c->limits.bad_commands, 10);
+	ck_assert_uint_eq(c->limits.per_user, 0);
+	ck_assert(c->limits.throttle);
+	ck_assert_uint_eq(c->limits.throttle_entries, 100000);
+	ck_assert_uint_eq(c->limits.throttle_max, 30);
+	ck_assert_uint_eq(c->limits.throttle_window, 300);
 
 	ck_assert_uint_eq(c->timeouts.login, 60);
 	ck_assert_uint_eq(c->timeouts.idle, 1800);
@@ -208,7 +213,8 @@ START_TEST(test_every_key_applied)
 	    "daemon = { threads = 3; user = \"postern\"; pid_file = \"/run/p.pid\";\n"
 	    "  log_level = \"debug\"; log_format = \"json\"; drain = 7; };\n"
 	    "limits = { connections = 1000; per_ip = 20; line_length = 4096;\n"
-	    "  auth_failures = 5; bad_commands = 2; };\n"
+	    "  auth_failures = 5; bad_commands = 2; per_user = 4; throttle = false;\n"
+	    "  throttle_entries = 5000; throttle_max = 60; throttle_window = 90; };\n"
 	    "timeouts = { login = 30; idle = 600; connect = 3; lookup = 2; };\n"
 	    "tls = { cert = \"/c.pem\"; key = \"/k.pem\"; min_version = \"TLSv1.3\";\n"
 	    "  ciphers = \"HIGH\"; };\n"
@@ -239,6 +245,11 @@ START_TEST(test_every_key_applied)
 	ck_assert_uint_eq(c->limits.line_length, 4096);
 	ck_assert_uint_eq(c->limits.auth_failures, 5);
 	ck_assert_uint_eq(c->limits.bad_commands, 2);
+	ck_assert_uint_eq(c->limits.per_user, 4);
+	ck_assert(!c->limits.throttle);
+	ck_assert_uint_eq(c->limits.throttle_entries, 5000);
+	ck_assert_uint_eq(c->limits.throttle_max, 60);
+	ck_assert_uint_eq(c->limits.throttle_window, 90);
 	ck_assert_uint_eq(c->timeouts.login, 30);
 	ck_assert_uint_eq(c->timeouts.idle, 600);
 	ck_assert_uint_eq(c->timeouts.connect, 3);
@@ -536,6 +547,22 @@ START_TEST(test_out_of_range)
 	    "test.conf:1: limits.auth_failures: must be between 1 and 100");
 	ASSERT_BAD("limits = { bad_commands = 0; };",
 	    "test.conf:1: limits.bad_commands: must be between 1 and 1000");
+	ASSERT_BAD("limits = { per_user = -1; };",
+	    "test.conf:1: limits.per_user: must be between 0 and 10000000");
+	ASSERT_BAD("limits = { throttle = 1; };",
+	    "test.conf:1: limits.throttle: must be true or false");
+	ASSERT_BAD("limits = { throttle = \"yes\"; };",
+	    "test.conf:1: limits.throttle: must be true or false");
+	ASSERT_BAD("limits = { throttle_entries = 15; };",
+	    "test.conf:1: limits.throttle_entries: must be between 16 and 10000000");
+	ASSERT_BAD("limits = { throttle_max = 0; };",
+	    "test.conf:1: limits.throttle_max: must be between 1 and 3600");
+	ASSERT_BAD("limits = { throttle_max = 3601; };",
+	    "test.conf:1: limits.throttle_max: must be between 1 and 3600");
+	ASSERT_BAD("limits = { throttle_window = 0; };",
+	    "test.conf:1: limits.throttle_window: must be between 1 and 86400");
+	ASSERT_BAD("limits = { throttle_windwo = 10; };",
+	    "test.conf:1: limits.throttle_windwo: unknown key");
 	ASSERT_BAD("limits = { connections = -5; };",
 	    "test.conf:1: limits.connections: must be between 0 and 10000000");
 	ASSERT_BAD("timeouts = { login = 0; };",
