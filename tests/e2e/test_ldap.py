@@ -67,7 +67,7 @@ def ldap_config(uri: str, extra: str = "", *, auth: str = None, cache: str = Non
         return """
 daemon = { threads = 2; log_level = "info"; drain = 2; };
 timeouts = { login = 30; connect = 3; lookup = %d; };
-limits = { auth_failures = 10; };
+limits = { auth_failures = 10; throttle = false; };  # one client address, many refusals
 listen = ( { protocol = "imap"; address = "127.0.0.1:%d"; tls = "none"; },
            { protocol = "pop3"; address = "127.0.0.1:%d"; tls = "none"; } );
 directory = {

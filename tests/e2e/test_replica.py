@@ -51,7 +51,7 @@ def sync_config(uri: str, top: str = "", kick: bool = False):
         return """
 daemon = { threads = 2; log_level = "info"; drain = 2; %s };
 timeouts = { login = 30; connect = 3; lookup = %d; };
-limits = { auth_failures = 10; };
+limits = { auth_failures = 10; throttle = false; };  # one client address, many refusals
 listen = ( { protocol = "imap"; address = "127.0.0.1:%d"; tls = "none"; },
            { protocol = "pop3"; address = "127.0.0.1:%d"; tls = "none"; } );
 directory = {
