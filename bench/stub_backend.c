@@ -89,6 +89,8 @@ struct conn {
 
 static int		 epfd;
 static int		 verbose;
+static const char	*name = "";	/* -n: "Logged in NAME", to tell stubs apart */
+static const char	*name_sep = "";
 static char		*imap_msg;
 static size_t		 imap_msg_len;
 static char		*pop_msg;	/* dot-stuffed, with terminator */
@@ -131,7 +133,8 @@ usage(void)
 	    "usage: stub_backend [-v] [-a address] [-i imap_port] "
 	    "[-p pop3_port]\n"
 	    "                    [-m imap_msg_bytes] [-M pop3_msg_bytes] "
-	    "[-f portfile]\n"
+	    "[-f portfile] [-n name]\n"
+	    "  -n adds the name to the IMAP login OK text (\"Logged in name\").\n"
 	    "  port 0 picks a free port; the ports in use are printed on\n"
 	    "  stdout and, with -f, written to portfile "
 	    "(\"imap N\" / \"pop3 N\").\n");
@@ -750,7 +753,8 @@ imap_login_result(struct conn *c, const char *tag, const char *user)
 	n_logins++;
 	c->authed = 1;
 	snprintf(c->user, sizeof(c->user), "%s", user);
-	out_fmt(c, "%s OK [CAPABILITY " CAPS_AUTHED "] Logged in\r\n", tag);
+	out_fmt(c, "%s OK [CAPABILITY " CAPS_AUTHED "] Logged in%s%s\r\n", tag,
+	    name_sep, name);
 }
 
 static void
@@ -1008,7 +1012,7 @@ main(int argc, char *argv[])
 	int			 ch, imap_port = -1, pop_port = -1, n, bound;
 	FILE			*fp;
 
-	while ((ch = getopt(argc, argv, "a:f:hi:M:m:p:v")) != -1) {
+	while ((ch = getopt(argc, argv, "a:f:hi:M:m:n:p:v")) != -1) {
 		switch (ch) {
 		case 'a':
 			addr = optarg;
@@ -1035,6 +1039,10 @@ main(int argc, char *argv[])
 			pop_size = strtoul(optarg, &ep, 10);
 			if (*ep != '\0' || pop_size > 64UL * 1024 * 1024)
 				usage();
+			break;
+		case 'n':
+			name = optarg;
+			name_sep = " ";
 			break;
 		case 'v':
 			verbose = 1;
