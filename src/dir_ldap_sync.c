@@ -358,7 +358,10 @@ on_result(struct dir_sync *ds, LDAP *ld, LDAPMessage *m, const char *uri)
 	snprintf(why, sizeof(why), "ldap sync: %s ended the search: %s%s%s%s",
 	    uri, ldap_err2string(err), text != NULL && *text != '\0' ? ": " : "",
 	    text != NULL ? text : "", err == LDAP_NO_SUCH_OBJECT ? " (does "
-	    "directory.ldap.base exist, and may postern read that entry?)" : "");
+	    "directory.ldap.base exist, and may postern read that entry?)" :
+	    err == LDAP_SIZELIMIT_EXCEEDED ? " (the replica holds every "
+	    "routing entry: lift the provider's size limit for bind_dn, see "
+	    "doc/ldap.md)" : "");
 	log_limited(&ds->log_down, SYNC_LOG_EVERY_MS, LOG_LVL_WARNING, "%s", why);
 	if (!atomic_load(&ds->ready))
 		start_done(ds, -1, why);
