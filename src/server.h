@@ -86,6 +86,9 @@ struct worker {
 	uint64_t		 logins_tempfail;	/* directory or backends down */
 };
 
+/* Repeated warnings (refused connections, bad PROXY headers): once per this. */
+#define LOG_EVERY_MS		10000
+
 /* Open connections per client address, for limits.per_ip. */
 #define PER_IP_SHARDS	16
 
@@ -103,6 +106,7 @@ struct server {
 	unsigned		 auto_connections;	/* when limits.connections = 0 */
 	struct per_ip_shard	 per_ip[PER_IP_SHARDS];
 	struct log_limit	 log_refused, log_accept;
+	struct log_limit	 log_proxy;	/* untrusted or bad PROXY headers */
 	time_t			 started;	/* wall clock, for uptime */
 
 	/* For the control socket: all behind mtx. */
