@@ -438,7 +438,7 @@ proxy_trusted(struct server *srv, const struct config *cfg,
 		return true;
 	sockaddr_format((const struct sockaddr *)peer, who, sizeof(who));
 	close(fd);
-	log_limited(&srv->log_proxy, LOG_EVERY_MS, LOG_LVL_WARNING,
+	log_limited(&srv->log_untrusted, LOG_EVERY_MS, LOG_LVL_WARNING,
 	    "connection refused on %s: %s is not in proxy.trusted_networks",
 	    l->cfg.address, who);
 	return false;

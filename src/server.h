@@ -106,7 +106,8 @@ struct server {
 	unsigned		 auto_connections;	/* when limits.connections = 0 */
 	struct per_ip_shard	 per_ip[PER_IP_SHARDS];
 	struct log_limit	 log_refused, log_accept;
-	struct log_limit	 log_proxy;	/* untrusted or bad PROXY headers */
+	struct log_limit	 log_untrusted;	/* proxy_protocol: peer not trusted */
+	struct log_limit	 log_proxy;	/* bad or missing PROXY headers */
 	time_t			 started;	/* wall clock, for uptime */
 
 	/* For the control socket: all behind mtx. */
