@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -26,7 +27,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fixtures.common import free_ports, make_tempdir, remove_tempdir, wait_port  # noqa: E402
+from fixtures.common import (free_ports, make_tempdir, make_test_ca,  # noqa: E402
+                             remove_tempdir, wait_port)
 from fixtures.hostile import HostileBackend, wait_until  # noqa: E402
 from fixtures.postern import Postern  # noqa: E402
 from lib import Raw, main  # noqa: E402
@@ -42,6 +44,8 @@ P = None
 ID_STORE = None            # HostileBackend: records the ID fields
 BACKENDS = {}              # name -> TinyBackend
 TMP = None
+CERTS = None
+IMAPS_PORT = None          # implicit TLS, proxy_protocol too
 
 
 def v1(src: str, sport: int, dst: str = "198.51.100.1", dport: int = 143) -> bytes:
@@ -107,8 +111,9 @@ class TinyBackend:
     first reads a PROXY header; with `xclient` its POP3 CAPA lists XCLIENT.
     Records, per connection, the header and every line received."""
 
-    def __init__(self, proto: str, *, proxy: bool = False, xclient: bool = False):
-        self.proto, self.proxy, self.xclient = proto, proxy, xclient
+    def __init__(self, proto: str, *, proxy: bool = False, xclient: bool = False,
+                 tls: ssl.SSLContext = None):
+        self.proto, self.proxy, self.xclient, self.tls = proto, proxy, xclient, tls
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -136,6 +141,9 @@ class TinyBackend:
         try:
             if self.proxy:
                 rec["header"] = read_proxy_header(conn)
+            if self.tls is not None:
+                # The PROXY header came first, in clear; TLS after it.
+                conn = self.tls.wrap_socket(conn, server_side=True)
             f = conn.makefile("rb")
             if self.proto == "imap":
                 self._imap(conn, f, rec)
@@ -187,8 +195,11 @@ def config(p: dict) -> str:
 daemon = { threads = 2; log_level = "info"; drain = 3; };
 limits = { per_ip = %d; };
 timeouts = { login = 10; connect = 2; backend = 4; lookup = 2; proxy_header = %d; };
+tls = { cert = "%s"; key = "%s"; };
 listen = ( { protocol = "imap"; address = "127.0.0.1:%d"; proxy_protocol = true; },
-           { protocol = "pop3"; address = "127.0.0.1:%d"; proxy_protocol = true; } );
+           { protocol = "pop3"; address = "127.0.0.1:%d"; proxy_protocol = true; },
+           { protocol = "imap"; address = "127.0.0.1:%d"; tls = "implicit";
+             proxy_protocol = true; } );
 proxy = { trusted_networks = [ "%s/32", "::1/128" ]; };
 directory = { type = "file"; file = { path = "%s"; }; };
 backends = (
@@ -197,10 +208,13 @@ backends = (
   { name = "ppv1"; addresses = "127.0.0.1"; pop3_port = %d; proxy_protocol = "v1"; },
   { name = "xc"; addresses = "127.0.0.1"; pop3_port = %d; xclient = true; },
   { name = "noxc"; addresses = "127.0.0.1"; pop3_port = %d; xclient = true; },
-  { name = "plain"; addresses = "127.0.0.1"; pop3_port = %d; }
+  { name = "plain"; addresses = "127.0.0.1"; pop3_port = %d; },
+  { name = "ppv2tls"; addresses = "127.0.0.1"; imap_port = %d; proxy_protocol = "v2";
+    tls = "implicit"; ca_file = "%s"; }
 );
-""" % (PER_IP, HEADER_TIMEOUT, p["imap"], p["pop3"], TRUSTED, p["popmap"], ID_STORE.port,
-       b["ppv2"].port, b["ppv1"].port, b["xc"].port, b["noxc"].port, b["plain"].port)
+""" % (PER_IP, HEADER_TIMEOUT, CERTS.cert, CERTS.key, p["imap"], p["pop3"], IMAPS_PORT,
+       TRUSTED, p["popmap"], ID_STORE.port, b["ppv2"].port, b["ppv1"].port, b["xc"].port,
+       b["noxc"].port, b["plain"].port, b["ppv2tls"].port, CERTS.ca_cert)
 
 
 POPMAP = """idcheck idstore
@@ -209,18 +223,24 @@ ppv1 ppv1
 xc xc
 noxc noxc
 plain plain
+ppv2tls ppv2tls
 """
 
 
 def setUpModule():
-    global P, ID_STORE, TMP
+    global P, ID_STORE, TMP, CERTS, IMAPS_PORT
     TMP = make_tempdir("postern-proxy-")
+    CERTS = make_test_ca(TMP, ["localhost", "127.0.0.1", "ppv2tls"])
+    IMAPS_PORT, = free_ports(1)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(CERTS.cert, CERTS.key)
     ID_STORE = HostileBackend("imap").start()
     BACKENDS["ppv2"] = TinyBackend("imap", proxy=True)
     BACKENDS["ppv1"] = TinyBackend("pop3", proxy=True)
     BACKENDS["xc"] = TinyBackend("pop3", xclient=True)
     BACKENDS["noxc"] = TinyBackend("pop3")
     BACKENDS["plain"] = TinyBackend("pop3")
+    BACKENDS["ppv2tls"] = TinyBackend("imap", proxy=True, tls=server_tls)
     P = Postern(config, popmap=POPMAP).start()
 
 
@@ -384,6 +404,34 @@ class ProxyIn(unittest.TestCase):
             finally:
                 r.close()
         settle(again, timeout=5)
+
+
+class ProxyTls(unittest.TestCase):
+    """Implicit TLS: the PROXY header comes first on the TCP stream, both
+    towards postern and from postern towards the backend."""
+
+    def test_header_then_tls_both_ways(self):
+        ctx = ssl.create_default_context(cafile=CERTS.ca_cert)
+        raw = socket.create_connection(("127.0.0.1", IMAPS_PORT), timeout=PATIENCE,
+                                       source_address=(TRUSTED, 0))
+        # Header and ClientHello back to back: postern must read no byte
+        # of the handshake as part of the header.
+        raw.sendall(v2("203.0.113.41", 40041, dport=993))
+        with ctx.wrap_socket(raw, server_hostname="localhost") as t:
+            f = t.makefile("rb")
+            self.assertTrue(f.readline().startswith(b"* OK"))
+            t.sendall(b"a LOGIN ppv2tls pw\r\n")
+            line = f.readline()
+            while line.startswith(b"* "):
+                line = f.readline()
+            self.assertTrue(line.startswith(b"a OK"), (line, [
+                l for l in P.log().splitlines() if "203.0.113.41" in l]))
+            t.sendall(b"b LOGOUT\r\n")
+        b = BACKENDS["ppv2tls"]
+        self.assertEqual(b.errors, [])
+        self.assertEqual(b.sessions[-1]["header"],
+                         {"version": 2, "src": "203.0.113.41", "sport": 40041})
+        settle(lambda: "login ok client=203.0.113.41:40041" in P.log())
 
 
 class ProxyOut(unittest.TestCase):
