@@ -279,7 +279,7 @@ proxy_header_step(struct session *s)
 		return;
 	}
 	do
-		n = recv(c->fd, p, PROXY_HEADER_MAX - have, MSG_PEEK);
+		n = recv(c->fd, p, avail, MSG_PEEK);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 		session_update_client(s);
