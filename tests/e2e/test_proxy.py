@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fixtures.common import (free_ports, make_tempdir, make_test_ca,  # noqa: E402
                              remove_tempdir, wait_port)
 from fixtures.hostile import HostileBackend, wait_until  # noqa: E402
-from fixtures.postern import Postern  # noqa: E402
+from fixtures.postern import Postern, binary  # noqa: E402
 from lib import Raw, main  # noqa: E402
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -192,7 +192,7 @@ class TinyBackend:
 def config(p: dict) -> str:
     b = BACKENDS
     return """
-daemon = { threads = 2; log_level = "info"; drain = 3; };
+daemon = { threads = 2; log_level = "info"; drain = 3; control = "%s/ctl.sock"; };
 limits = { per_ip = %d; };
 timeouts = { login = 10; connect = 2; backend = 4; lookup = 2; proxy_header = %d; };
 tls = { cert = "%s"; key = "%s"; };
@@ -212,7 +212,7 @@ backends = (
   { name = "ppv2tls"; addresses = "127.0.0.1"; imap_port = %d; proxy_protocol = "v2";
     tls = "implicit"; ca_file = "%s"; }
 );
-""" % (PER_IP, HEADER_TIMEOUT, CERTS.cert, CERTS.key, p["imap"], p["pop3"], IMAPS_PORT,
+""" % (p["dir"], PER_IP, HEADER_TIMEOUT, CERTS.cert, CERTS.key, p["imap"], p["pop3"], IMAPS_PORT,
        TRUSTED, p["popmap"], ID_STORE.port, b["ppv2"].port, b["ppv1"].port, b["xc"].port,
        b["noxc"].port, b["plain"].port, b["ppv2tls"].port, CERTS.ca_cert)
 
@@ -325,6 +325,20 @@ class ProxyIn(unittest.TestCase):
         self.assertEqual(id_field(s, "x-originating-ip"), "2001:db8::7")
         self.assertEqual(id_field(s, "x-originating-port"), "40002")
         settle(lambda: "login ok client=[2001:db8::7]:40002" in P.log(), timeout=5)
+
+    def test_ctl_sessions_shows_header_address(self):
+        r = Raw(P.imap_port, timeout=PATIENCE, source=TRUSTED)
+        try:
+            r.send(v1("203.0.113.61", 40061))
+            self.assertTrue(r.line().startswith(b"* OK"))
+            r.send(b"a LOGIN idcheck pw\r\n")
+            self.assertTrue(r.until(b"a ")[-1].startswith(b"a OK"))
+            out = subprocess.run([binary(), "ctl", "-c", P.conf_path, "sessions"],
+                                 capture_output=True, timeout=30)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn(b"client=203.0.113.61:40061", out.stdout)
+        finally:
+            r.close()
 
     def test_v2_local_keeps_peer(self):
         local = V2_SIG + bytes([0x20, 0x00, 0x00, 0x00])
