@@ -278,6 +278,8 @@ proxy_header_step(struct session *s)
 		session_close(s, "out of memory");
 		return;
 	}
+	if (avail > PROXY_HEADER_MAX - have)
+		avail = PROXY_HEADER_MAX - have;	/* the most a header can still need */
 	do
 		n = recv(c->fd, p, avail, MSG_PEEK);
 	while (n < 0 && errno == EINTR);
