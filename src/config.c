@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <ldap.h>
 #include <libconfig.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -216,6 +217,7 @@ config_defaults(struct config *c)
 	c->timeouts.connect = 10;
 	c->timeouts.backend = 30;
 	c->timeouts.lookup = 5;
+	c->timeouts.proxy_header = 5;
 	c->tls.cert = xstrdup("");
 	c->tls.key = xstrdup("");
 	c->tls.min_version = xstrdup("TLSv1.2");
@@ -368,6 +370,7 @@ load_timeouts(struct loader *ld, const config_setting_t *root, struct config *c)
 		{ "connect", 1, 3600, offsetof(struct config, timeouts.connect) },
 		{ "backend", 1, 3600, offsetof(struct config, timeouts.backend) },
 		{ "lookup", 1, 3600, offsetof(struct config, timeouts.lookup) },
+		{ "proxy_header", 1, 60, offsetof(struct config, timeouts.proxy_header) },
 	};
 
 	return load_uint_group(ld, root, "timeouts", table, nitems(table), NULL, c);
@@ -472,7 +475,8 @@ add_listen(struct config *c, enum proto_id proto, const char *addr,
 static int
 load_listen(struct loader *ld, const config_setting_t *root, struct config *c)
 {
-	static const char *const keys[] = { "protocol", "address", "tls", NULL };
+	static const char *const keys[] = { "protocol", "address", "tls",
+	    "proxy_protocol", NULL };
 	const config_setting_t *list = config_setting_get_member(root, "listen");
 	int n;
 
@@ -502,7 +506,8 @@ load_listen(struct loader *ld, const config_setting_t *root, struct config *c)
 		    get_enum(ld, g, path, "protocol", proto_names, PROTO_COUNT, &p) < 0 ||
 		    get_str(ld, g, path, "address", &l->address) < 0 ||
 		    get_enum(ld, g, path, "tls", tls_mode_names,
-		    nitems(tls_mode_names), &tls) < 0) {
+		    nitems(tls_mode_names), &tls) < 0 ||
+		    get_bool(ld, g, path, "proxy_protocol", &l->proxy_protocol) < 0) {
 			free(proto);
 			return -1;
 		}
@@ -973,7 +978,9 @@ static int
 load_backends(struct loader *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const keys[] = { "name", "addresses", "imap_port",
-	    "pop3_port", "tls", "verify", "ca_file", NULL };
+	    "pop3_port", "tls", "verify", "ca_file", "proxy_protocol", "xclient",
+	    NULL };
+	static const char *const proxies[] = { "none", "v1", "v2" };
 	const config_setting_t *list = config_setting_get_member(root, "backends");
 	int n;
 
@@ -988,7 +995,7 @@ load_backends(struct loader *ld, const config_setting_t *root, struct config *c)
 		struct backend_cfg *b = &c->backends[i];
 		char path[32], *addrs = NULL, *save = NULL;
 		unsigned imap = 0, pop3 = 0;
-		int tls = TLS_MODE_NONE;
+		int tls = TLS_MODE_NONE, proxy = BACKEND_PROXY_NONE;
 
 		snprintf(path, sizeof(path), "backends[%d]", i);
 		c->nbackends++;
@@ -1004,7 +1011,10 @@ load_backends(struct loader *ld, const config_setting_t *root, struct config *c)
 		    get_enum(ld, g, path, "tls", tls_mode_names,
 		    nitems(tls_mode_names), &tls) < 0 ||
 		    get_bool(ld, g, path, "verify", &b->verify) < 0 ||
-		    get_str(ld, g, path, "ca_file", &b->ca_file) < 0) {
+		    get_str(ld, g, path, "ca_file", &b->ca_file) < 0 ||
+		    get_enum(ld, g, path, "proxy_protocol", proxies,
+		    nitems(proxies), &proxy) < 0 ||
+		    get_bool(ld, g, path, "xclient", &b->xclient) < 0) {
 			free(addrs);
 			return -1;
 		}
@@ -1027,11 +1037,129 @@ load_backends(struct loader *ld, const config_setting_t *root, struct config *c)
 		b->port[PROTO_IMAP] = (uint16_t)imap;
 		b->port[PROTO_POP3] = (uint16_t)pop3;
 		b->tls = (enum tls_mode)tls;
+		b->proxy_protocol = (enum backend_proxy)proxy;
 		for (int k = 0; k < i; k++)
 			if (strcasecmp(c->backends[k].name, b->name) == 0)
 				return fail(ld, g, path, "name \"%s\" is already used",
 				    b->name);
 	}
+	return 0;
+}
+
+int
+cidr_parse(const char *text, struct cidr *out)
+{
+	char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
+	unsigned long prefix;
+	unsigned max;
+
+	if (strlen(text) >= sizeof(buf))
+		return -1;
+	memcpy(buf, text, strlen(text) + 1);
+	memset(out, 0, sizeof(*out));
+	if ((slash = strchr(buf, '/')) != NULL)
+		*slash++ = '\0';
+	if (inet_pton(AF_INET, buf, out->addr) == 1) {
+		out->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+		out->family = AF_INET6;
+		max = 128;
+	} else
+		return -1;
+	out->prefix = max;
+	if (slash == NULL)
+		return 0;
+	if (*slash < '0' || *slash > '9')
+		return -1;
+	prefix = strtoul(slash, &end, 10);
+	if (*end != '\0' || prefix > max)
+		return -1;
+	out->prefix = (unsigned)prefix;
+	/* Host bits set ("10.1.2.3/8") are a typo for a wider or narrower block. */
+	for (unsigned bit = out->prefix; bit < max; bit++)
+		if (out->addr[bit / 8] & (0x80 >> (bit % 8)))
+			return -1;
+	return 0;
+}
+
+static bool
+prefix_equal(const unsigned char *a, const unsigned char *b, unsigned bits)
+{
+	if (memcmp(a, b, bits / 8) != 0)
+		return false;
+	if (bits % 8 == 0)
+		return true;
+	return ((a[bits / 8] ^ b[bits / 8]) & (0xff00 >> (bits % 8))) == 0;
+}
+
+bool
+cidr_match(const struct cidr *list, size_t n, const struct sockaddr *sa)
+{
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff };
+	const unsigned char *a4 = NULL, *a6 = NULL;
+
+	if (sa->sa_family == AF_INET)
+		a4 = (const unsigned char *)&((const struct sockaddr_in *)
+		    (const void *)sa)->sin_addr;
+	else if (sa->sa_family == AF_INET6) {
+		a6 = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+		if (memcmp(a6, mapped, sizeof(mapped)) == 0)
+			a4 = a6 + 12;
+	} else
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (list[i].family == AF_INET && a4 != NULL &&
+		    prefix_equal(list[i].addr, a4, list[i].prefix))
+			return true;
+		if (list[i].family == AF_INET6 && a6 != NULL &&
+		    prefix_equal(list[i].addr, a6, list[i].prefix))
+			return true;
+	}
+	return false;
+}
+
+/* proxy = { trusted_networks = [ "10.0.0.0/8", ... ]; } */
+static int
+load_proxy(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = { "trusted_networks", NULL };
+	const char *key = "proxy.trusted_networks";
+	const config_setting_t *g, *list;
+	int n;
+
+	if (get_group(ld, root, "", "proxy", &g) < 0)
+		return -1;
+	if (g != NULL && check_keys(ld, g, "proxy", keys) < 0)
+		return -1;
+	list = g != NULL ? config_setting_get_member(g, "trusted_networks") : NULL;
+	if (list != NULL) {
+		if (config_setting_type(list) != CONFIG_TYPE_ARRAY &&
+		    config_setting_type(list) != CONFIG_TYPE_LIST)
+			return fail(ld, list, key, "must be a list of CIDR strings");
+		n = config_setting_length(list);
+		c->proxy.trusted_networks = xcalloc((size_t)n + 1,
+		    sizeof(*c->proxy.trusted_networks));
+		for (int i = 0; i < n; i++) {
+			const config_setting_t *e = config_setting_get_elem(list,
+			    (unsigned)i);
+			const char *v;
+
+			if (config_setting_type(e) != CONFIG_TYPE_STRING)
+				return fail(ld, list, key, "must be a list of CIDR strings");
+			v = config_setting_get_string(e);
+			if (cidr_parse(v, &c->proxy.trusted_networks[i]) < 0)
+				return fail(ld, e, key, "\"%s\" is not an address or "
+				    "a network (address/prefix, no host bits)", v);
+			c->proxy.ntrusted_networks++;
+		}
+	}
+	for (size_t i = 0; i < c->nlisten; i++)
+		if (c->listen[i].proxy_protocol && c->proxy.ntrusted_networks == 0)
+			return fail(ld, list != NULL ? list : g, key, "listen %s has "
+			    "proxy_protocol = true: list the balancers that may "
+			    "send PROXY headers", c->listen[i].address);
 	return 0;
 }
 
@@ -1049,7 +1177,7 @@ config_build(struct loader *ld, config_t *cf, struct config **config_r)
 {
 	static const char *const keys[] = { "daemon", "limits", "timeouts", "tls",
 	    "listen", "username", "capability", "directory", "backend",
-	    "backends", "auth", NULL };
+	    "backends", "auth", "proxy", NULL };
 	const config_setting_t *root = config_root_setting(cf);
 	struct config *c = xcalloc(1, sizeof(*c));
 
@@ -1066,7 +1194,8 @@ config_build(struct loader *ld, config_t *cf, struct config **config_r)
 	    load_directory(ld, root, c) < 0 ||
 	    load_backend(ld, root, c) < 0 ||
 	    load_backends(ld, root, c) < 0 ||
-	    load_auth(ld, root, c) < 0) {
+	    load_auth(ld, root, c) < 0 ||
+	    load_proxy(ld, root, c) < 0) {
 		config_free(&c);
 		return -1;
 	}
@@ -1192,6 +1321,7 @@ config_free(struct config **configp)
 		free(b->ca_file);
 	}
 	free(c->backends);
+	free(c->proxy.trusted_networks);
 	free(c->master.master_user);
 	secret_free(&c->master.master_password);
 	free(c);

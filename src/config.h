@@ -53,6 +53,7 @@ struct listen_cfg {
 	enum proto_id		 proto;
 	char			*address;	/* as written, for logs */
 	enum tls_mode		 tls;
+	bool			 proxy_protocol;	/* a PROXY header comes first */
 	struct sockaddr_storage	 addr;
 	socklen_t		 addrlen;
 };
@@ -88,6 +89,20 @@ enum on_move {
 	ON_MOVE_KICK,		/* live sessions on the old store are closed */
 };
 
+/* An address block of proxy.trusted_networks: family, bytes, prefix length. */
+struct cidr {
+	int		 family;	/* AF_INET or AF_INET6 */
+	unsigned char	 addr[16];
+	unsigned	 prefix;
+};
+
+/* What a named backend is told of the client before its greeting. */
+enum backend_proxy {
+	BACKEND_PROXY_NONE,
+	BACKEND_PROXY_V1,	/* PROXY protocol v1 (text) */
+	BACKEND_PROXY_V2,	/* PROXY protocol v2 (binary) */
+};
+
 /* A named store: the directory may name it instead of a host. */
 struct backend_cfg {
 	char		*name;
@@ -97,6 +112,8 @@ struct backend_cfg {
 	enum tls_mode	 tls;
 	bool		 verify;
 	char		*ca_file;
+	enum backend_proxy proxy_protocol;	/* header sent before anything */
+	bool		 xclient;	/* POP3: ask CAPA, send XCLIENT if listed */
 };
 
 struct config {
@@ -131,7 +148,14 @@ struct config {
 		unsigned	 connect;	/* seconds per backend address */
 		unsigned	 backend;	/* seconds, connected to logged in */
 		unsigned	 lookup;	/* seconds for a directory answer */
+		unsigned	 proxy_header;	/* seconds for a PROXY header */
 	} timeouts;
+
+	struct {
+		/* Peers that may send a PROXY header (proxy_protocol listeners). */
+		struct cidr	*trusted_networks;
+		size_t		 ntrusted_networks;
+	} proxy;
 
 	struct {
 		char	*cert;
@@ -202,6 +226,12 @@ int		 config_load(const char *path, struct config **config_r,
 int		 config_load_string(const char *name, const char *text,
 		    struct config **config_r, char *err, size_t errlen);
 void		 config_free(struct config **configp);
+
+/* Is the address in one of the blocks?  IPv4-mapped IPv6 counts as IPv4. */
+bool		 cidr_match(const struct cidr *list, size_t n,
+		    const struct sockaddr *sa);
+/* Parse "a.b.c.d/n", "x::y/n" or a bare address (a host).  0 or -1. */
+int		 cidr_parse(const char *text, struct cidr *out);
 
 const char	*proto_name(enum proto_id proto);
 const char	*tls_mode_name(enum tls_mode mode);

@@ -551,16 +551,12 @@ send_id(struct session *s)
 		{ (char *)"x-connected-ip", lip },
 		{ (char *)"x-connected-port", lport },
 	};
-	struct sockaddr_storage local;
-	socklen_t llen = sizeof(local);
 	struct buf b;
 	int rc;
 
+	/* Both as a PROXY header gave them, if one came. */
 	sockaddr_split(&s->peer_addr.sa, ip, sizeof(ip), port, sizeof(port));
-	if (getsockname(s->client.fd, (struct sockaddr *)&local, &llen) < 0)
-		memset(&local, 0, sizeof(local));
-	sockaddr_split((struct sockaddr *)&local, lip, sizeof(lip), lport,
-	    sizeof(lport));
+	sockaddr_split(&s->local_addr.sa, lip, sizeof(lip), lport, sizeof(lport));
 	buf_init(&b, IMAP_ID_WIRE_MAX + 16);
 	(void)buf_append_str(&b, "P0 ID ");
 	if (imap_id_format(&b, ours, nitems(ours), is->id) < 0 ||

@@ -1,7 +1,9 @@
 #include "autoconf.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "pop3_parse.h"
@@ -26,6 +28,9 @@ enum pop3_mode {
 enum pop3_backend_step {
 	STEP_GREETING,
 	STEP_STLS,
+	STEP_CAPA,		/* xclient: its +OK */
+	STEP_CAPA_LIST,		/* xclient: capabilities up to "." */
+	STEP_XCLIENT,
 	STEP_USER,
 	STEP_PASS,
 };
@@ -35,6 +40,7 @@ struct pop3_state {
 	char			*user;		/* from USER, until PASS */
 	size_t			 userlen;
 	enum pop3_backend_step	 step;
+	bool			 xclient;	/* the backend's CAPA lists XCLIENT */
 };
 
 static struct pop3_state *
@@ -364,6 +370,49 @@ begin_login(struct session *s)
 	return true;
 }
 
+/*
+ * A backend configured with xclient = true is asked for its CAPA before
+ * the login (the one extra round trip, only there); if it lists XCLIENT --
+ * Dovecot does for proxies in its login_trusted_networks -- it is told who
+ * the client is, as IMAP ID does for IMAP.  Others get the login at once.
+ */
+static bool
+after_greeting(struct session *s)
+{
+	const struct backend_cfg *b = config_backend(s->cfg,
+	    s->route->hosts[s->host_idx].host);
+
+	if (b != NULL && b->xclient) {
+		st(s)->xclient = false;
+		st(s)->step = STEP_CAPA;
+		return session_backend_send(s, "CAPA\r\n", 6) == 0;
+	}
+	return begin_login(s);
+}
+
+static bool
+send_xclient(struct session *s)
+{
+	char ip[INET6_ADDRSTRLEN] = "", port[8] = "";
+
+	sockaddr_split(&s->peer_addr.sa, ip, sizeof(ip), port, sizeof(port));
+	if (ip[0] == '\0')
+		return begin_login(s);
+	st(s)->step = STEP_XCLIENT;
+	return session_backend_printf(s, "XCLIENT ADDR=%s PORT=%s SESSION=%s\r\n",
+	    ip, port, s->id) == 0;
+}
+
+/* One line of the CAPA list: its first word, case-insensitively. */
+static void
+capa_line(struct session *s, const char *line)
+{
+	size_t n = strcspn(line, " ");
+
+	if (n == 7 && strncasecmp(line, "XCLIENT", 7) == 0)
+		st(s)->xclient = true;
+}
+
 static bool
 line_printable(const char *s)
 {
@@ -388,6 +437,15 @@ backend_line(struct session *s, char *line)
 	struct pop3_state *ps = st(s);
 	bool ok = strncmp(line, "+OK", 3) == 0;
 
+	if (ps->step == STEP_CAPA_LIST) {
+		if (strcmp(line, ".") != 0) {
+			capa_line(s, line);
+			return true;
+		}
+		if (ps->xclient)
+			return send_xclient(s);
+		return begin_login(s);
+	}
 	if (!ok && strncmp(line, "-ERR", 4) != 0) {
 		session_backend_failed(s, FAIL_BACKEND, "unexpected reply");
 		return false;
@@ -403,6 +461,19 @@ backend_line(struct session *s, char *line)
 			return session_backend_send(s, "STLS\r\n", 6) == 0;
 		}
 		session_enter_state(s, SESSION_BACKEND_LOGIN);
+		return after_greeting(s);
+	case STEP_CAPA:
+		if (!ok)
+			return begin_login(s);	/* no CAPA: no XCLIENT either */
+		ps->step = STEP_CAPA_LIST;
+		return true;
+	case STEP_CAPA_LIST:
+		return false;		/* handled above */
+	case STEP_XCLIENT:
+		if (!ok)
+			log_warning("backend refused XCLIENT client=%s backend=%s "
+			    "reason=\"%s\"", s->peer, s->backend_name,
+			    line_printable(line) ? status_text(line) : "?");
 		return begin_login(s);
 	case STEP_STLS:
 		if (!ok) {
@@ -441,7 +512,7 @@ pop3_backend_input(struct session *s)
 static void
 pop3_backend_tls_ready(struct session *s)
 {
-	(void)begin_login(s);
+	(void)after_greeting(s);
 }
 
 static void

@@ -29,7 +29,6 @@
 #define PIPE_SIZE		(256 * 1024)
 /* Out of descriptors: the listener rests this long before accepting again. */
 #define ACCEPT_PAUSE_MS		100
-#define LOG_EVERY_MS		10000	/* repeated warnings: once per this */
 /* Descriptors kept back from limits.connections' automatic value. */
 #define FD_RESERVE		64
 
@@ -522,6 +521,29 @@ refuse(struct server *srv, int fd, const struct listener *l, const char *why)
 	    "connection refused on %s: %s", l->cfg.address, why);
 }
 
+/*
+ * A proxy_protocol listener takes PROXY headers from proxy.trusted_networks
+ * only: anyone else could claim any address.  The others are closed without
+ * a word (they may not even speak IMAP or POP3), with one warning per
+ * interval however many there are.
+ */
+static bool
+proxy_trusted(struct server *srv, const struct config *cfg,
+    const struct listener *l, int fd, const struct sockaddr_storage *peer)
+{
+	char who[64];
+
+	if (cidr_match(cfg->proxy.trusted_networks, cfg->proxy.ntrusted_networks,
+	    (const struct sockaddr *)peer))
+		return true;
+	sockaddr_format((const struct sockaddr *)peer, who, sizeof(who));
+	close(fd);
+	log_limited(&srv->log_untrusted, LOG_EVERY_MS, LOG_LVL_WARNING,
+	    "connection refused on %s: %s is not in proxy.trusted_networks",
+	    l->cfg.address, who);
+	return false;
+}
+
 static void
 listener_resume(struct timer *t)
 {
@@ -583,6 +605,16 @@ listener_event(struct watch *wt, uint32_t events)
 		if (limit > 0 && n > limit) {
 			atomic_fetch_sub(&srv->connections, 1);
 			refuse(srv, fd, l, "limits.connections reached");
+			continue;
+		}
+		if (l->cfg.proxy_protocol) {
+			if (!proxy_trusted(srv, cfg, l, fd, &peer)) {
+				atomic_fetch_sub(&srv->connections, 1);
+				continue;
+			}
+			/* limits.per_ip counts the header's address, later. */
+			session_start(w, w->gen, &l->cfg, fd,
+			    (struct sockaddr *)&peer, false);
 			continue;
 		}
 		if (!per_ip_acquire(srv, (struct sockaddr *)&peer,

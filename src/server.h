@@ -86,6 +86,9 @@ struct worker {
 	uint64_t		 logins_tempfail;	/* directory or backends down */
 };
 
+/* Repeated warnings (refused connections, bad PROXY headers): once per this. */
+#define LOG_EVERY_MS		10000
+
 /* Open connections per client address, for limits.per_ip. */
 #define PER_IP_SHARDS	16
 
@@ -119,6 +122,8 @@ struct server {
 	/* Failed logins (limits.throttle), by client address and by user. */
 	struct throttle		*throttle_addr, *throttle_user;
 	struct log_limit	 log_refused, log_accept, log_per_user;
+	struct log_limit	 log_untrusted;	/* proxy_protocol: peer not trusted */
+	struct log_limit	 log_proxy;	/* bad or missing PROXY headers */
 	time_t			 started;	/* wall clock, for uptime */
 
 	/* For the control socket: all behind mtx. */

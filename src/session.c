@@ -46,6 +46,7 @@
 #define LINGER_BYTES		(256 * 1024)
 
 static const char *const state_names[] = {
+	[SESSION_PROXY_HEADER] = "PROXY_HEADER",
 	[SESSION_GREETING] = "GREETING",
 	[SESSION_TLS_HANDSHAKE] = "TLS_HANDSHAKE",
 	[SESSION_PREAUTH] = "PREAUTH",
@@ -105,6 +106,10 @@ static void	linger_step(struct session *s);
 static void	linger_event(struct watch *w, uint32_t events);
 static void	linger_end(struct session *s);
 static dir_result_cb lookup_done;
+static void	session_greet(struct session *s);
+static void	proxy_header_step(struct session *s);
+static int	backend_send_proxy(struct session *s);
+static const struct backend_cfg *current_backend(const struct session *s);
 
 const char *
 session_state_name(enum session_state state)
@@ -164,6 +169,9 @@ session_start(struct worker *w, struct gen *gen, const struct listen_cfg *listen
 {
 	struct session *s = xcalloc(1, sizeof(*s));
 	const struct config *cfg = gen->cfg;
+	socklen_t llen = sizeof(s->local_addr);
+	size_t inmax = cfg->limits.line_length + 2;
+	unsigned char rnd[8];
 
 	s->worker = w;
 	s->loop = w->loop;
@@ -177,18 +185,39 @@ session_start(struct worker *w, struct gen *gen, const struct listen_cfg *listen
 	sockaddr_format(peer, s->peer, sizeof(s->peer));
 	memcpy(&s->peer_addr, peer, peer->sa_family == AF_INET6 ?
 	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	if (getsockname(fd, &s->local_addr.sa, &llen) < 0)
+		memset(&s->local_addr, 0, sizeof(s->local_addr));
+	arc4random_buf(rnd, sizeof(rnd));
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(s->id + 2 * i, 3, "%02x", rnd[i]);
 	s->per_ip_counted = per_ip_counted;
 	s->cmd_credit = SESSION_PREAUTH_BURST * 1000;
 	s->cmd_stamp_ms = s->started_ms;
-	conn_init(&s->client, fd, cfg->limits.line_length + 2, CLIENT_OUT_MAX,
-	    client_event, s);
+	/* A PROXY header is read into the input buffer: it must fit. */
+	if (listen->proxy_protocol && inmax < PROXY_HEADER_MAX)
+		inmax = PROXY_HEADER_MAX;
+	conn_init(&s->client, fd, inmax, CLIENT_OUT_MAX, client_event, s);
 	conn_init(&s->backend, -1, BACKEND_IN_MAX, backend_out_max(cfg),
 	    backend_event, s);
 	timer_init(&s->timer, session_timeout, s);
 	worker_add_session(w, s);
 
-	loop_timer_in(s->loop, &s->timer, (uint64_t)cfg->timeouts.login * 1000);
-	if (listen->tls == TLS_MODE_IMPLICIT) {
+	if (listen->proxy_protocol) {
+		session_enter_state(s, SESSION_PROXY_HEADER);
+		loop_timer_in(s->loop, &s->timer,
+		    (uint64_t)cfg->timeouts.proxy_header * 1000);
+		session_update_client(s);
+		return;
+	}
+	session_greet(s);
+}
+
+/* The client is known: start the login timeout and greet (after TLS). */
+static void
+session_greet(struct session *s)
+{
+	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.login * 1000);
+	if (s->listen->tls == TLS_MODE_IMPLICIT) {
 		/* The greeting waits for the handshake. */
 		s->greet_after_tls = true;
 		session_enter_state(s, SESSION_TLS_HANDSHAKE);
@@ -198,6 +227,101 @@ session_start(struct worker *w, struct gen *gen, const struct listen_cfg *listen
 	s->proto->start(s, true);
 	session_enter_state(s, SESSION_PREAUTH);
 	session_update_client(s);
+}
+
+/* Take the PROXY header's source as the client, counting it for limits.per_ip. */
+static bool
+proxy_adopt(struct session *s, const struct proxy_header *h)
+{
+	char real[sizeof(s->peer)];
+	unsigned limit = s->cfg->limits.per_ip;
+	const struct sockaddr *who = h->local ? &s->peer_addr.sa : &h->src.sa;
+
+	if (!per_ip_acquire(s->worker->server, who, limit)) {
+		if (!h->local)
+			sockaddr_format(who, s->peer, sizeof(s->peer));
+		s->proto->bye(s, "Too many connections, try again later");
+		session_close(s, "limits.per_ip reached");
+		return false;
+	}
+	s->per_ip_counted = limit > 0;
+	if (h->local) {
+		log_debug("session %s: PROXY v%d header without an address",
+		    s->peer, h->version);
+		return true;
+	}
+	str_copy(real, s->peer, sizeof(real));
+	memcpy(&s->peer_addr, &h->src, h->src.sa.sa_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	memcpy(&s->local_addr, &h->dst, sizeof(s->local_addr));
+	sockaddr_format(&s->peer_addr.sa, s->peer, sizeof(s->peer));
+	log_info("proxied connection client=%s via=%s proxy=v%d session=%s",
+	    s->peer, real, h->version, s->id);
+	return true;
+}
+
+/*
+ * SESSION_PROXY_HEADER: the header is taken from the socket without
+ * reading a byte past it (MSG_PEEK, then exactly its length): what follows
+ * may be a TLS ClientHello that OpenSSL must read itself.  Bytes before the
+ * header's end all belong to it, so whatever an incomplete header showed is
+ * consumed into the input buffer and the socket never stays readable
+ * without progress.
+ */
+static void
+proxy_header_step(struct session *s)
+{
+	struct conn *c = &s->client;
+	struct proxy_header h;
+	const char *error;
+	size_t have = buf_len(&c->in), avail, take;
+	char *p;
+	ssize_t n;
+	int rc;
+
+	if (buf_reserve(&c->in, PROXY_HEADER_MAX - have, &p, &avail) < 0) {
+		session_close(s, "out of memory");
+		return;
+	}
+	if (avail > PROXY_HEADER_MAX - have)
+		avail = PROXY_HEADER_MAX - have;	/* the most a header can still need */
+	do
+		n = recv(c->fd, p, avail, MSG_PEEK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		session_update_client(s);
+		return;
+	}
+	if (n <= 0) {
+		session_close(s, n == 0 ? "client closed before the PROXY header" :
+		    "client read error");
+		return;
+	}
+	buf_commit(&c->in, (size_t)n);
+	rc = proxy_header_parse(buf_head(&c->in), buf_len(&c->in), &h, &error);
+	if (rc < 0) {
+		log_limited(&s->worker->server->log_proxy, LOG_EVERY_MS,
+		    LOG_LVL_WARNING, "PROXY header refused on %s from %s: %s",
+		    s->listen->address, s->peer, error);
+		session_close(s, "bad PROXY header");
+		return;
+	}
+	take = rc == 1 ? h.len - have : (size_t)n;
+	do
+		n = recv(c->fd, p, take, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 || (size_t)n != take) {
+		session_close(s, "client read error");
+		return;
+	}
+	if (rc == 0) {
+		session_update_client(s);
+		return;
+	}
+	buf_wipe(&c->in);
+	if (!proxy_adopt(s, &h))
+		return;
+	session_greet(s);
 }
 
 bool
@@ -556,7 +680,8 @@ session_shutdown(struct session *s, const char *text)
 {
 	if (!session_alive(s))
 		return;
-	if (s->state != SESSION_RELAY)
+	/* Before the PROXY header the peer is a balancer, not a client. */
+	if (s->state != SESSION_RELAY && s->state != SESSION_PROXY_HEADER)
 		s->proto->bye(s, text);
 	session_close(s, text);
 }
@@ -597,6 +722,10 @@ client_event(struct watch *w, uint32_t events)
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		/* A reset: nobody is left to answer. */
 		session_close(s, "client connection reset");
+		return;
+	}
+	if (s->state == SESSION_PROXY_HEADER) {
+		proxy_header_step(s);
 		return;
 	}
 	if (s->state == SESSION_TLS_HANDSHAKE) {
@@ -1047,6 +1176,41 @@ backend_try_addr(struct session *s)
 		backend_connect_failed(s, strerror(errno));
 }
 
+/*
+ * A named backend with proxy_protocol = "v1"/"v2" is told the client's
+ * address (a PROXY header's, if one came) before anything else on the TCP
+ * stream: before its greeting is read and before TLS.  Written straight to
+ * the fresh socket, whose send buffer always takes a few dozen bytes, so
+ * that nothing of it can be left for OpenSSL to interleave.
+ */
+static int
+backend_send_proxy(struct session *s)
+{
+	const struct backend_cfg *b = current_backend(s);
+	unsigned char hdr[PROXY_HEADER_MAX];
+	ssize_t n;
+	int len;
+
+	if (b == NULL || b->proxy_protocol == BACKEND_PROXY_NONE)
+		return 0;
+	len = proxy_header_format(b->proxy_protocol == BACKEND_PROXY_V1 ?
+	    PROXY_V1 : PROXY_V2, &s->peer_addr.sa, &s->local_addr.sa, hdr,
+	    sizeof(hdr));
+	if (len < 0) {
+		session_backend_failed(s, FAIL_BACKEND,
+		    "client address cannot be sent in a PROXY header");
+		return -1;
+	}
+	do
+		n = send(s->backend.fd, hdr, (size_t)len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != len) {
+		session_backend_failed(s, FAIL_BACKEND, "cannot send the PROXY header");
+		return -1;
+	}
+	return 0;
+}
+
 static void
 backend_connected(struct session *s, uint32_t events)
 {
@@ -1070,6 +1234,8 @@ backend_connected(struct session *s, uint32_t events)
 	 * which is not the same as not answering a connect.
 	 */
 	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.backend * 1000);
+	if (backend_send_proxy(s) < 0)
+		return;
 	if (session_backend_tls(s) == TLS_MODE_IMPLICIT) {
 		backend_tls_begin(s);
 		return;
@@ -1400,6 +1566,13 @@ session_timeout(struct timer *t)
 	case SESSION_BACKEND_STARTTLS:
 	case SESSION_BACKEND_LOGIN:
 		session_backend_failed(s, FAIL_BACKEND, "backend did not answer in time");
+		return;
+	case SESSION_PROXY_HEADER:
+		log_limited(&s->worker->server->log_proxy, LOG_EVERY_MS,
+		    LOG_LVL_WARNING, "PROXY header refused on %s from %s: none "
+		    "within %us", s->listen->address, s->peer,
+		    s->cfg->timeouts.proxy_header);
+		session_close(s, "PROXY header timeout");
 		return;
 	default:
 		s->proto->bye(s, "Login timeout");

@@ -2,9 +2,13 @@
  * One client connection from accept to close.  Every transition goes
  * through session_enter_state(); the state decides which events matter.
  *
- *   GREETING -> [TLS_HANDSHAKE] -> PREAUTH (<-> TLS_HANDSHAKE) -> LOOKUP
+ *   [PROXY_HEADER] -> GREETING -> [TLS_HANDSHAKE] -> PREAUTH (<-> TLS_HANDSHAKE) -> LOOKUP
  *     -> [AUTH_VERIFY] -> BACKEND_CONNECT -> BACKEND_GREETING
  *     -> [BACKEND_STARTTLS] -> BACKEND_LOGIN -> RELAY -> CLOSING
+ *
+ * PROXY_HEADER comes first on proxy_protocol listeners: the peer (a
+ * trusted balancer) says who the client is before anything else is read
+ * or sent, within timeouts.proxy_header.
  *
  * A failed login returns to PREAUTH (the client may try again) until
  * limits.auth_failures.  Sessions belong to one worker thread and are never
@@ -21,6 +25,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "proxy_proto.h"
 #include "loop.h"
 #include "sasl.h"
 #include "username.h"
@@ -35,6 +40,7 @@ struct relay;
 struct proto_ops;
 
 enum session_state {
+	SESSION_PROXY_HEADER,		/* proxy_protocol listener: the header first */
 	SESSION_GREETING,
 	SESSION_TLS_HANDSHAKE,		/* client TLS: implicit, or after STARTTLS */
 	SESSION_PREAUTH,
@@ -122,12 +128,19 @@ struct session {
 		struct sockaddr		sa;
 		struct sockaddr_in	in;
 		struct sockaddr_in6	in6;
-	}			 peer_addr;	/* 28 bytes, not 128 */
+	}			 peer_addr;	/* 28 bytes, not 128; PROXY's source */
+	union proxy_addr	 local_addr;	/* what the client connected to */
 	bool			 per_ip_counted;
 	char			 peer[56];
+	char			 id[20];	/* for logs and XCLIENT SESSION= */
 };
 
-/* Accept path: take ownership of fd. */
+/*
+ * Accept path: take ownership of fd.  On a proxy_protocol listener the
+ * peer has been checked against proxy.trusted_networks, and is not counted
+ * for limits.per_ip (per_ip_counted false): the address the header gives
+ * is counted once it is known.
+ */
 void	session_start(struct worker *w, struct gen *gen,
 	    const struct listen_cfg *listen, int fd, const struct sockaddr *peer,
 	    bool per_ip_counted);

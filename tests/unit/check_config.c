@@ -890,6 +890,80 @@ START_TEST(test_error_truncated)
 }
 END_TEST
 
+START_TEST(test_proxy_protocol_keys)
+{
+	struct config *c = load_ok(
+	    "listen = ( { protocol = \"imap\"; address = \"127.0.0.1:1143\"; proxy_protocol = true; },\n"
+	    "  { protocol = \"pop3\"; address = \"127.0.0.1:1110\"; } );\n"
+	    "proxy = { trusted_networks = [ \"127.0.0.0/8\", \"::1\", \"2001:db8::/32\", \"0.0.0.0/0\" ]; };\n"
+	    "timeouts = { proxy_header = 2; };\n"
+	    "backends = ( { name = \"a\"; addresses = \"10.0.0.1\"; proxy_protocol = \"v2\"; xclient = true; },\n"
+	    "  { name = \"b\"; addresses = \"10.0.0.2\"; proxy_protocol = \"v1\"; },\n"
+	    "  { name = \"c\"; addresses = \"10.0.0.3\"; } );\n");
+	struct sockaddr_in in = { .sin_family = AF_INET };
+	struct sockaddr_in6 in6 = { .sin6_family = AF_INET6 };
+
+	ck_assert(c->listen[0].proxy_protocol);
+	ck_assert(!c->listen[1].proxy_protocol);
+	ck_assert_uint_eq(c->timeouts.proxy_header, 2);
+	ck_assert_uint_eq(c->proxy.ntrusted_networks, 4);
+	ck_assert_uint_eq(c->proxy.trusted_networks[1].prefix, 128);
+	ck_assert_int_eq(c->backends[0].proxy_protocol, BACKEND_PROXY_V2);
+	ck_assert(c->backends[0].xclient);
+	ck_assert_int_eq(c->backends[1].proxy_protocol, BACKEND_PROXY_V1);
+	ck_assert(!c->backends[1].xclient);
+	ck_assert_int_eq(c->backends[2].proxy_protocol, BACKEND_PROXY_NONE);
+	/* Matching: only the first three blocks, then all of IPv4. */
+	inet_pton(AF_INET6, "2001:db8:ffff::1", &in6.sin6_addr);
+	ck_assert(cidr_match(c->proxy.trusted_networks, 3, (struct sockaddr *)&in6));
+	inet_pton(AF_INET6, "2001:db9::1", &in6.sin6_addr);
+	ck_assert(!cidr_match(c->proxy.trusted_networks, 3, (struct sockaddr *)&in6));
+	inet_pton(AF_INET6, "::ffff:127.1.2.3", &in6.sin6_addr);
+	ck_assert(cidr_match(c->proxy.trusted_networks, 3, (struct sockaddr *)&in6));
+	inet_pton(AF_INET, "127.255.0.1", &in.sin_addr);
+	ck_assert(cidr_match(c->proxy.trusted_networks, 1, (struct sockaddr *)&in));
+	inet_pton(AF_INET, "128.0.0.1", &in.sin_addr);
+	ck_assert(!cidr_match(c->proxy.trusted_networks, 3, (struct sockaddr *)&in));
+	ck_assert(cidr_match(c->proxy.trusted_networks, 4, (struct sockaddr *)&in));
+	ck_assert(!cidr_match(c->proxy.trusted_networks, 0, (struct sockaddr *)&in));
+	config_free(&c);
+	/* Defaults: no PROXY anywhere. */
+	c = load_ok("");
+	ck_assert(!c->listen[0].proxy_protocol);
+	ck_assert_uint_eq(c->proxy.ntrusted_networks, 0);
+	ck_assert_uint_eq(c->timeouts.proxy_header, 5);
+	config_free(&c);
+}
+END_TEST
+
+START_TEST(test_proxy_protocol_bad)
+{
+	static const char *const nets[] = { "10.0.0.1/8", "10.0.0.0/33",
+	    "::1/129", "10.0.0.0/", "10.0.0.0/-1", "localhost", "10.0.0.0/8x",
+	    "" };
+
+	ASSERT_BAD_CONTAINS("listen = ( { protocol = \"imap\"; address = \"127.0.0.1:1143\"; proxy_protocol = true; } );\n",
+	    "proxy.trusted_networks: listen 127.0.0.1:1143 has proxy_protocol = true");
+	ASSERT_BAD_CONTAINS("proxy = { trusted = [ \"10.0.0.0/8\" ]; };\n",
+	    "test.conf:1: proxy.trusted: unknown key");
+	ASSERT_BAD_CONTAINS("proxy = { trusted_networks = \"10.0.0.0/8\"; };\n",
+	    "proxy.trusted_networks: must be a list");
+	ASSERT_BAD_CONTAINS("backends = ( { name = \"a\"; addresses = \"x\"; proxy_protocol = \"v3\"; } );\n",
+	    "backends[0].proxy_protocol: unknown value \"v3\"");
+	ASSERT_BAD_CONTAINS("backends = ( { name = \"a\"; addresses = \"x\"; xclient = \"yes\"; } );\n",
+	    "backends[0].xclient: must be true or false");
+	ASSERT_BAD_CONTAINS("timeouts = { proxy_header = 0; };\n",
+	    "timeouts.proxy_header: must be between 1 and 60");
+	for (size_t i = 0; i < sizeof(nets) / sizeof(nets[0]); i++) {
+		char text[256];
+
+		snprintf(text, sizeof(text),
+		    "proxy = { trusted_networks = [ \"%s\" ]; };\n", nets[i]);
+		ASSERT_BAD_CONTAINS(text, "proxy.trusted_networks: \"");
+	}
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -907,6 +981,7 @@ config_suite(void)
 	tcase_add_test(tc, test_config_free_null);
 	tcase_add_test(tc, test_names);
 	tcase_add_test(tc, test_load_from_file);
+	tcase_add_test(tc, test_proxy_protocol_keys);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("invalid");
@@ -921,6 +996,7 @@ config_suite(void)
 	tcase_add_test(tc, test_tls_min_version);
 	tcase_add_test(tc, test_listen_address_without_port);
 	tcase_add_test(tc, test_listen_bad_addresses);
+	tcase_add_test(tc, test_proxy_protocol_bad);
 	tcase_add_test(tc, test_listen_duplicate);
 	tcase_add_test(tc, test_listen_empty_and_incomplete);
 	tcase_add_test(tc, test_username_rules);
