@@ -393,64 +393,6 @@ client_tls_step(struct session *s)
 	client_work(s);
 }
 
-void
-session_send_raw(struct session *s, const void *data, size_t len)
-{
-	if (!session_alive(s))
-		return;
-	if (buf_append(&s->client.out, data, len) < 0) {
-		/* A client that does not read its replies. */
-		session_close(s, "client not reading");
-	}
-}
-
-void
-session_send(struct session *s, const char *fmt, ...)
-{
-	va_list ap;
-	int rc;
-
-	if (!session_alive(s))
-		return;
-	va_start(ap, fmt);
-	rc = buf_vprintf(&s->client.out, fmt, ap);
-	va_end(ap);
-	if (rc < 0)
-		session_close(s, "client not reading");
-}
-
-int
-session_backend_send(struct session *s, const void *data, size_t len)
-{
-	if (!session_alive(s) || s->backend.fd < 0)
-		return -1;
-	if (buf_append(&s->backend.out, data, len) < 0) {
-		session_backend_failed(s, FAIL_BACKEND,
-		    "login dialogue larger than the backend buffer");
-		return -1;
-	}
-	return 0;
-}
-
-int
-session_backend_printf(struct session *s, const char *fmt, ...)
-{
-	va_list ap;
-	int rc;
-
-	if (!session_alive(s) || s->backend.fd < 0)
-		return -1;
-	va_start(ap, fmt);
-	rc = buf_vprintf(&s->backend.out, fmt, ap);
-	va_end(ap);
-	if (rc < 0) {
-		session_backend_failed(s, FAIL_BACKEND,
-		    "login dialogue larger than the backend buffer");
-		return -1;
-	}
-	return 0;
-}
-
 /* Set client interest for the current state; flush what we can first. */
 static void
 session_update_client(struct session *s)
@@ -695,13 +637,6 @@ session_count_command(struct session *s)
 		return false;
 	}
 	return true;
-}
-
-bool
-session_can_answer(const struct session *s)
-{
-	return s->state == SESSION_PREAUTH &&
-	    buf_len(&s->client.out) < SESSION_CLIENT_BACKLOG;
 }
 
 void

@@ -1,17 +1,24 @@
 /*
- * The client-input rules every protocol shares before login, with no I/O:
- * line framing under limits.line_length, skipping the rest of an overlong
- * line, and the pre-login command rate.  The daemon (session.c) and the
- * fuzz targets' session stub both use these, so the fuzzers test the
- * daemon's own rules.
+ * What every protocol shares before and during login, with no I/O: line
+ * framing under limits.line_length, skipping the rest of an overlong line,
+ * the pre-login command rate, and the bounded output buffers towards the
+ * client and the backend.  The daemon (session.c) and the fuzz targets'
+ * session stub both use these, so the fuzzers test the daemon's own rules.
  */
 #include "autoconf.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 #include "buf.h"
 #include "config.h"
 #include "session.h"
+
+static bool
+session_alive(const struct session *s)
+{
+	return s->state != SESSION_CLOSING;
+}
 
 bool
 session_skip_overlong(struct session *s)
@@ -72,4 +79,69 @@ session_pace(struct session *s, uint64_t now)
 		return false;
 	s->cmd_credit -= 1000;
 	return true;
+}
+
+void
+session_send_raw(struct session *s, const void *data, size_t len)
+{
+	if (!session_alive(s))
+		return;
+	if (buf_append(&s->client.out, data, len) < 0) {
+		/* A client that does not read its replies. */
+		session_close(s, "client not reading");
+	}
+}
+
+void
+session_send(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	if (!session_alive(s))
+		return;
+	va_start(ap, fmt);
+	rc = buf_vprintf(&s->client.out, fmt, ap);
+	va_end(ap);
+	if (rc < 0)
+		session_close(s, "client not reading");
+}
+
+int
+session_backend_send(struct session *s, const void *data, size_t len)
+{
+	if (!session_alive(s) || s->backend.fd < 0)
+		return -1;
+	if (buf_append(&s->backend.out, data, len) < 0) {
+		session_backend_failed(s, FAIL_BACKEND,
+		    "login dialogue larger than the backend buffer");
+		return -1;
+	}
+	return 0;
+}
+
+int
+session_backend_printf(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	if (!session_alive(s) || s->backend.fd < 0)
+		return -1;
+	va_start(ap, fmt);
+	rc = buf_vprintf(&s->backend.out, fmt, ap);
+	va_end(ap);
+	if (rc < 0) {
+		session_backend_failed(s, FAIL_BACKEND,
+		    "login dialogue larger than the backend buffer");
+		return -1;
+	}
+	return 0;
+}
+
+bool
+session_can_answer(const struct session *s)
+{
+	return s->state == SESSION_PREAUTH &&
+	    buf_len(&s->client.out) < SESSION_CLIENT_BACKLOG;
 }
