@@ -1037,8 +1037,8 @@ dir_ldap_check(const struct config *config, char *err, size_t errlen)
 	struct dir_ldap *dl = dir_ldap_prepare(config, err, errlen);
 	struct username probe;
 	const char *error;
-	size_t reachable = 0, o = 0;
-	int rc = 0;
+	struct dir_ldap_check c = { 0 };
+	int rc;
 
 	if (dl == NULL)
 		return -1;
@@ -1049,23 +1049,40 @@ dir_ldap_check(const struct config *config, char *err, size_t errlen)
 		char why[512] = "";
 		int r = check_uri(dl, dl->uris[i], &probe, why, sizeof(why));
 
-		if (r == LDAP_SUCCESS) {
-			reachable++;
-			continue;
-		}
-		/* An unreachable backup is a warning; anything else is wrong. */
-		if (r == LDAP_SERVER_DOWN || r == LDAP_CONNECT_ERROR || r == LDAP_TIMEOUT)
-			fprintf(stderr, "warning: %s\n", why);
-		else
-			rc = -1;
-		if (o < errlen)
-			o += (size_t)snprintf(err + o, errlen - o, "%s%s",
-			    o > 0 ? "; " : "", why);
+		dir_ldap_check_note(&c, r, why, err, errlen);
 	}
-	if (reachable == 0)
-		rc = -1;
-	else if (rc == 0)
-		err[0] = '\0';
+	rc = dir_ldap_check_verdict(&c, err);
 	dir_ldap_free(&dl->dir);
 	return rc;
+}
+
+void
+dir_ldap_check_note(struct dir_ldap_check *c, int r, const char *why,
+    char *err, size_t errlen)
+{
+	size_t o = c->errlen_used;
+
+	if (r == LDAP_SUCCESS) {
+		c->reachable++;
+		return;
+	}
+	/* An unreachable backup is a warning; anything else is wrong. */
+	if (r == LDAP_SERVER_DOWN || r == LDAP_CONNECT_ERROR || r == LDAP_TIMEOUT)
+		fprintf(stderr, "warning: %s\n", why);
+	else
+		c->rc = -1;
+	if (o < errlen)
+		o += (size_t)snprintf(err + o, errlen - o, "%s%s",
+		    o > 0 ? "; " : "", why);
+	c->errlen_used = o;
+}
+
+int
+dir_ldap_check_verdict(struct dir_ldap_check *c, char *err)
+{
+	if (c->reachable == 0)
+		return -1;
+	if (c->rc == 0)
+		err[0] = '\0';
+	return c->rc;
 }

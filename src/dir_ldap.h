@@ -23,4 +23,18 @@ void	dir_ldap_describe_failure(const struct ldap_cfg *cfg, const char *uri,
 int	dir_ldap_read_password_file(const char *path, char **out, char *err,
 	    size_t errlen);
 
+/*
+ * --check-config over every URI: note each URI's result (an unreachable
+ * one is a warning on stderr, any other failure an error; the reasons
+ * collect in err), then the verdict: 0, or -1 with err saying why.
+ */
+struct dir_ldap_check {
+	size_t	 reachable;
+	size_t	 errlen_used;
+	int	 rc;
+};
+void	dir_ldap_check_note(struct dir_ldap_check *c, int r, const char *why,
+	    char *err, size_t errlen);
+int	dir_ldap_check_verdict(struct dir_ldap_check *c, char *err);
+
 #endif

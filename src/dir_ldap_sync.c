@@ -702,8 +702,8 @@ int
 dir_ldap_sync_check(const struct config *config, char *err, size_t errlen)
 {
 	struct dir_sync *ds = dir_sync_prepare(config, err, errlen);
-	size_t reachable = 0, o = 0;
-	int rc = 0;
+	struct dir_ldap_check c = { 0 };
+	int rc;
 
 	if (ds == NULL)
 		return -1;
@@ -742,22 +742,9 @@ dir_ldap_sync_check(const struct config *config, char *err, size_t errlen)
 			dir_ldap_describe_failure(ds->cfg, uri, r, why, sizeof(why));
 		if (ld != NULL)
 			ldap_unbind_ext_s(ld, NULL, NULL);
-		if (r == LDAP_SUCCESS) {
-			reachable++;
-			continue;
-		}
-		if (r == LDAP_SERVER_DOWN || r == LDAP_CONNECT_ERROR || r == LDAP_TIMEOUT)
-			fprintf(stderr, "warning: %s\n", why);
-		else
-			rc = -1;
-		if (o < errlen)
-			o += (size_t)snprintf(err + o, errlen - o, "%s%s",
-			    o > 0 ? "; " : "", why);
+		dir_ldap_check_note(&c, r, why, err, errlen);
 	}
-	if (reachable == 0)
-		rc = -1;
-	else if (rc == 0)
-		err[0] = '\0';
+	rc = dir_ldap_check_verdict(&c, err);
 	dir_sync_free(&ds->dir);
 	return rc;
 }
