@@ -110,6 +110,7 @@ struct config {
 		bool		 log_json;
 		unsigned	 drain;		/* seconds SIGTERM waits for sessions */
 		char		*control;	/* control socket path, "" = none */
+		char		*greeting;	/* text of the client greetings */
 	} daemon;
 
 	struct {
