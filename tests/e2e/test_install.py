@@ -14,6 +14,8 @@ from __future__ import annotations
 import filecmp
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import unittest
@@ -274,6 +276,48 @@ class Greeting(unittest.TestCase):
         for line in (imap, pop3):
             self.assertNotIn(b"postern", line.lower())
             self.assertNotIn(V["PACKAGE_VERSION"].encode(), line)
+
+
+class Notify(unittest.TestCase):
+    """sd_notify(3): READY=1 with the listeners up, RELOADING=1 and READY=1
+    around SIGHUP, STOPPING=1 on SIGTERM; a socket stands in for systemd."""
+
+    def test_notify_protocol(self):
+        res = subprocess.run([dpath("sbindir", "postern"), "--version"],
+                             stdout=subprocess.PIPE, text=True, timeout=60)
+        if "systemd=yes" not in res.stdout:
+            self.skipTest("SKIP sd_notify: built without libsystemd (systemd=no)")
+        tmp = make_tempdir("postern-notify-")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        path = os.path.join(tmp, "notify")
+        sock.bind(path)
+        sock.settimeout(20)
+        old = os.environ.get("NOTIFY_SOCKET")
+        os.environ["NOTIFY_SOCKET"] = path
+        p = Postern(greeting_config(None), popmap="alice 127.0.0.1\n")
+        try:
+            p.start()
+            os.environ.pop("NOTIFY_SOCKET")
+
+            def message() -> str:
+                return sock.recv(4096).decode()
+
+            # The ports accepted before READY=1 is read, so it came first.
+            self.assertIn("READY=1", message())
+            p.reload()
+            self.assertIn("RELOADING=1", message())
+            self.assertIn("READY=1", message())
+            p.proc.send_signal(signal.SIGTERM)
+            self.assertIn("STOPPING=1", message())
+            self.assertEqual(p.stop(), 0, p.log())
+        finally:
+            if old is not None:
+                os.environ["NOTIFY_SOCKET"] = old
+            else:
+                os.environ.pop("NOTIFY_SOCKET", None)
+            p.cleanup()
+            sock.close()
+            remove_tempdir(tmp)
 
 
 if __name__ == "__main__":
