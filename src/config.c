@@ -19,6 +19,10 @@
 
 #define DEFAULT_FILTER "(|(&(objectClass=perditionPopmap)(uid=%u))" \
 	"(&(objectClass=inetLocalMailRecipient)(mail=%u)))"
+/* Names neither the product nor its version. */
+#define DEFAULT_GREETING "ready."
+/* The greeting follows "* OK [CAPABILITY ...] " or "+OK " on one line. */
+#define GREETING_MAX 200
 #define DEFAULT_SYNC_FILTER "(|(objectClass=perditionPopmap)" \
 	"(objectClass=inetLocalMailRecipient))"
 
@@ -205,6 +209,7 @@ config_defaults(struct config *c)
 	c->daemon.log_level = LOG_LVL_INFO;
 	c->daemon.drain = 30;
 	c->daemon.control = xstrdup("");
+	c->daemon.greeting = xstrdup(DEFAULT_GREETING);
 	c->limits.line_length = 65536;
 	c->limits.auth_failures = 3;
 	c->limits.bad_commands = 10;
@@ -269,11 +274,30 @@ config_defaults(struct config *c)
 	c->master.master_password = xstrdup("");
 }
 
+/*
+ * The greeting is sent verbatim inside a protocol line: no CR, LF or other
+ * control byte may end the line early or smuggle another one in.
+ */
+static int
+check_greeting(struct loader *ld, const config_setting_t *s, const char *v)
+{
+	size_t len = strlen(v);
+
+	if (len == 0 || len > GREETING_MAX)
+		return fail(ld, s, "daemon.greeting",
+		    "must be 1 to %d bytes long", GREETING_MAX);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+			return fail(ld, s, "daemon.greeting",
+			    "must not contain control characters");
+	return 0;
+}
+
 static int
 load_daemon(struct loader *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const keys[] = { "threads", "user", "pid_file",
-	    "log_level", "log_format", "drain", "control", NULL };
+	    "log_level", "log_format", "drain", "control", "greeting", NULL };
 	static const char *const formats[] = { "text", "json" };
 	static const char *const levels[] = { "error", "warning", "info", "debug" };
 	const config_setting_t *g;
@@ -290,12 +314,16 @@ load_daemon(struct loader *ld, const config_setting_t *root, struct config *c)
 	    get_enum(ld, g, "daemon", "log_level", levels, nitems(levels), &level) < 0 ||
 	    get_enum(ld, g, "daemon", "log_format", formats, nitems(formats), &json) < 0 ||
 	    get_uint(ld, g, "daemon", "drain", 0, 86400, &c->daemon.drain) < 0 ||
-	    get_str(ld, g, "daemon", "control", &c->daemon.control) < 0)
+	    get_str(ld, g, "daemon", "control", &c->daemon.control) < 0 ||
+	    get_str(ld, g, "daemon", "greeting", &c->daemon.greeting) < 0)
 		return -1;
 	if (c->daemon.control[0] != '\0' && (c->daemon.control[0] != '/' ||
 	    strlen(c->daemon.control) >= CONTROL_PATH_MAX))
 		return fail(ld, config_setting_get_member(g, "control"), "daemon.control",
 		    "must be an absolute path of fewer than %d bytes", CONTROL_PATH_MAX);
+	if (check_greeting(ld, config_setting_get_member(g, "greeting"),
+	    c->daemon.greeting) < 0)
+		return -1;
 	c->daemon.log_level = (enum log_level)level;
 	c->daemon.log_json = json == 1;
 	return 0;
@@ -1277,6 +1305,7 @@ config_free(struct config **configp)
 	free(c->daemon.user);
 	free(c->daemon.pid_file);
 	free(c->daemon.control);
+	free(c->daemon.greeting);
 	free(c->tls.cert);
 	free(c->tls.key);
 	free(c->tls.min_version);

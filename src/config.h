@@ -127,6 +127,7 @@ struct config {
 		bool		 log_json;
 		unsigned	 drain;		/* seconds SIGTERM waits for sessions */
 		char		*control;	/* control socket path, "" = none */
+		char		*greeting;	/* text of the client greetings */
 	} daemon;
 
 	struct {

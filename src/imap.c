@@ -80,8 +80,8 @@ imap_start(struct session *s, bool greet)
 	imap_parser_init(&is->parser, s->cfg->limits.line_length);
 	s->proto_state = is;
 	if (greet)
-		session_send(s, "* OK [CAPABILITY %s] postern ready.\r\n",
-		    preauth_caps(s));
+		session_send(s, "* OK [CAPABILITY %s] %s\r\n",
+		    preauth_caps(s), s->cfg->daemon.greeting);
 }
 
 static void

@@ -15,6 +15,13 @@
 #include <unistd.h>
 
 #include <ldap.h>
+#include <libconfig.h>
+#include <openssl/crypto.h>
+#include <openssl/opensslv.h>
+#include <sasl/sasl.h>
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "config.h"
 #include "control.h"
@@ -29,8 +36,13 @@
 #include "util.h"
 
 #define RESOLVER_THREADS	2
-/* Where `postern ctl` looks for daemon.control without -c or -s. */
-#define DEFAULT_CONFIG		"/etc/postern/postern.conf"
+/*
+ * The configuration without -c, for the daemon and for `postern ctl`:
+ * $(sysconfdir)/postern/postern.conf, from Makefile.am.
+ */
+#ifndef POSTERN_CONFIG_FILE
+#define POSTERN_CONFIG_FILE	"/etc/postern/postern.conf"
+#endif
 /* How long `postern ctl` waits for the daemon's reply. */
 #define CTL_REPLY_TIMEOUT	30
 
@@ -38,26 +50,27 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: postern -c FILE [-d]\n"
-	    "       postern -c FILE --check-config\n"
-	    "       postern -c FILE --lookup USER [--protocol imap|pop3]\n"
+	    "usage: postern [-c FILE] [-d]\n"
+	    "       postern [-c FILE] --check-config\n"
+	    "       postern [-c FILE] --lookup USER [--protocol imap|pop3]\n"
 	    "       postern ctl [-c FILE | -s SOCKET] [--json] VERB [ARGS]\n"
 	    "       postern --version | --help\n"
 	    "\n"
-	    "  -c, --config FILE   configuration file (libconfig syntax)\n"
+	    "  -c, --config FILE   configuration file (libconfig syntax); default\n"
+	    "                      " POSTERN_CONFIG_FILE "\n"
 	    "  -d, --daemon        detach and log to syslog\n"
 	    "  -t, --check-config  validate the configuration, the certificates and\n"
 	    "                      that the directory answers; exit 0 or 1\n"
 	    "  -l, --lookup USER   show the route the directory gives USER\n"
 	    "  -p, --protocol P    protocol for --lookup (default imap)\n"
-	    "  -V, --version       print the version\n"
+	    "  -V, --version       print the version, features and libraries\n"
 	    "  -h, --help          this text\n"
 	    "\n"
 	    "Signals: HUP reloads the configuration, TERM drains and stops,\n"
 	    "INT stops at once.\n"
 	    "\n"
 	    "ctl talks to a running daemon through daemon.control (from FILE,\n"
-	    "default " DEFAULT_CONFIG ", or the socket given with -s):\n"
+	    "default " POSTERN_CONFIG_FILE ", or the socket given with -s):\n"
 	    "  sessions [USER]     live sessions, one record each\n"
 	    "  kick USER           close USER's sessions (IMAP: * BYE [UNAVAILABLE])\n"
 	    "  flush USER|all      drop route cache entries\n"
@@ -68,6 +81,75 @@ usage(FILE *fp)
 	    "  stats               counters\n"
 	    "  --json prints one JSON object per record.  Exit 0 ok, 1 error,\n"
 	    "  2 when the daemon cannot be reached.\n");
+}
+
+/* The version, what this build can do, and the libraries it runs with. */
+static void
+print_version(void)
+{
+	const char *sasl_impl = NULL;
+	int sasl_major = 0, sasl_minor = 0, sasl_step = 0, sasl_patch = 0;
+	LDAPAPIInfo api = { .ldapai_info_version = LDAP_API_INFO_VERSION };
+
+	printf("postern %s\n", PACKAGE_VERSION);
+	printf("config file: %s\n", POSTERN_CONFIG_FILE);
+	printf("features: systemd=%s sanitizers=%s fuzzing=%s\n",
+#ifdef HAVE_SYSTEMD
+	    "yes",
+#else
+	    "no",
+#endif
+#ifdef POSTERN_SANITIZERS
+	    POSTERN_SANITIZERS,
+#else
+	    "no",
+#endif
+#ifdef POSTERN_FUZZING
+	    "yes"
+#else
+	    "no"
+#endif
+	    );
+	printf("OpenSSL: %s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION),
+	    OPENSSL_VERSION_TEXT);
+	if (ldap_get_option(NULL, LDAP_OPT_API_INFO, &api) == LDAP_OPT_SUCCESS) {
+		printf("libldap: %s %d.%d.%d (API %d, built with %d.%d.%d)\n",
+		    api.ldapai_vendor_name, api.ldapai_vendor_version / 10000,
+		    api.ldapai_vendor_version / 100 % 100,
+		    api.ldapai_vendor_version % 100, api.ldapai_api_version,
+		    LDAP_VENDOR_VERSION_MAJOR, LDAP_VENDOR_VERSION_MINOR,
+		    LDAP_VENDOR_VERSION_PATCH);
+		ldap_memfree(api.ldapai_vendor_name);
+		ldap_memvfree((void **)api.ldapai_extensions);
+	} else
+		printf("libldap: %s (built with %d.%d.%d)\n", LDAP_VENDOR_NAME,
+		    LDAP_VENDOR_VERSION_MAJOR, LDAP_VENDOR_VERSION_MINOR,
+		    LDAP_VENDOR_VERSION_PATCH);
+	printf("libconfig: built with %d.%d.%d\n", LIBCONFIG_VER_MAJOR,
+	    LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION);
+	sasl_version_info(&sasl_impl, NULL, &sasl_major, &sasl_minor,
+	    &sasl_step, &sasl_patch);
+	printf("Cyrus SASL: %s %d.%d.%d (built with %d.%d.%d)\n",
+	    sasl_impl != NULL ? sasl_impl : "unknown", sasl_major, sasl_minor,
+	    sasl_step, SASL_VERSION_MAJOR, SASL_VERSION_MINOR, SASL_VERSION_STEP);
+}
+
+/*
+ * Tell the service manager where the daemon is (sd_notify(3)): READY=1
+ * once the listeners accept, RELOADING=1 .. READY=1 around a reload,
+ * STOPPING=1 at shutdown.  Nothing without libsystemd or NOTIFY_SOCKET.
+ */
+static void
+notify(const char *state)
+{
+#ifdef HAVE_SYSTEMD
+	int r = sd_notify(0, state);
+
+	if (r < 0)
+		log_warning("sd_notify(%s): %s", state, strerror(-r));
+#else
+	(void)state;
+#endif
 }
 
 static int
@@ -285,13 +367,16 @@ run(const char *path, struct config *cfg, bool detach)
 	    gen->dir->ops->name, cfg->limits.connections ? cfg->limits.connections :
 	    srv.auto_connections, cfg->limits.connections ? "" :
 	    " (from the descriptor limit)");
+	notify("READY=1");
 
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			struct gen *ng = reload(path, gen, reaper, &srv, err,
-			    sizeof(err));
+			struct gen *ng;
+
+			notify("RELOADING=1");
+			ng = reload(path, gen, reaper, &srv, err, sizeof(err));
 
 			if (ng != NULL) {
 				server_reload(&srv, ng);
@@ -300,9 +385,11 @@ run(const char *path, struct config *cfg, bool detach)
 				gen = ng;
 			}
 			server_reload_done(&srv, ng != NULL ? NULL : err);
+			notify("READY=1");
 		} else if (sig == SIGTERM) {
 			uint64_t drain = (uint64_t)gen->cfg->daemon.drain * 1000;
 
+			notify("STOPPING=1");
 			log_info("SIGTERM: draining for up to %us", gen->cfg->daemon.drain);
 			control_stop(ctl);
 			server_drain(&srv);
@@ -313,6 +400,7 @@ run(const char *path, struct config *cfg, bool detach)
 			}
 			break;
 		} else if (sig == SIGINT) {
+			notify("STOPPING=1");
 			log_info("SIGINT: stopping");
 			control_stop(ctl);
 			server_stop(&srv);
@@ -401,7 +489,7 @@ cmd_ctl(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = DEFAULT_CONFIG, *sock = NULL, *reason;
+	const char *path = POSTERN_CONFIG_FILE, *sock = NULL, *reason;
 	struct config *cfg = NULL;
 	struct buf req;
 	bool json = false;
@@ -537,7 +625,7 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = NULL, *lookup = NULL;
+	const char *path = POSTERN_CONFIG_FILE, *lookup = NULL;
 	enum proto_id proto = PROTO_IMAP;
 	bool detach = false, check = false;
 	struct config *cfg;
@@ -589,7 +677,7 @@ main(int argc, char **argv)
 			}
 			break;
 		case 'V':
-			printf("postern %s\n", PACKAGE_VERSION);
+			print_version();
 			return 0;
 		case 'h':
 			usage(stdout);
@@ -599,7 +687,7 @@ main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (path == NULL || optind != argc) {
+	if (optind != argc) {
 		usage(stderr);
 		return 1;
 	}

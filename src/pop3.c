@@ -54,7 +54,7 @@ pop3_start(struct session *s, bool greet)
 {
 	s->proto_state = xcalloc(1, sizeof(struct pop3_state));
 	if (greet)
-		session_send(s, "+OK postern ready.\r\n");
+		session_send(s, "+OK %s\r\n", s->cfg->daemon.greeting);
 }
 
 static void

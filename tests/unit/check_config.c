@@ -95,6 +95,7 @@ START_TEST(test_empty_config_defaults)
 	ck_assert_int_eq(c->daemon.log_level, LOG_LVL_INFO);
 	ck_assert(!c->daemon.log_json);
 	ck_assert_uint_eq(c->daemon.drain, 30);
+	ck_assert_str_eq(c->daemon.greeting, "ready.");
 
 	ck_assert_uint_eq(c->limits.connections, 0);
 	ck_assert_uint_eq(c->limits.per_ip, 0);
@@ -777,6 +778,37 @@ START_TEST(test_capability_line_break)
 }
 END_TEST
 
+START_TEST(test_greeting_applied)
+{
+	struct config *c = load_ok("daemon = { greeting = \"Mail service at your door\"; };");
+
+	ck_assert_str_eq(c->daemon.greeting, "Mail service at your door");
+	config_free(&c);
+	/* The default names neither the product nor a version. */
+	c = load_ok("");
+	ck_assert_ptr_null(strstr(c->daemon.greeting, "postern"));
+	ck_assert_ptr_null(strstr(c->daemon.greeting, PACKAGE_VERSION));
+	config_free(&c);
+}
+END_TEST
+
+START_TEST(test_greeting_rules)
+{
+	ASSERT_BAD("daemon = { greeting = \"ready\\r\\n* OK\"; };",
+	    "test.conf:1: daemon.greeting: must not contain control characters");
+	ASSERT_BAD_CONTAINS("daemon = { greeting = \"a\\nb\"; };",
+	    "must not contain control characters");
+	ASSERT_BAD_CONTAINS("daemon = { greeting = \"a\\tb\"; };",
+	    "must not contain control characters");
+	ASSERT_BAD_CONTAINS("daemon = { greeting = \"a\\x7fb\"; };",
+	    "must not contain control characters");
+	ASSERT_BAD_CONTAINS("daemon = { greeting = \"\"; };",
+	    "daemon.greeting: must be 1 to 200 bytes long");
+	ASSERT_BAD_CONTAINS("daemon = { greeting = 1; };",
+	    "daemon.greeting: must be a string");
+}
+END_TEST
+
 START_TEST(test_ldap_rules)
 {
 	ASSERT_BAD_CONTAINS("directory = { ldap = { uri = \"\"; }; };",
@@ -982,6 +1014,7 @@ config_suite(void)
 	tcase_add_test(tc, test_names);
 	tcase_add_test(tc, test_load_from_file);
 	tcase_add_test(tc, test_proxy_protocol_keys);
+	tcase_add_test(tc, test_greeting_applied);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("invalid");
@@ -1001,6 +1034,7 @@ config_suite(void)
 	tcase_add_test(tc, test_listen_empty_and_incomplete);
 	tcase_add_test(tc, test_username_rules);
 	tcase_add_test(tc, test_capability_line_break);
+	tcase_add_test(tc, test_greeting_rules);
 	tcase_add_test(tc, test_ldap_rules);
 	tcase_add_test(tc, test_file_path_required);
 	tcase_add_test(tc, test_syntax_error);
