@@ -177,13 +177,26 @@ get_str(struct loader *ld, const config_setting_t *g, const char *path,
 }
 
 /* A string member that must be one of `names` (indexed by value). */
+/* "one of: a, b, c" for an enum's error message. */
+static const char *
+enum_choices(const char *const *names, size_t n, char *out, size_t len)
+{
+	size_t o = str_copy(out, "one of:", len);
+
+	for (size_t i = 0; i < n && o < len; i++)
+		if (names[i] != NULL)
+			o += (size_t)snprintf(out + o, len - o, "%s \"%s\"",
+			    o > 7 ? "," : "", names[i]);
+	return out;
+}
+
 static int
 get_enum(struct loader *ld, const config_setting_t *g, const char *path,
     const char *name, const char *const *names, size_t n, int *out)
 {
 	const config_setting_t *s;
 	const char *v;
-	char key[128];
+	char key[128], choices[256];
 
 	if (g == NULL || (s = config_setting_get_member(g, name)) == NULL)
 		return 0;
@@ -197,7 +210,8 @@ get_enum(struct loader *ld, const config_setting_t *g, const char *path,
 			return 0;
 		}
 	}
-	return fail(ld, s, key, "unknown value \"%s\"", v);
+	return fail(ld, s, key, "unknown value \"%s\" (%s)", v,
+	    enum_choices(names, n, choices, sizeof(choices)));
 }
 
 static void

@@ -590,21 +590,22 @@ END_TEST
 START_TEST(test_bad_enum)
 {
 	ASSERT_BAD("daemon = { log_level = \"verbose\"; };",
-	    "test.conf:1: daemon.log_level: unknown value \"verbose\"");
-	ASSERT_BAD("daemon = { log_format = \"xml\"; };",
-	    "test.conf:1: daemon.log_format: unknown value \"xml\"");
-	ASSERT_BAD("daemon = { log_level = \"INFO\"; };",
-	    "test.conf:1: daemon.log_level: unknown value \"INFO\"");
-	ASSERT_BAD("directory = { type = \"sql\"; };",
-	    "test.conf:1: directory.type: unknown value \"sql\"");
-	ASSERT_BAD("directory = { ldap = { scope = \"subtree\"; }; };",
-	    "test.conf:1: directory.ldap.scope: unknown value \"subtree\"");
-	ASSERT_BAD("backend = { tls = \"ssl\"; };",
-	    "test.conf:1: backend.tls: unknown value \"ssl\"");
-	ASSERT_BAD("listen = ( { protocol = \"smtp\"; address = \"127.0.0.1:25\"; } );",
-	    "test.conf:1: listen[0].protocol: unknown value \"smtp\"");
-	ASSERT_BAD("listen = ( { protocol = \"imap\"; address = \"127.0.0.1:143\"; tls = \"yes\"; } );",
-	    "test.conf:1: listen[0].tls: unknown value \"yes\"");
+	    "test.conf:1: daemon.log_level: unknown value \"verbose\" (one of: "
+	    "\"error\", \"warning\", \"info\", \"debug\")");
+	ASSERT_BAD_CONTAINS("daemon = { log_format = \"xml\"; };",
+	    "test.conf:1: daemon.log_format: unknown value \"xml\" (one of: ");
+	ASSERT_BAD_CONTAINS("daemon = { log_level = \"INFO\"; };",
+	    "test.conf:1: daemon.log_level: unknown value \"INFO\" (one of: ");
+	ASSERT_BAD_CONTAINS("directory = { type = \"sql\"; };",
+	    "test.conf:1: directory.type: unknown value \"sql\" (one of: ");
+	ASSERT_BAD_CONTAINS("directory = { ldap = { scope = \"subtree\"; }; };",
+	    "test.conf:1: directory.ldap.scope: unknown value \"subtree\" (one of: ");
+	ASSERT_BAD_CONTAINS("backend = { tls = \"ssl\"; };",
+	    "test.conf:1: backend.tls: unknown value \"ssl\" (one of: ");
+	ASSERT_BAD_CONTAINS("listen = ( { protocol = \"smtp\"; address = \"127.0.0.1:25\"; } );",
+	    "test.conf:1: listen[0].protocol: unknown value \"smtp\" (one of: ");
+	ASSERT_BAD_CONTAINS("listen = ( { protocol = \"imap\"; address = \"127.0.0.1:143\"; tls = \"yes\"; } );",
+	    "test.conf:1: listen[0].tls: unknown value \"yes\" (one of: ");
 }
 END_TEST
 
