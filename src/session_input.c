@@ -8,11 +8,13 @@
 #include "autoconf.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
 #include "config.h"
 #include "session.h"
+#include "util.h"
 
 static bool
 session_alive(const struct session *s)
@@ -144,4 +146,23 @@ session_can_answer(const struct session *s)
 {
 	return s->state == SESSION_PREAUTH &&
 	    buf_len(&s->client.out) < SESSION_CLIENT_BACKLOG;
+}
+
+void
+session_backend_lines(struct session *s, bool (*fn)(struct session *, char *))
+{
+	size_t len;
+
+	while (buf_find_line(&s->backend.in, buf_len(&s->backend.in) + 1, &len) == 1) {
+		char *line = xstrndup(buf_head(&s->backend.in), len - 1);
+		bool more;
+
+		buf_consume(&s->backend.in, len);
+		if (len >= 2 && line[len - 2] == '\r')
+			line[len - 2] = '\0';
+		more = fn(s, line);
+		free(line);
+		if (!more)
+			return;
+	}
 }

@@ -329,25 +329,6 @@ session_alive(const struct session *s)
 	return s->state != SESSION_CLOSING;
 }
 
-void
-session_backend_lines(struct session *s, bool (*fn)(struct session *, char *))
-{
-	size_t len;
-
-	while (buf_find_line(&s->backend.in, buf_len(&s->backend.in) + 1, &len) == 1) {
-		char *line = xstrndup(buf_head(&s->backend.in), len - 1);
-		bool more;
-
-		buf_consume(&s->backend.in, len);
-		if (len >= 2 && line[len - 2] == '\r')
-			line[len - 2] = '\0';
-		more = fn(s, line);
-		free(line);
-		if (!more)
-			return;
-	}
-}
-
 bool
 session_count_command(struct session *s)
 {
