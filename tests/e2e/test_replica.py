@@ -101,8 +101,13 @@ def login(port, user, timeout=10):
             m.login(user, password(user))
         except imaplib.IMAP4.error as e:
             return "NO: " + str(e)
-        m.select("INBOX")
-        _, data = m.fetch("1", "(BODY[])")
+        try:
+            m.select("INBOX")
+            _, data = m.fetch("1", "(BODY[])")
+        except imaplib.IMAP4.abort as e:
+            # The kicking instance closed a session that landed on the old
+            # store while the move was arriving: not there yet.
+            return "KICKED: " + str(e)
         body = data[0][1]
         for name, store in STORE.items():
             if store.welcome_line.encode() in body:
