@@ -759,6 +759,16 @@ backend_line(struct session *s, char *line)
 		rest = line + 3;
 		if (str_prefix_ci(rest, strlen(rest), "OK")) {
 			rest += rest[2] == ' ' ? 3 : 2;
+			if (is->step == STEP_LOGIN && is->chunk < is->nchunks) {
+				/*
+				 * A login cannot succeed before its password
+				 * literal was sent: the literal stays owed and
+				 * the backend's stream is out of step with ours.
+				 */
+				session_backend_failed(s, FAIL_BACKEND,
+				    "login accepted before its literal was sent");
+				return false;
+			}
 			if (is->step == STEP_LOGIN) {
 				if ((caps = resp_capability(rest, &rest)) != NULL) {
 					free(is->caps);
