@@ -15,7 +15,6 @@ postern sends them), plus a HostileBackend for the IMAP ID fields.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import ssl
 import struct
@@ -28,12 +27,12 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fixtures.common import (free_ports, make_tempdir, make_test_ca,  # noqa: E402
-                             remove_tempdir, wait_port)
+                             remove_tempdir)
 from fixtures.hostile import HostileBackend, wait_until  # noqa: E402
 from fixtures.postern import Postern, binary  # noqa: E402
-from lib import Raw, main  # noqa: E402
+from lib import (V2_SIG, HAProxy as HAProxyProcess, Raw, haproxy_binary,  # noqa: E402
+                 main, proxy_v1 as v1, proxy_v2 as v2)
 
-V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 TRUSTED = "127.0.0.1"      # the only address proxy.trusted_networks lists
 UNTRUSTED = "127.0.0.3"    # loopback too, but not trusted
 HEADER_TIMEOUT = 2
@@ -46,26 +45,6 @@ BACKENDS = {}              # name -> TinyBackend
 TMP = None
 CERTS = None
 IMAPS_PORT = None          # implicit TLS, proxy_protocol too
-
-
-def v1(src: str, sport: int, dst: str = "198.51.100.1", dport: int = 143) -> bytes:
-    fam = "TCP6" if ":" in src else "TCP4"
-    return ("PROXY %s %s %s %d %d\r\n" % (fam, src, dst, sport, dport)).encode()
-
-
-def v2(src: str, sport: int, dst: str = None, dport: int = 143, *, tlv: bytes = b"",
-       command: int = 0x21) -> bytes:
-    if ":" in src:
-        dst = dst or "2001:db8::1"
-        block = (socket.inet_pton(socket.AF_INET6, src) +
-                 socket.inet_pton(socket.AF_INET6, dst) + struct.pack("!HH", sport, dport))
-        fam = 0x21
-    else:
-        dst = dst or "198.51.100.1"
-        block = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!HH", sport, dport)
-        fam = 0x11
-    block += tlv
-    return V2_SIG + bytes([command, fam]) + struct.pack("!H", len(block)) + block
 
 
 def read_proxy_header(sock: socket.socket) -> dict:
@@ -494,15 +473,12 @@ class Xclient(unittest.TestCase):
 
 class HAProxy(unittest.TestCase):
     def test_send_proxy_v2(self):
-        haproxy = shutil.which("haproxy") or (
-            "/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
-        if haproxy is None:
+        if haproxy_binary() is None:
             self.skipTest("haproxy is not installed (apt-get install haproxy)")
         port, = free_ports(1)
-        cfg = os.path.join(TMP, "haproxy.cfg")
-        with open(cfg, "w", encoding="utf-8") as f:
-            f.write("""global
+        proc = HAProxyProcess(TMP, """global
     log stderr format raw local0 err
+    stats socket %%(sock)s mode 600 level admin
 defaults
     mode tcp
     timeout connect 5s
@@ -512,10 +488,8 @@ listen imap
     bind 127.0.0.1:%d
     server postern 127.0.0.1:%d send-proxy-v2
 """ % (port, P.imap_port))
-        proc = subprocess.Popen([haproxy, "-db", "-f", cfg], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
         try:
-            wait_port("127.0.0.1", port, 10, proc=proc)
+            proc.start("127.0.0.1", port)
             r = Raw(port, timeout=PATIENCE, source="127.0.0.5")
             try:
                 self.assertTrue(r.line().startswith(b"* OK"))
@@ -528,10 +502,9 @@ listen imap
             self.assertEqual(id_field(s, "x-originating-ip"), "127.0.0.5")
             self.assertEqual(id_field(s, "x-originating-port"), str(local_port))
             settle(lambda: "login ok client=127.0.0.5:%d" % local_port in P.log(),
-                       timeout=5)
+                   timeout=5)
         finally:
-            proc.terminate()
-            proc.wait(10)
+            proc.stop()
 
 
 class Zz(unittest.TestCase):
