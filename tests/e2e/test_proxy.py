@@ -87,12 +87,14 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 
 class TinyBackend:
     """A minimal IMAP or POP3 store that takes any login.  With `proxy` it
-    first reads a PROXY header; with `xclient` its POP3 CAPA lists XCLIENT.
+    first reads a PROXY header; with `xclient` its POP3 CAPA lists XCLIENT,
+    with `xclient_greeting` its greeting offers it as Dovecot's does.
     Records, per connection, the header and every line received."""
 
     def __init__(self, proto: str, *, proxy: bool = False, xclient: bool = False,
-                 tls: ssl.SSLContext = None):
+                 xclient_greeting: bool = False, tls: ssl.SSLContext = None):
         self.proto, self.proxy, self.xclient, self.tls = proto, proxy, xclient, tls
+        self.xclient_greeting = xclient_greeting
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -151,7 +153,8 @@ class TinyBackend:
                 conn.sendall(b"%s OK done\r\n" % tag.encode())
 
     def _pop3(self, conn, f, rec) -> None:
-        conn.sendall(b"+OK tiny ready\r\n")
+        conn.sendall(b"+OK [XCLIENT] tiny ready\r\n" if self.xclient_greeting
+                     else b"+OK tiny ready\r\n")
         for raw in f:
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             rec["lines"].append(line)
@@ -159,7 +162,7 @@ class TinyBackend:
             if cmd == "CAPA":
                 caps = b"USER\r\nUIDL\r\n" + (b"XCLIENT\r\n" if self.xclient else b"")
                 conn.sendall(b"+OK\r\n" + caps + b".\r\n")
-            elif cmd == "XCLIENT" and not self.xclient:
+            elif cmd == "XCLIENT" and not (self.xclient or self.xclient_greeting):
                 conn.sendall(b"-ERR unknown command\r\n")
             elif cmd == "QUIT":
                 conn.sendall(b"+OK bye\r\n")
@@ -187,13 +190,14 @@ backends = (
   { name = "ppv1"; addresses = "127.0.0.1"; pop3_port = %d; proxy_protocol = "v1"; },
   { name = "xc"; addresses = "127.0.0.1"; pop3_port = %d; xclient = true; },
   { name = "noxc"; addresses = "127.0.0.1"; pop3_port = %d; xclient = true; },
+  { name = "xcg"; addresses = "127.0.0.1"; pop3_port = %d; xclient = true; },
   { name = "plain"; addresses = "127.0.0.1"; pop3_port = %d; },
   { name = "ppv2tls"; addresses = "127.0.0.1"; imap_port = %d; proxy_protocol = "v2";
     tls = "implicit"; ca_file = "%s"; }
 );
 """ % (p["dir"], PER_IP, HEADER_TIMEOUT, CERTS.cert, CERTS.key, p["imap"], p["pop3"], IMAPS_PORT,
        TRUSTED, p["popmap"], ID_STORE.port, b["ppv2"].port, b["ppv1"].port, b["xc"].port,
-       b["noxc"].port, b["plain"].port, b["ppv2tls"].port, CERTS.ca_cert)
+       b["noxc"].port, b["xcg"].port, b["plain"].port, b["ppv2tls"].port, CERTS.ca_cert)
 
 
 POPMAP = """idcheck idstore
@@ -201,6 +205,7 @@ ppv2 ppv2
 ppv1 ppv1
 xc xc
 noxc noxc
+xcg xcg
 plain plain
 ppv2tls ppv2tls
 """
@@ -218,6 +223,7 @@ def setUpModule():
     BACKENDS["ppv1"] = TinyBackend("pop3", proxy=True)
     BACKENDS["xc"] = TinyBackend("pop3", xclient=True)
     BACKENDS["noxc"] = TinyBackend("pop3")
+    BACKENDS["xcg"] = TinyBackend("pop3", xclient_greeting=True)
     BACKENDS["plain"] = TinyBackend("pop3")
     BACKENDS["ppv2tls"] = TinyBackend("imap", proxy=True, tls=server_tls)
     P = Postern(config, popmap=POPMAP).start()
@@ -455,6 +461,15 @@ class Xclient(unittest.TestCase):
         self.assertEqual(got[0], "CAPA")
         self.assertRegex(got[1], r"^XCLIENT ADDR=203\.0\.113\.31 PORT=40031 SESSION=[0-9a-f]{16}$")
         self.assertEqual(got[2], "USER xc")
+
+    def test_xclient_offered_in_the_greeting_needs_no_capa(self):
+        # Dovecot: "+OK [XCLIENT] ..." for trusted proxies; its CAPA does
+        # not list XCLIENT.
+        lines = pop3_through(v1("203.0.113.34", 40034, dport=110), "xcg")
+        self.assertTrue(lines[2].startswith(b"+OK"), lines)
+        got = BACKENDS["xcg"].sessions[-1]["lines"]
+        self.assertRegex(got[0], r"^XCLIENT ADDR=203\.0\.113\.34 PORT=40034 SESSION=[0-9a-f]{16}$")
+        self.assertEqual(got[1], "USER xcg")
 
     def test_xclient_not_sent_when_not_announced(self):
         lines = pop3_through(v1("203.0.113.32", 40032, dport=110), "noxc")
