@@ -21,7 +21,10 @@ Scenarios, in order (classes run alphabetically):
   C  the consumer stops: both instances fail over to the provider and
      logins go on; a change made meanwhile is routed at once; the consumer
      comes back, resyncs, and the instances fail back to it;
-  D  postern A stops (SIGTERM): once HAProxy's check marks it down, every
+  D  the consumer hangs: each pooled connection to it costs at most one
+     login (a temporary failure at directory.ldap.timeout), then the
+     instance answers from the provider;
+  E  postern A stops (SIGTERM): once HAProxy's check marks it down, every
      login goes through B.
 Only waits poll; nothing asserts how long anything took.
 """
@@ -29,6 +32,7 @@ Only waits poll; nothing asserts how long anything took.
 from __future__ import annotations
 
 import imaplib
+import itertools
 import os
 import poplib
 import re
@@ -54,7 +58,9 @@ ROUTES = {r.login: r for r in load_expected_routes() if r.host in STORES and not
 CACHE_TTL = 2               # seconds; bounds how late a route change is seen
 FAILBACK = 2                # seconds on the provider before the consumer again
 CHECK_MS = 300              # HAProxy's check interval
+POOL = 2                    # directory.ldap.pool
 PATIENCE = 20               # the longest any poll waits, for slow CI
+GHOSTS = itertools.count()  # logins nobody has
 
 PROVIDER = CONSUMER = None
 P = {}                      # "a", "b" -> Postern
@@ -75,7 +81,7 @@ def postern_config(p: dict) -> str:
         for n, a in STORES.items())
     return """
 daemon = { threads = 2; log_level = "info"; drain = 2; };
-timeouts = { login = 30; connect = 3; lookup = 4; };
+timeouts = { login = 30; connect = 3; lookup = 3; };
 limits = { auth_failures = 10; throttle = false; };  # one client address
 listen = ( { protocol = "imap"; address = "127.0.0.1:%d"; tls = "none";
              proxy_protocol = true; },
@@ -86,13 +92,13 @@ directory = {
   type = "ldap";
   cache = { ttl = %d; negative_ttl = %d; serve_stale = false; };
   ldap = { uri = "%s %s"; base = "%s"; bind_dn = "%s"; bind_password = "%s";
-           timeout = 3; failback = %d; };
+           pool = %d; timeout = 2; failback = %d; };
 };
 backends = ( %s );
 backend = { imap_port = %d; pop3_port = %d; };
 """ % (p["imap"], p["pop3"], LB_SOURCE, CACHE_TTL, CACHE_TTL, CONSUMER.uri,
        PROVIDER.uri, PROVIDER.base, PROVIDER.bind_dn, PROVIDER.bind_password,
-       FAILBACK, backends, IMAP_PORT, POP3_PORT)
+       POOL, FAILBACK, backends, IMAP_PORT, POP3_PORT)
 
 
 HAPROXY_CFG = """global
@@ -358,7 +364,33 @@ class C_ConsumerDown(unittest.TestCase):
             self.assertEqual(login_at(n, "alice"), "store-b.example.net")
 
 
-class D_PosternDown(unittest.TestCase):
+class D_ConsumerMute(unittest.TestCase):
+    """The consumer hangs (SIGSTOP): a search on a pooled connection to it
+    times out (directory.ldap.timeout), that login gets a temporary
+    failure and the connection moves to the provider.  So at most one
+    failed login per pooled connection, then logins go on."""
+
+    def test_mute_consumer_costs_at_most_one_login_per_connection(self):
+        # Names nobody has: never cached, so every login is a search; the
+        # directory's answer is a plain refusal, its absence UNAVAILABLE.
+        CONSUMER.freeze()
+        try:
+            for n in P:
+                failed, answered = [], 0
+                while answered < 2 * POOL:
+                    got = login_at(n, "ghost%d" % next(GHOSTS))
+                    self.assertTrue(got.startswith("NO"), got)
+                    if "UNAVAILABLE" not in got:
+                        answered += 1
+                        continue
+                    failed.append(got)
+                    self.assertLessEqual(len(failed), POOL, (n, failed))
+                    answered = 0
+        finally:
+            CONSUMER.thaw()
+
+
+class E_PosternDown(unittest.TestCase):
     def test_stop_one_instance_logins_go_through_the_other(self):
         rc = P["a"].stop()
         self.assertEqual(rc, 0, P["a"].log()[-3000:])
