@@ -39,7 +39,8 @@
  * breaks hands its unanswered requests back to the queue and reconnects
  * with backoff -- reset only once a connection has proven itself --
  * starting with the URI after the one that failed; while on a backup URI it
- * returns to the first after `failback` seconds.  When no connection is up,
+ * returns to the first after `failback` seconds, connected there before it
+ * lets the backup go.  When no connection is up,
  * queued requests fail at once with the reason (unreachable, or credentials
  * refused), so clients hear of an outage promptly (or get a stale route).
  */
@@ -394,11 +395,11 @@ dir_ldap_describe_failure(const struct ldap_cfg *cfg, const char *uri, int rc,
 		snprintf(out, len, "ldap %s: %s", uri, ldap_err2string(rc));
 }
 
-/* Connect and bind to uris[idx].  0, or the LDAP result code. */
+/* Connect and bind to uris[idx] (a failure is logged).  0, or the LDAP
+ * result code. */
 static int
-conn_open(struct ldap_conn *c, size_t idx)
+conn_connect(struct dir_ldap *dl, size_t idx, LDAP **ld_r)
 {
-	struct dir_ldap *dl = c->dl;
 	const char *uri = dl->uris[idx];
 	char why[384];
 	LDAP *ld;
@@ -415,13 +416,52 @@ conn_open(struct ldap_conn *c, size_t idx)
 		    "directory refused postern's credentials" : "directory unreachable");
 		return rc;
 	}
+	*ld_r = ld;
+	return 0;
+}
+
+static void
+conn_install(struct ldap_conn *c, size_t idx, LDAP *ld)
+{
 	c->ld = ld;
 	c->uri_idx = idx;
 	c->connected_at = c->heard_at = clock_ms();
 	c->proven = false;
-	atomic_fetch_add(&dl->up, 1);
-	log_info("ldap: connection %u up: %s", c->id, uri);
+	log_info("ldap: connection %u up: %s", c->id, c->dl->uris[idx]);
+}
+
+/* Connect and bind to uris[idx].  0, or the LDAP result code. */
+static int
+conn_open(struct ldap_conn *c, size_t idx)
+{
+	LDAP *ld;
+	int rc;
+
+	if ((rc = conn_connect(c->dl, idx, &ld)) != 0)
+		return rc;
+	conn_install(c, idx, ld);
+	atomic_fetch_add(&c->dl->up, 1);
 	return 0;
+}
+
+/*
+ * Give the first URI another chance, make before break: the connection to
+ * the backup URI stays up until the first has answered the bind, so a
+ * first URI that accepts but never answers costs this thread one timeout
+ * per failback period, never a moment in which no connection is up (and
+ * every lookup would fail at once).
+ */
+static void
+conn_failback(struct ldap_conn *c)
+{
+	LDAP *ld;
+
+	if (conn_connect(c->dl, 0, &ld) != 0) {
+		c->connected_at = clock_ms();	/* again after another period */
+		return;
+	}
+	ldap_unbind_ext_s(c->ld, NULL, NULL);
+	conn_install(c, 0, ld);
 }
 
 /*
@@ -696,14 +736,15 @@ search_main(void *arg)
 		uint64_t now = clock_ms(), wait = 1000;
 		nfds_t nfds = 1;
 
-		if (c->ld == NULL && now >= c->next_try)
+		if (c->ld == NULL && now >= c->next_try) {
 			conn_try_open(c);
+			/* connected_at is later than now: keep now - it >= 0. */
+			now = clock_ms();
+		}
 		if (c->ld != NULL && c->uri_idx > 0 && c->npending == 0 &&
 		    now - c->connected_at >= failback_ms) {
-			/* Give the first URI another chance. */
-			conn_close(c, NULL, false);
-			c->uri_idx = 0;
-			conn_try_open(c);
+			conn_failback(c);
+			now = clock_ms();
 		}
 		if (c->ld == NULL) {
 			/* Nobody can answer: fail fast rather than at the deadline. */

@@ -40,7 +40,7 @@ struct pop3_state {
 	char			*user;		/* from USER, until PASS */
 	size_t			 userlen;
 	enum pop3_backend_step	 step;
-	bool			 xclient;	/* the backend's CAPA lists XCLIENT */
+	bool			 xclient;	/* the backend offers XCLIENT */
 };
 
 static struct pop3_state *
@@ -370,11 +370,14 @@ begin_login(struct session *s)
 	return true;
 }
 
+static bool	send_xclient(struct session *);
+
 /*
- * A backend configured with xclient = true is asked for its CAPA before
- * the login (the one extra round trip, only there); if it lists XCLIENT --
- * Dovecot does for proxies in its login_trusted_networks -- it is told who
- * the client is, as IMAP ID does for IMAP.  Others get the login at once.
+ * A backend configured with xclient = true is told who the client is, as
+ * IMAP ID does for IMAP, when it offers XCLIENT: Dovecot does so for
+ * proxies in its login_trusted_networks with "[XCLIENT]" in its greeting;
+ * other stores are asked for their CAPA before the login (the one extra
+ * round trip, only there) and must list it.  Others get the login at once.
  */
 static bool
 after_greeting(struct session *s)
@@ -383,11 +386,19 @@ after_greeting(struct session *s)
 	    s->route->hosts[s->host_idx].host);
 
 	if (b != NULL && b->xclient) {
-		st(s)->xclient = false;
+		if (st(s)->xclient)
+			return send_xclient(s);
 		st(s)->step = STEP_CAPA;
 		return session_backend_send(s, "CAPA\r\n", 6) == 0;
 	}
 	return begin_login(s);
+}
+
+/* "+OK [XCLIENT] ...": the greeting's response code offers XCLIENT. */
+static bool
+greeting_offers_xclient(const char *line)
+{
+	return strncasecmp(line, "+OK [XCLIENT]", 13) == 0;
 }
 
 static bool
@@ -456,6 +467,7 @@ backend_line(struct session *s, char *line)
 			session_backend_failed(s, FAIL_BACKEND, status_text(line));
 			return false;
 		}
+		ps->xclient = greeting_offers_xclient(line);
 		if (session_backend_tls(s) == TLS_MODE_STARTTLS) {
 			ps->step = STEP_STLS;
 			return session_backend_send(s, "STLS\r\n", 6) == 0;

@@ -15,7 +15,6 @@ postern sends them), plus a HostileBackend for the IMAP ID fields.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import ssl
 import struct
@@ -28,12 +27,12 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fixtures.common import (free_ports, make_tempdir, make_test_ca,  # noqa: E402
-                             remove_tempdir, wait_port)
+                             remove_tempdir)
 from fixtures.hostile import HostileBackend, wait_until  # noqa: E402
 from fixtures.postern import Postern, binary  # noqa: E402
-from lib import Raw, main  # noqa: E402
+from lib import (V2_SIG, HAProxy as HAProxyProcess, Raw, haproxy_binary,  # noqa: E402
+                 main, proxy_v1 as v1, proxy_v2 as v2)
 
-V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 TRUSTED = "127.0.0.1"      # the only address proxy.trusted_networks lists
 UNTRUSTED = "127.0.0.3"    # loopback too, but not trusted
 HEADER_TIMEOUT = 2
@@ -46,26 +45,6 @@ BACKENDS = {}              # name -> TinyBackend
 TMP = None
 CERTS = None
 IMAPS_PORT = None          # implicit TLS, proxy_protocol too
-
-
-def v1(src: str, sport: int, dst: str = "198.51.100.1", dport: int = 143) -> bytes:
-    fam = "TCP6" if ":" in src else "TCP4"
-    return ("PROXY %s %s %s %d %d\r\n" % (fam, src, dst, sport, dport)).encode()
-
-
-def v2(src: str, sport: int, dst: str = None, dport: int = 143, *, tlv: bytes = b"",
-       command: int = 0x21) -> bytes:
-    if ":" in src:
-        dst = dst or "2001:db8::1"
-        block = (socket.inet_pton(socket.AF_INET6, src) +
-                 socket.inet_pton(socket.AF_INET6, dst) + struct.pack("!HH", sport, dport))
-        fam = 0x21
-    else:
-        dst = dst or "198.51.100.1"
-        block = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!HH", sport, dport)
-        fam = 0x11
-    block += tlv
-    return V2_SIG + bytes([command, fam]) + struct.pack("!H", len(block)) + block
 
 
 def read_proxy_header(sock: socket.socket) -> dict:
@@ -108,12 +87,14 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 
 class TinyBackend:
     """A minimal IMAP or POP3 store that takes any login.  With `proxy` it
-    first reads a PROXY header; with `xclient` its POP3 CAPA lists XCLIENT.
+    first reads a PROXY header; with `xclient` its POP3 CAPA lists XCLIENT,
+    with `xclient_greeting` its greeting offers it as Dovecot's does.
     Records, per connection, the header and every line received."""
 
     def __init__(self, proto: str, *, proxy: bool = False, xclient: bool = False,
-                 tls: ssl.SSLContext = None):
+                 xclient_greeting: bool = False, tls: ssl.SSLContext = None):
         self.proto, self.proxy, self.xclient, self.tls = proto, proxy, xclient, tls
+        self.xclient_greeting = xclient_greeting
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -172,7 +153,8 @@ class TinyBackend:
                 conn.sendall(b"%s OK done\r\n" % tag.encode())
 
     def _pop3(self, conn, f, rec) -> None:
-        conn.sendall(b"+OK tiny ready\r\n")
+        conn.sendall(b"+OK [XCLIENT] tiny ready\r\n" if self.xclient_greeting
+                     else b"+OK tiny ready\r\n")
         for raw in f:
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             rec["lines"].append(line)
@@ -180,7 +162,7 @@ class TinyBackend:
             if cmd == "CAPA":
                 caps = b"USER\r\nUIDL\r\n" + (b"XCLIENT\r\n" if self.xclient else b"")
                 conn.sendall(b"+OK\r\n" + caps + b".\r\n")
-            elif cmd == "XCLIENT" and not self.xclient:
+            elif cmd == "XCLIENT" and not (self.xclient or self.xclient_greeting):
                 conn.sendall(b"-ERR unknown command\r\n")
             elif cmd == "QUIT":
                 conn.sendall(b"+OK bye\r\n")
@@ -208,13 +190,14 @@ backends = (
   { name = "ppv1"; addresses = "127.0.0.1"; pop3_port = %d; proxy_protocol = "v1"; },
   { name = "xc"; addresses = "127.0.0.1"; pop3_port = %d; xclient = true; },
   { name = "noxc"; addresses = "127.0.0.1"; pop3_port = %d; xclient = true; },
+  { name = "xcg"; addresses = "127.0.0.1"; pop3_port = %d; xclient = true; },
   { name = "plain"; addresses = "127.0.0.1"; pop3_port = %d; },
   { name = "ppv2tls"; addresses = "127.0.0.1"; imap_port = %d; proxy_protocol = "v2";
     tls = "implicit"; ca_file = "%s"; }
 );
 """ % (p["dir"], PER_IP, HEADER_TIMEOUT, CERTS.cert, CERTS.key, p["imap"], p["pop3"], IMAPS_PORT,
        TRUSTED, p["popmap"], ID_STORE.port, b["ppv2"].port, b["ppv1"].port, b["xc"].port,
-       b["noxc"].port, b["plain"].port, b["ppv2tls"].port, CERTS.ca_cert)
+       b["noxc"].port, b["xcg"].port, b["plain"].port, b["ppv2tls"].port, CERTS.ca_cert)
 
 
 POPMAP = """idcheck idstore
@@ -222,6 +205,7 @@ ppv2 ppv2
 ppv1 ppv1
 xc xc
 noxc noxc
+xcg xcg
 plain plain
 ppv2tls ppv2tls
 """
@@ -239,6 +223,7 @@ def setUpModule():
     BACKENDS["ppv1"] = TinyBackend("pop3", proxy=True)
     BACKENDS["xc"] = TinyBackend("pop3", xclient=True)
     BACKENDS["noxc"] = TinyBackend("pop3")
+    BACKENDS["xcg"] = TinyBackend("pop3", xclient_greeting=True)
     BACKENDS["plain"] = TinyBackend("pop3")
     BACKENDS["ppv2tls"] = TinyBackend("imap", proxy=True, tls=server_tls)
     P = Postern(config, popmap=POPMAP).start()
@@ -477,6 +462,15 @@ class Xclient(unittest.TestCase):
         self.assertRegex(got[1], r"^XCLIENT ADDR=203\.0\.113\.31 PORT=40031 SESSION=[0-9a-f]{16}$")
         self.assertEqual(got[2], "USER xc")
 
+    def test_xclient_offered_in_the_greeting_needs_no_capa(self):
+        # Dovecot: "+OK [XCLIENT] ..." for trusted proxies; its CAPA does
+        # not list XCLIENT.
+        lines = pop3_through(v1("203.0.113.34", 40034, dport=110), "xcg")
+        self.assertTrue(lines[2].startswith(b"+OK"), lines)
+        got = BACKENDS["xcg"].sessions[-1]["lines"]
+        self.assertRegex(got[0], r"^XCLIENT ADDR=203\.0\.113\.34 PORT=40034 SESSION=[0-9a-f]{16}$")
+        self.assertEqual(got[1], "USER xcg")
+
     def test_xclient_not_sent_when_not_announced(self):
         lines = pop3_through(v1("203.0.113.32", 40032, dport=110), "noxc")
         self.assertTrue(lines[2].startswith(b"+OK"), lines)
@@ -494,15 +488,12 @@ class Xclient(unittest.TestCase):
 
 class HAProxy(unittest.TestCase):
     def test_send_proxy_v2(self):
-        haproxy = shutil.which("haproxy") or (
-            "/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
-        if haproxy is None:
+        if haproxy_binary() is None:
             self.skipTest("haproxy is not installed (apt-get install haproxy)")
         port, = free_ports(1)
-        cfg = os.path.join(TMP, "haproxy.cfg")
-        with open(cfg, "w", encoding="utf-8") as f:
-            f.write("""global
+        proc = HAProxyProcess(TMP, """global
     log stderr format raw local0 err
+    stats socket %%(sock)s mode 600 level admin
 defaults
     mode tcp
     timeout connect 5s
@@ -512,10 +503,8 @@ listen imap
     bind 127.0.0.1:%d
     server postern 127.0.0.1:%d send-proxy-v2
 """ % (port, P.imap_port))
-        proc = subprocess.Popen([haproxy, "-db", "-f", cfg], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
         try:
-            wait_port("127.0.0.1", port, 10, proc=proc)
+            proc.start("127.0.0.1", port)
             r = Raw(port, timeout=PATIENCE, source="127.0.0.5")
             try:
                 self.assertTrue(r.line().startswith(b"* OK"))
@@ -528,10 +517,9 @@ listen imap
             self.assertEqual(id_field(s, "x-originating-ip"), "127.0.0.5")
             self.assertEqual(id_field(s, "x-originating-port"), str(local_port))
             settle(lambda: "login ok client=127.0.0.5:%d" % local_port in P.log(),
-                       timeout=5)
+                   timeout=5)
         finally:
-            proc.terminate()
-            proc.wait(10)
+            proc.stop()
 
 
 class Zz(unittest.TestCase):
