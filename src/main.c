@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -628,6 +629,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = POSTERN_CONFIG_FILE, *lookup = NULL;
+	char abspath[PATH_MAX];
 	enum proto_id proto = PROTO_IMAP;
 	bool detach = false, check = false;
 	struct config *cfg;
@@ -705,5 +707,8 @@ main(int argc, char **argv)
 		config_free(&cfg);
 		return rc;
 	}
+	/* SIGHUP reloads by name, after -d has left the working directory. */
+	if (path[0] != '/' && realpath(path, abspath) != NULL)
+		path = abspath;
 	return run(path, cfg, detach);
 }

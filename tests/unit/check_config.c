@@ -1034,6 +1034,118 @@ START_TEST(test_file_errors_name_key_and_config)
 }
 END_TEST
 
+/*
+ * config/postern.conf says its values are the defaults unless its comment
+ * says "not the default": hold it to that, field by field.
+ */
+START_TEST(test_example_config_states_the_defaults)
+{
+	const char *top = getenv("top_srcdir");
+	struct config *ex = NULL, *d = load_ok("");
+	char path[4096], err[512] = "";
+
+	snprintf(path, sizeof(path), "%s/config/postern.conf", top != NULL ? top : "..");
+	ck_assert_msg(config_load(path, &ex, err, sizeof(err)) == 0, "%s", err);
+	/* The three it marks "not the default". */
+	ck_assert_int_eq(ex->directory.type, DIR_TYPE_FILE);
+	ck_assert_int_eq(d->directory.type, DIR_TYPE_LDAP);
+	ck_assert_str_eq(ex->daemon.control, "/run/postern/control");
+	ck_assert_str_eq(d->daemon.control, "");
+	ck_assert_str_eq(d->directory.ldap.base, "");
+	/* "popmap" by the file, as the default is by its own file. */
+	ck_assert_str_eq(strrchr(ex->directory.file_path, '/'), "/popmap");
+	ck_assert_str_eq(strrchr(d->directory.file_path, '/'), "/popmap");
+#define SAME_U(f)	ck_assert_msg(ex->f == d->f, #f ": %llu in the example, " \
+	"%llu by default", (unsigned long long)ex->f, (unsigned long long)d->f)
+#define SAME_S(f)	ck_assert_msg(strcmp(ex->f, d->f) == 0, #f ": \"%s\" in " \
+	"the example, \"%s\" by default", ex->f, d->f)
+	SAME_U(daemon.threads);
+	SAME_S(daemon.user);
+	SAME_S(daemon.pid_file);
+	SAME_U(daemon.log_level);
+	SAME_U(daemon.log_json);
+	SAME_U(daemon.drain);
+	SAME_S(daemon.greeting);
+	SAME_U(limits.connections);
+	SAME_U(limits.per_ip);
+	SAME_U(limits.per_user);
+	SAME_U(limits.line_length);
+	SAME_U(limits.auth_failures);
+	SAME_U(limits.bad_commands);
+	SAME_U(limits.throttle);
+	SAME_U(limits.throttle_entries);
+	SAME_U(limits.throttle_max);
+	SAME_U(limits.throttle_window);
+	SAME_U(timeouts.login);
+	SAME_U(timeouts.idle);
+	SAME_U(timeouts.connect);
+	SAME_U(timeouts.backend);
+	SAME_U(timeouts.lookup);
+	SAME_U(timeouts.proxy_header);
+	SAME_S(tls.cert);
+	SAME_S(tls.key);
+	SAME_S(tls.min_version);
+	SAME_S(tls.ciphers);
+	SAME_U(tls.ncertificates);
+	SAME_U(nlisten);
+	for (size_t i = 0; i < d->nlisten; i++) {
+		SAME_S(listen[i].address);
+		SAME_U(listen[i].proto);
+		SAME_U(listen[i].tls);
+		SAME_U(listen[i].proxy_protocol);
+	}
+	SAME_U(username.lower_case);
+	SAME_U(username.delimiter);
+	SAME_S(username.default_domain);
+	SAME_U(username.strip_domain);
+	SAME_S(capability[PROTO_IMAP]);
+	SAME_S(capability[PROTO_POP3]);
+	SAME_U(directory.on_move);
+	SAME_U(directory.cache.ttl);
+	SAME_U(directory.cache.negative_ttl);
+	SAME_U(directory.cache.entries);
+	SAME_U(directory.cache.negative_entries);
+	SAME_U(directory.cache.serve_stale);
+	SAME_S(directory.ldap.uri);
+	SAME_U(directory.ldap.scope);
+	SAME_S(directory.ldap.filter);
+	SAME_S(directory.ldap.bind_dn);
+	SAME_S(directory.ldap.bind_password);
+	SAME_S(directory.ldap.bind_password_file);
+	SAME_S(directory.ldap.sasl_mech);
+	SAME_U(directory.ldap.starttls);
+	SAME_S(directory.ldap.ca_file);
+	SAME_U(directory.ldap.pool);
+	SAME_U(directory.ldap.auth_pool);
+	SAME_U(directory.ldap.queue);
+	SAME_U(directory.ldap.timeout);
+	SAME_U(directory.ldap.failback);
+	SAME_S(directory.ldap.attr_username);
+	SAME_U(directory.ldap.nattr_hosts);
+	SAME_S(directory.ldap.attr_host);
+	SAME_S(directory.ldap.attr_port);
+	SAME_U(directory.ldap.sync);
+	SAME_S(directory.ldap.sync_filter);
+	SAME_S(directory.ldap.sync_keys);
+	SAME_U(backend.port[PROTO_IMAP]);
+	SAME_U(backend.port[PROTO_POP3]);
+	SAME_U(backend.tls);
+	SAME_S(backend.ca_file);
+	SAME_U(backend.verify);
+	SAME_U(master.login);
+	SAME_S(master.master_user);
+	SAME_S(master.master_password);
+	SAME_U(nbackends);
+	SAME_U(auth.verify);
+	SAME_U(auth.failure_delay);
+	SAME_U(proxy.ntrusted_networks);
+#undef SAME_U
+#undef SAME_S
+	config_free(&ex);
+	config_free(&d);
+}
+END_TEST
+
 START_TEST(test_file_path_required)
 {
 	ASSERT_BAD_CONTAINS("directory = { type = \"file\"; file = { path = \"\"; }; };",
@@ -1165,6 +1277,7 @@ config_suite(void)
 	tcase_add_test(tc, test_relative_paths_resolved);
 	tcase_add_test(tc, test_absolute_paths_unchanged);
 	tcase_add_test(tc, test_file_errors_name_key_and_config);
+	tcase_add_test(tc, test_example_config_states_the_defaults);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("invalid");
