@@ -450,6 +450,17 @@ class FailureLines(unittest.TestCase):
         self.assertNotIn("\x01", log)
         self.assertNotIn("\x1b", log)
 
+    def test_a_long_login_is_cut_at_a_whole_escape(self):
+        r = Raw(P.imap_port)
+        r.line()
+        r.send(b"a LOGIN {1000}\r\n")
+        self.assertTrue(r.line().startswith(b"+"))
+        r.send(b"\x02" * 1000 + b' "x"\r\n')
+        self.assertTrue(r.line().startswith(b"a NO"))
+        r.close()
+        # LOGIN_LOG_MAX: 1024 bytes, 256 whole escapes, then the quote.
+        self.wait_log(r'login refused client=\S+ user="(\\x02){256}" proto=imap ')
+
     def test_backend_failures_name_proto_and_backend(self):
         for proto, port, login in (("imap", P.imap_port, b'a LOGIN Down "x"\r\n'),
                                    ("pop3", P.pop3_port, b"USER Down\r\nPASS x\r\n")):
