@@ -1,6 +1,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ldap.h>
 #include <libconfig.h>
 #include <arpa/inet.h>
@@ -176,6 +177,45 @@ get_str(struct loader *ld, const config_setting_t *g, const char *path,
 	return 0;
 }
 
+/*
+ * Path-valued keys: a relative value names a file next to the configuration
+ * file.  The result is absolute even when the configuration file was named
+ * relative to the working directory, which the daemon leaves when it
+ * detaches; "" (none) and absolute values are kept as written.
+ */
+static void
+resolve_path(const char *config_file, char **pathp)
+{
+	const char *slash = strrchr(config_file, '/');
+	int dirlen = slash != NULL ? (int)(slash - config_file) : 0;
+	char cwd[4096], *out;
+	size_t len;
+
+	if (*pathp == NULL || (*pathp)[0] == '\0' || (*pathp)[0] == '/')
+		return;
+	if (config_file[0] == '/')
+		cwd[0] = '\0';		/* dirlen 0: the file is in "/" */
+	else if (getcwd(cwd, sizeof(cwd)) == NULL)
+		str_copy(cwd, ".", sizeof(cwd));
+	len = strlen(cwd) + (size_t)dirlen + strlen(*pathp) + 3;
+	out = xmalloc(len);
+	snprintf(out, len, "%s%s%.*s/%s", cwd, cwd[0] != '\0' && dirlen > 0 ?
+	    "/" : "", dirlen, config_file, *pathp);
+	free(*pathp);
+	*pathp = out;
+}
+
+/* get_str() for a key that names a file: see resolve_path(). */
+static int
+get_path(struct loader *ld, const config_setting_t *g, const char *path,
+    const char *name, char **out)
+{
+	if (get_str(ld, g, path, name, out) < 0)
+		return -1;
+	resolve_path(ld->file, out);
+	return 0;
+}
+
 /* A string member that must be one of `names` (indexed by value). */
 /* "one of: a, b, c" for an enum's error message. */
 static const char *
@@ -275,7 +315,7 @@ config_defaults(struct config *c)
 	c->directory.ldap.sync_filter = xstrdup(DEFAULT_SYNC_FILTER);
 	c->directory.ldap.sync_keys = xstrdup("uid mail");
 	c->directory.on_move = ON_MOVE_KEEP;
-	c->directory.file_path = xstrdup("config/popmap");
+	c->directory.file_path = xstrdup("popmap");
 	c->backend.port[PROTO_IMAP] = 143;
 	c->backend.port[PROTO_POP3] = 110;
 	c->backend.tls = TLS_MODE_NONE;
@@ -324,17 +364,17 @@ load_daemon(struct loader *ld, const config_setting_t *root, struct config *c)
 	if (check_keys(ld, g, "daemon", keys) < 0 ||
 	    get_uint(ld, g, "daemon", "threads", 0, 256, &c->daemon.threads) < 0 ||
 	    get_str(ld, g, "daemon", "user", &c->daemon.user) < 0 ||
-	    get_str(ld, g, "daemon", "pid_file", &c->daemon.pid_file) < 0 ||
+	    get_path(ld, g, "daemon", "pid_file", &c->daemon.pid_file) < 0 ||
 	    get_enum(ld, g, "daemon", "log_level", levels, nitems(levels), &level) < 0 ||
 	    get_enum(ld, g, "daemon", "log_format", formats, nitems(formats), &json) < 0 ||
 	    get_uint(ld, g, "daemon", "drain", 0, 86400, &c->daemon.drain) < 0 ||
-	    get_str(ld, g, "daemon", "control", &c->daemon.control) < 0 ||
+	    get_path(ld, g, "daemon", "control", &c->daemon.control) < 0 ||
 	    get_str(ld, g, "daemon", "greeting", &c->daemon.greeting) < 0)
 		return -1;
-	if (c->daemon.control[0] != '\0' && (c->daemon.control[0] != '/' ||
-	    strlen(c->daemon.control) >= CONTROL_PATH_MAX))
+	if (strlen(c->daemon.control) >= CONTROL_PATH_MAX)
 		return fail(ld, config_setting_get_member(g, "control"), "daemon.control",
-		    "must be an absolute path of fewer than %d bytes", CONTROL_PATH_MAX);
+		    "must be a path of fewer than %d bytes (relative paths count "
+		    "from the configuration file's directory)", CONTROL_PATH_MAX);
 	if (check_greeting(ld, config_setting_get_member(g, "greeting"),
 	    c->daemon.greeting) < 0)
 		return -1;
@@ -431,8 +471,8 @@ load_tls(struct loader *ld, const config_setting_t *root, struct config *c)
 	if (g == NULL)
 		return 0;
 	if (check_keys(ld, g, "tls", keys) < 0 ||
-	    get_str(ld, g, "tls", "cert", &c->tls.cert) < 0 ||
-	    get_str(ld, g, "tls", "key", &c->tls.key) < 0 ||
+	    get_path(ld, g, "tls", "cert", &c->tls.cert) < 0 ||
+	    get_path(ld, g, "tls", "key", &c->tls.key) < 0 ||
 	    get_str(ld, g, "tls", "min_version", &c->tls.min_version) < 0 ||
 	    get_str(ld, g, "tls", "ciphers", &c->tls.ciphers) < 0)
 		return -1;
@@ -454,8 +494,8 @@ load_tls(struct loader *ld, const config_setting_t *root, struct config *c)
 			if (config_setting_type(e) != CONFIG_TYPE_GROUP)
 				return fail(ld, e, path, "must be a group { ... }");
 			if (check_keys(ld, e, path, cert_keys) < 0 ||
-			    get_str(ld, e, path, "cert", &tc->cert) < 0 ||
-			    get_str(ld, e, path, "key", &tc->key) < 0)
+			    get_path(ld, e, path, "cert", &tc->cert) < 0 ||
+			    get_path(ld, e, path, "key", &tc->key) < 0)
 				return -1;
 			if (tc->cert == NULL || tc->key == NULL)
 				return fail(ld, e, path, "needs cert and key");
@@ -841,10 +881,10 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 	    get_str(ld, g, P, "filter", &l->filter) < 0 ||
 	    get_str(ld, g, P, "bind_dn", &l->bind_dn) < 0 ||
 	    get_str(ld, g, P, "bind_password", &l->bind_password) < 0 ||
-	    get_str(ld, g, P, "bind_password_file", &l->bind_password_file) < 0 ||
+	    get_path(ld, g, P, "bind_password_file", &l->bind_password_file) < 0 ||
 	    get_str(ld, g, P, "sasl_mech", &l->sasl_mech) < 0 ||
 	    get_bool(ld, g, P, "starttls", &l->starttls) < 0 ||
-	    get_str(ld, g, P, "ca_file", &l->ca_file) < 0 ||
+	    get_path(ld, g, P, "ca_file", &l->ca_file) < 0 ||
 	    get_uint(ld, g, P, "pool", 1, 64, &l->pool) < 0 ||
 	    get_uint(ld, g, P, "auth_pool", 1, 64, &l->auth_pool) < 0 ||
 	    get_uint(ld, g, P, "queue", 1, 1000000, &l->queue) < 0 ||
@@ -917,7 +957,7 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 	    get_bool(ld, cache, "directory.cache", "serve_stale", &c->directory.cache.serve_stale) < 0))
 		return -1;
 	if (file != NULL && (check_keys(ld, file, "directory.file", file_keys) < 0 ||
-	    get_str(ld, file, "directory.file", "path", &c->directory.file_path) < 0))
+	    get_path(ld, file, "directory.file", "path", &c->directory.file_path) < 0))
 		return -1;
 	if (load_ldap(ld, g, c) < 0 || load_host_map(ld, g, c) < 0)
 		return -1;
@@ -950,12 +990,12 @@ load_backend(struct loader *ld, const config_setting_t *root, struct config *c)
 	    get_uint(ld, g, "backend", "pop3_port", 1, 65535, &pop3) < 0 ||
 	    get_enum(ld, g, "backend", "tls", tls_mode_names,
 	    nitems(tls_mode_names), &tls) < 0 ||
-	    get_str(ld, g, "backend", "ca_file", &c->backend.ca_file) < 0 ||
+	    get_path(ld, g, "backend", "ca_file", &c->backend.ca_file) < 0 ||
 	    get_bool(ld, g, "backend", "verify", &c->backend.verify) < 0 ||
 	    get_enum(ld, g, "backend", "login", logins, nitems(logins), &login) < 0 ||
 	    get_str(ld, g, "backend", "master_user", &c->master.master_user) < 0 ||
 	    get_str(ld, g, "backend", "master_password", &c->master.master_password) < 0 ||
-	    get_str(ld, g, "backend", "master_password_file", &pwfile) < 0) {
+	    get_path(ld, g, "backend", "master_password_file", &pwfile) < 0) {
 		free(pwfile);
 		return -1;
 	}
@@ -1053,7 +1093,7 @@ load_backends(struct loader *ld, const config_setting_t *root, struct config *c)
 		    get_enum(ld, g, path, "tls", tls_mode_names,
 		    nitems(tls_mode_names), &tls) < 0 ||
 		    get_bool(ld, g, path, "verify", &b->verify) < 0 ||
-		    get_str(ld, g, path, "ca_file", &b->ca_file) < 0 ||
+		    get_path(ld, g, path, "ca_file", &b->ca_file) < 0 ||
 		    get_enum(ld, g, path, "proxy_protocol", proxies,
 		    nitems(proxies), &proxy) < 0 ||
 		    get_bool(ld, g, path, "xclient", &b->xclient) < 0) {
@@ -1225,6 +1265,8 @@ config_build(struct loader *ld, config_t *cf, struct config **config_r)
 
 	c->path = xstrdup(ld->file);
 	config_defaults(c);
+	/* The default map, like any relative path, sits by the file. */
+	resolve_path(ld->file, &c->directory.file_path);
 	if (check_keys(ld, root, "", keys) < 0 ||
 	    load_daemon(ld, root, c) < 0 ||
 	    load_limits(ld, root, c) < 0 ||
@@ -1305,6 +1347,27 @@ config_load_string(const char *name, const char *text, struct config **config_r,
 	config_init(&cf);
 	return config_finish(&ld, &cf, config_read_string(&cf, text) == CONFIG_TRUE,
 	    config_r);
+}
+
+int
+config_file_fail(const struct config *cfg, const char *key, const char *path,
+    const char *reason, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: %s: %s: %s", cfg->path, key, path, reason);
+	return -1;
+}
+
+int
+config_file_check(const struct config *cfg, const char *key, const char *path,
+    char *err, size_t errlen)
+{
+	/* O_NONBLOCK: a FIFO put there by mistake must not hang the check. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return config_file_fail(cfg, key, path, strerror(errno), err, errlen);
+	close(fd);
+	return 0;
 }
 
 void

@@ -228,6 +228,18 @@ int		 config_load_string(const char *name, const char *text,
 		    struct config **config_r, char *err, size_t errlen);
 void		 config_free(struct config **configp);
 
+/*
+ * A file named by a path-valued key could not be read: writes
+ * "CONFIG: KEY: PATH: reason" into err and returns -1.  Every such error
+ * names the key and the configuration file, wherever the file is opened.
+ */
+int		 config_file_fail(const struct config *cfg, const char *key,
+		    const char *path, const char *reason, char *err,
+		    size_t errlen);
+/* Open PATH for reading and close it again; config_file_fail() if not. */
+int		 config_file_check(const struct config *cfg, const char *key,
+		    const char *path, char *err, size_t errlen);
+
 /* Is the address in one of the blocks?  IPv4-mapped IPv6 counts as IPv4. */
 bool		 cidr_match(const struct cidr *list, size_t n,
 		    const struct sockaddr *sa);

@@ -131,37 +131,37 @@ control_bind(const char *path, char *err, size_t errlen)
 
 	if (str_copy(sun.sun_path, path, sizeof(sun.sun_path)) >=
 	    sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "control %s: path too long", path);
+		snprintf(err, errlen, "%s: path too long", path);
 		return -1;
 	}
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, errlen, "control %s: exists and is not a "
+			snprintf(err, errlen, "%s: exists and is not a "
 			    "socket", path);
 			return -1;
 		}
 		switch (socket_answers(&sun)) {
 		case 1:
-			snprintf(err, errlen, "control %s: another postern "
+			snprintf(err, errlen, "%s: another postern "
 			    "answers there", path);
 			return -1;
 		case 0:
 			/* Stale: left by a daemon that died. */
 			if (unlink(path) < 0 && errno != ENOENT) {
-				snprintf(err, errlen, "control %s: cannot remove "
+				snprintf(err, errlen, "%s: cannot remove "
 				    "the stale socket: %s", path, strerror(errno));
 				return -1;
 			}
 			break;
 		default:
-			snprintf(err, errlen, "control %s: %s", path,
+			snprintf(err, errlen, "%s: %s", path,
 			    strerror(errno));
 			return -1;
 		}
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		snprintf(err, errlen, "control %s: socket: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: socket: %s", path, strerror(errno));
 		return -1;
 	}
 	/* Owner-only from the first moment, not after a chmod. */
@@ -170,7 +170,7 @@ control_bind(const char *path, char *err, size_t errlen)
 	umask(mask);
 	if (rc < 0 || chmod(path, 0600) < 0 ||
 	    listen(fd, CONTROL_CLIENTS_MAX) < 0) {
-		snprintf(err, errlen, "control %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		if (rc == 0)
 			(void)unlink(path);
 		close(fd);

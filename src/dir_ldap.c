@@ -926,21 +926,29 @@ static const struct directory_ops dir_ldap_ops = {
 };
 
 int
-dir_ldap_read_password_file(const char *path, char **out, char *err, size_t errlen)
+dir_ldap_read_files(const struct config *config, char **password_r, char *err,
+    size_t errlen)
 {
+	const struct ldap_cfg *cfg = &config->directory.ldap;
+	const char *path = cfg->bind_password_file;
 	char line[1024];
-	FILE *fp = fopen(path, "r");
+	FILE *fp;
 
-	if (fp == NULL) {
-		snprintf(err, errlen, "directory.ldap.bind_password_file: %s: %s",
-		    path, strerror(errno));
+	if (cfg->ca_file[0] != '\0' && config_file_check(config,
+	    "directory.ldap.ca_file", cfg->ca_file, err, errlen) < 0)
 		return -1;
+	if (path[0] == '\0') {
+		*password_r = xstrdup(cfg->bind_password);
+		return 0;
 	}
+	if ((fp = fopen(path, "r")) == NULL)
+		return config_file_fail(config, "directory.ldap.bind_password_file",
+		    path, strerror(errno), err, errlen);
 	if (fgets(line, sizeof(line), fp) == NULL)
 		line[0] = '\0';
 	fclose(fp);
 	line[strcspn(line, "\r\n")] = '\0';
-	*out = xstrdup(line);
+	*password_r = xstrdup(line);
 	explicit_bzero(line, sizeof(line));
 	return 0;
 }
@@ -972,14 +980,10 @@ dir_ldap_prepare(const struct config *config, char *err, size_t errlen)
 		dl->uris[dl->nuris++] = xstrdup(u);
 	}
 	free(uris);
-	if (cfg->bind_password_file[0] != '\0') {
-		if (dir_ldap_read_password_file(cfg->bind_password_file, &dl->password,
-		    err, errlen) < 0) {
-			dir_ldap_free(&dl->dir);
-			return NULL;
-		}
-	} else
-		dl->password = xstrdup(cfg->bind_password);
+	if (dir_ldap_read_files(config, &dl->password, err, errlen) < 0) {
+		dir_ldap_free(&dl->dir);
+		return NULL;
+	}
 	dl->attrs[0] = cfg->attr_username;
 	dl->attrs[1] = cfg->attr_port;
 	for (size_t i = 0; i < cfg->nattr_hosts; i++)

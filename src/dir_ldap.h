@@ -20,8 +20,13 @@ int	dir_ldap_service_bind(const struct ldap_cfg *cfg, const char *password,
 /* Why connecting to uri failed, in an operator's words. */
 void	dir_ldap_describe_failure(const struct ldap_cfg *cfg, const char *uri,
 	    int rc, char *out, size_t len);
-int	dir_ldap_read_password_file(const char *path, char **out, char *err,
-	    size_t errlen);
+/*
+ * The password in directory.ldap.bind_password_file (first line), after
+ * checking that directory.ldap.ca_file, if set, can be read: libldap would
+ * only say so at the first TLS handshake.  Errors name the key and file.
+ */
+int	dir_ldap_read_files(const struct config *config, char **password_r,
+	    char *err, size_t errlen);
 
 /*
  * --check-config over every URI: note each URI's result (an unreachable

@@ -641,14 +641,10 @@ dir_sync_prepare(const struct config *config, char *err, size_t errlen)
 	ds->attrs[na++] = (char *)"objectClass";
 	for (size_t i = 0; i < ds->nkeys; i++)
 		ds->attrs[na++] = ds->keys[i];
-	if (cfg->bind_password_file[0] != '\0') {
-		if (dir_ldap_read_password_file(cfg->bind_password_file,
-		    &ds->password, err, errlen) < 0) {
-			dir_sync_free(&ds->dir);
-			return NULL;
-		}
-	} else
-		ds->password = xstrdup(cfg->bind_password);
+	if (dir_ldap_read_files(config, &ds->password, err, errlen) < 0) {
+		dir_sync_free(&ds->dir);
+		return NULL;
+	}
 	if (ds->nuris == 0 || ds->nkeys == 0) {
 		snprintf(err, errlen, "%s: directory.ldap: sync needs a uri and "
 		    "sync_keys", config->path);

@@ -48,6 +48,20 @@ dir_status_name(enum dir_status status)
 	return status_names[status];
 }
 
+/* The map's errors name the map; say which key of which file named it. */
+static int
+file_open(const struct config *cfg, struct directory **dir_r, char *err,
+    size_t errlen)
+{
+	char why[512];
+
+	if (dir_file_open(cfg->directory.file_path, dir_r, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s: directory.file.path: %s", cfg->path, why);
+		return -1;
+	}
+	return 0;
+}
+
 int
 directory_open(const struct config *cfg, struct directory **dir_r, char *err,
     size_t errlen)
@@ -58,7 +72,7 @@ directory_open(const struct config *cfg, struct directory **dir_r, char *err,
 	switch (cfg->directory.type) {
 	case DIR_TYPE_FILE:
 		/* Already in memory: a cache would only add a copy. */
-		return dir_file_open(cfg->directory.file_path, dir_r, err, errlen);
+		return file_open(cfg, dir_r, err, errlen);
 	case DIR_TYPE_LDAP:
 		/* The replica is already in memory and current: no cache. */
 		if (cfg->directory.ldap.sync)
@@ -100,7 +114,7 @@ directory_check(const struct config *cfg, char *err, size_t errlen)
 
 	switch (cfg->directory.type) {
 	case DIR_TYPE_FILE:
-		if (dir_file_open(cfg->directory.file_path, &dir, err, errlen) < 0)
+		if (file_open(cfg, &dir, err, errlen) < 0)
 			return -1;
 		dir->ops->free(dir);
 		return 0;

@@ -81,6 +81,37 @@ json_escape(char *out, size_t outlen, const char *s)
 	return o;
 }
 
+char *
+log_escape(char *out, size_t outlen, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			if (o + 1 >= outlen)
+				break;
+			out[o++] = (char)c;
+		} else if (c == '"' || c == '\\') {
+			if (o + 2 >= outlen)
+				break;
+			out[o++] = '\\';
+			out[o++] = (char)c;
+		} else {
+			if (o + 4 >= outlen)
+				break;
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 0xf];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
 void
 log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {

@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum log_level {
@@ -30,6 +31,15 @@ void	log_msg(enum log_level level, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	    __attribute__((format(printf, 2, 0)));
+
+/*
+ * A peer's bytes (len of them, NULs included) as the inside of a quoted log
+ * value: printable ASCII as it is, '"' and '\\' after a backslash, every
+ * other byte (control characters, DEL, bytes of UTF-8) as \xHH, so nothing
+ * a client sends can end the value, forge a field or reach a terminal raw.
+ * Cut at a whole escape when out (outlen > 0) is full; returns out.
+ */
+char	*log_escape(char *out, size_t outlen, const char *s, size_t len);
 
 /*
  * A warning that can repeat (a flood of refused connections, a directory

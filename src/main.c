@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -259,14 +260,16 @@ raise_fd_limit(void)
 }
 
 static int
-write_pid_file(const char *path)
+write_pid_file(const struct config *cfg)
 {
+	const char *path = cfg->daemon.pid_file;
 	FILE *fp;
 
 	if (path[0] == '\0')
 		return 0;
 	if ((fp = fopen(path, "w")) == NULL) {
-		log_error("pid_file %s: %s", path, strerror(errno));
+		log_error("%s: daemon.pid_file: %s: %s", cfg->path, path,
+		    strerror(errno));
 		return -1;
 	}
 	fprintf(fp, "%d\n", (int)getpid());
@@ -305,7 +308,7 @@ start(struct server *srv, struct gen *gen, bool detach, struct control **ctl_r)
 	}
 	if (cfg->daemon.control[0] != '\0' &&
 	    control_open(srv, cfg->daemon.control, ctl_r, err, sizeof(err)) < 0) {
-		log_error("%s", err);
+		log_error("%s: daemon.control: %s", cfg->path, err);
 		return -1;
 	}
 	if (drop_privileges(cfg->daemon.user) < 0)
@@ -314,7 +317,7 @@ start(struct server *srv, struct gen *gen, bool detach, struct control **ctl_r)
 		log_error("daemon: %s", strerror(errno));
 		return -1;
 	}
-	if (write_pid_file(cfg->daemon.pid_file) < 0)
+	if (write_pid_file(cfg) < 0)
 		return -1;
 	server_set_gen(srv, gen);
 	if (resolve_init(RESOLVER_THREADS) < 0 || server_start(srv, gen) < 0 ||
@@ -626,6 +629,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = POSTERN_CONFIG_FILE, *lookup = NULL;
+	char abspath[PATH_MAX];
 	enum proto_id proto = PROTO_IMAP;
 	bool detach = false, check = false;
 	struct config *cfg;
@@ -703,5 +707,8 @@ main(int argc, char **argv)
 		config_free(&cfg);
 		return rc;
 	}
+	/* SIGHUP reloads by name, after -d has left the working directory. */
+	if (path[0] != '/' && realpath(path, abspath) != NULL)
+		path = abspath;
 	return run(path, cfg, detach);
 }

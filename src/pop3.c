@@ -483,8 +483,9 @@ backend_line(struct session *s, char *line)
 		return false;		/* handled above */
 	case STEP_XCLIENT:
 		if (!ok)
-			log_warning("backend refused XCLIENT client=%s backend=%s "
-			    "reason=\"%s\"", s->peer, s->backend_name,
+			log_warning("backend refused XCLIENT client=%s user=\"%s\" "
+			    "proto=pop3 backend=%s reason=\"%s\"", s->peer,
+			    s->login != NULL ? s->login : "", s->backend_name,
 			    line_printable(line) ? status_text(line) : "?");
 		return begin_login(s);
 	case STEP_STLS:

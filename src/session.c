@@ -37,6 +37,11 @@
  * forwarded ID and the commands around them.
  */
 #define BACKEND_OUT_EXTRA	(40 * 1024)
+/* The attempted login in logs: a name at the rules' limit, every byte \xHH. */
+#define LOGIN_LOG_MAX		(4 * USERNAME_MAX + 1)
+/* fail_fields(): the login, an address, a port, the protocol, a backend. */
+#define FAIL_FIELDS_MAX		(LOGIN_LOG_MAX + 256)
+
 /*
  * A closing session reads and discards what the client still sends for up
  * to LINGER_MS or LINGER_BYTES, so that its goodbye is not destroyed by the
@@ -97,6 +102,8 @@ static void	backend_tls_begin(struct session *s);
 static void	backend_event(struct watch *w, uint32_t events);
 static void	backend_tls_step(struct session *s);
 static const char *session_user(const struct session *s);
+static const char *fail_fields(const struct session *s, char *out,
+		    size_t outlen);
 static void	client_tls_step(struct session *s);
 static void	session_resume_input(void *arg);
 static void	client_work(struct session *s);
@@ -376,8 +383,8 @@ client_tls_step(struct session *s)
 		return;
 	}
 	if (rc < 0) {
-		log_info("client TLS handshake failed client=%s reason=\"%s\"",
-		    s->peer, tls_error(e, sizeof(e)));
+		log_info("client TLS handshake failed client=%s proto=%s "
+		    "reason=\"%s\"", s->peer, s->proto->name, tls_error(e, sizeof(e)));
 		session_close(s, "TLS handshake failed");
 		return;
 	}
@@ -446,6 +453,7 @@ session_free(void *arg)
 	gen_unref(&s->gen);
 	free(s->delayed_text);
 	free(s->user);
+	free(s->login);
 	free(s->backend_host);
 	free(s);
 }
@@ -735,7 +743,11 @@ session_login(struct session *s)
 	const struct config *cfg = s->cfg;
 	struct username name;
 	const char *error;
+	char login[LOGIN_LOG_MAX];
 
+	free(s->login);
+	s->login = xstrdup(log_escape(login, sizeof(login), s->creds.authcid,
+	    s->creds.authcid_len));
 	if (username_normalise(&cfg->username, s->creds.authcid,
 	    s->creds.authcid_len, &name, &error) < 0) {
 		free(s->user);
@@ -755,6 +767,7 @@ lookup_done(void *arg, enum dir_status status, struct route *route,
     const char *detail)
 {
 	struct session *s = arg;
+	char f[FAIL_FIELDS_MAX];
 
 	s->lookup = NULL;
 	switch (status) {
@@ -777,8 +790,8 @@ lookup_done(void *arg, enum dir_status status, struct route *route,
 		return;
 	}
 	case DIR_TEMPFAIL:
-		log_warning("login failed client=%s user=%s reason=\"directory: %s\"",
-		    s->peer, s->user, detail);
+		log_warning("login failed %s reason=\"directory: %s\"",
+		    fail_fields(s, f, sizeof(f)), detail);
 		session_backend_failed(s, FAIL_DIR_TEMP, NULL);
 		return;
 	}
@@ -850,18 +863,22 @@ session_peer_ip(const struct session *s, char *out, size_t outlen)
 		str_copy(out, "unknown", outlen);
 }
 
-/* A user name inside double quotes: '"' and '\\' escaped. */
+/*
+ * The fields every failure line starts with:
+ *
+ *   client=ADDR:PORT user="LOGIN" proto=P [backend=ADDR:PORT]
+ *
+ * LOGIN is the login the client attempted, escaped (log_escape()), not the
+ * normalised name: what was typed is what an operator searches for, and a
+ * name that fails the rules has no normalised form.  backend= is the store
+ * being tried, when there is one.
+ */
 static const char *
-quote_user(const char *user, char *out, size_t outlen)
+fail_fields(const struct session *s, char *out, size_t outlen)
 {
-	size_t o = 0;
-
-	for (; user != NULL && *user != '\0' && o + 3 < outlen; user++) {
-		if (*user == '"' || *user == '\\')
-			out[o++] = '\\';
-		out[o++] = *user;
-	}
-	out[o] = '\0';
+	snprintf(out, outlen, "client=%s user=\"%s\" proto=%s%s%s", s->peer,
+	    s->login != NULL ? s->login : "", s->proto->name,
+	    s->backend_name[0] != '\0' ? " backend=" : "", s->backend_name);
 	return out;
 }
 
@@ -870,8 +887,8 @@ quote_user(const char *user, char *out, size_t outlen)
  * limits.per_user.  One log line, whose form is stable for fail2ban
  * (contrib/fail2ban/postern.conf, doc/design.md):
  *
- *   login refused client=ADDR:PORT user="NAME" proto=P reason="TEXT"
- *     delay=S.MMMs rip=ADDR
+ *   login refused client=ADDR:PORT user="LOGIN" proto=P [backend=ADDR:PORT]
+ *     reason="TEXT" delay=S.MMMs rip=ADDR
  *
  * then the reply, once the throttle's delay has passed on the session's
  * timer.  text is the backend's reason, for the client.
@@ -880,13 +897,12 @@ static void
 session_refuse(struct session *s, enum session_fail fail, const char *text,
     const char *reason)
 {
-	char ip[INET6_ADDRSTRLEN], user[2 * USERNAME_MAX + 3];
+	char ip[INET6_ADDRSTRLEN], f[FAIL_FIELDS_MAX];
 	uint64_t delay = session_refusal_delay(s, fail);
 
 	session_peer_ip(s, ip, sizeof(ip));
-	log_warning("login refused client=%s user=\"%s\" proto=%s reason=\"%s\" "
-	    "delay=%llu.%03llus rip=%s", s->peer, quote_user(s->user, user,
-	    sizeof(user)), s->proto->name, reason,
+	log_warning("login refused %s reason=\"%s\" delay=%llu.%03llus rip=%s",
+	    fail_fields(s, f, sizeof(f)), reason,
 	    (unsigned long long)(delay / 1000), (unsigned long long)(delay % 1000),
 	    ip);
 	s->refusing = true;
@@ -942,6 +958,7 @@ verify_done(void *arg, enum dir_status status, struct route *unused,
     const char *detail)
 {
 	struct session *s = arg;
+	char f[FAIL_FIELDS_MAX];
 
 	s->lookup = NULL;
 	switch (status) {
@@ -956,8 +973,8 @@ verify_done(void *arg, enum dir_status status, struct route *unused,
 		return;
 	}
 	case DIR_TEMPFAIL:
-		log_warning("login failed client=%s user=%s reason=\"password check: %s\"",
-		    s->peer, s->user, detail);
+		log_warning("login failed %s reason=\"password check: %s\"",
+		    fail_fields(s, f, sizeof(f)), detail);
 		session_backend_failed(s, FAIL_DIR_TEMP, NULL);
 		return;
 	}
@@ -967,9 +984,11 @@ verify_done(void *arg, enum dir_status status, struct route *unused,
 static void
 auth_verify_start(struct session *s)
 {
+	char f[FAIL_FIELDS_MAX];
+
 	if (s->route->dn == NULL) {
-		log_warning("login failed client=%s user=%s reason=\"the route has "
-		    "no directory entry to bind as\"", s->peer, s->user);
+		log_warning("login failed %s reason=\"the route has no directory "
+		    "entry to bind as\"", fail_fields(s, f, sizeof(f)));
 		session_backend_failed(s, FAIL_DIR_TEMP, NULL);
 		return;
 	}
@@ -993,11 +1012,14 @@ resolve_done(void *arg, struct addr_list *addrs, const char *error)
 {
 	struct session *s = arg;
 	const struct route_host *h = &s->route->hosts[s->host_idx];
+	char f[FAIL_FIELDS_MAX];
 
 	s->resolving = NULL;
 	if (addrs == NULL) {
-		log_warning("backend unresolvable client=%s user=%s host=%s reason=\"%s\"",
-		    s->peer, s->user, h->host, error);
+		/* The name stands for the store until an address is tried. */
+		str_copy(s->backend_name, h->host, sizeof(s->backend_name));
+		log_warning("backend unresolvable %s reason=\"%s\"",
+		    fail_fields(s, f, sizeof(f)), error);
 		s->last_fail = FAIL_RESOLVE;
 		backend_next_host(s);
 		backend_try_host(s);
@@ -1032,6 +1054,7 @@ backend_try_host(struct session *s)
 	const struct backend_cfg *b;
 	enum proto_id proto = s->listen->proto;
 	struct addr_list *addrs;
+	char f[FAIL_FIELDS_MAX];
 	const char *host;
 	uint16_t port;
 
@@ -1040,8 +1063,8 @@ backend_try_host(struct session *s)
 		s->host_idx++;
 		s->addr_idx = 0;
 		if (s->last_fail == FAIL_NONE && s->host_idx == s->route->nhosts) {
-			log_warning("login failed client=%s user=%s reason=\"every "
-			    "backend host of the route is drained\"", s->peer, s->user);
+			log_warning("login failed %s reason=\"every backend host "
+			    "of the route is drained\"", fail_fields(s, f, sizeof(f)));
 			s->last_fail = FAIL_DRAINED;
 		}
 	}
@@ -1067,8 +1090,10 @@ backend_try_host(struct session *s)
 static void
 backend_connect_failed(struct session *s, const char *why)
 {
-	log_warning("backend connect failed client=%s user=%s backend=%s reason=\"%s\"",
-	    s->peer, s->user, s->backend_name, why);
+	char f[FAIL_FIELDS_MAX];
+
+	log_warning("backend connect failed %s reason=\"%s\"",
+	    fail_fields(s, f, sizeof(f)), why);
 	conn_close(&s->backend, s->loop);
 	s->last_fail = FAIL_CONNECT;
 	if (s->addrs != NULL && s->addr_pos + 1 < s->addrs->n) {
@@ -1224,7 +1249,7 @@ backend_tls_begin(struct session *s)
 static void
 backend_tls_step(struct session *s)
 {
-	char e[256];
+	char e[256], f[FAIL_FIELDS_MAX];
 	long vr;
 	int rc = conn_tls_handshake(&s->backend);
 
@@ -1234,9 +1259,8 @@ backend_tls_step(struct session *s)
 	}
 	if (rc < 0) {
 		vr = SSL_get_verify_result(s->backend.ssl);
-		log_warning("backend TLS handshake failed client=%s user=%s "
-		    "backend=%s reason=\"%s\"", s->peer, session_user(s),
-		    s->backend_name, vr != X509_V_OK ?
+		log_warning("backend TLS handshake failed %s reason=\"%s\"",
+		    fail_fields(s, f, sizeof(f)), vr != X509_V_OK ?
 		    X509_verify_cert_error_string(vr) : tls_error(e, sizeof(e)));
 		session_backend_failed(s, FAIL_BACKEND, "TLS handshake failed");
 		return;
@@ -1339,6 +1363,8 @@ void
 session_backend_failed(struct session *s, enum session_fail fail,
     const char *text)
 {
+	char f[FAIL_FIELDS_MAX];
+
 	if (!session_alive(s))
 		return;
 	if (!session_fail_temporary(fail) && !s->refusing) {
@@ -1355,12 +1381,12 @@ session_backend_failed(struct session *s, enum session_fail fail,
 	s->refusing = false;
 	session_release_user(s);
 	if (fail == FAIL_BACKEND)
-		log_warning("backend login failed client=%s user=%s backend=%s "
-		    "reason=\"%s\"", s->peer, session_user(s), s->backend_name,
-		    text != NULL ? text : "protocol error");
+		log_warning("backend login failed %s reason=\"%s\"",
+		    fail_fields(s, f, sizeof(f)), text != NULL ? text :
+		    "protocol error");
 	else if (fail == FAIL_CONNECT || fail == FAIL_RESOLVE)
-		log_warning("login failed client=%s user=%s reason=\"no backend "
-		    "host answered\"", s->peer, session_user(s));
+		log_warning("login failed %s reason=\"no backend host "
+		    "answered\"", fail_fields(s, f, sizeof(f)));
 
 	if (session_fail_temporary(fail))
 		s->worker->logins_tempfail++;
@@ -1390,6 +1416,8 @@ session_backend_failed(struct session *s, enum session_fail fail,
 	}
 	free(s->user);
 	s->user = NULL;
+	free(s->login);
+	s->login = NULL;
 	s->backend_name[0] = '\0';
 	session_enter_state(s, SESSION_PREAUTH);
 	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.login * 1000);
@@ -1437,6 +1465,7 @@ session_timeout(struct timer *t)
 {
 	struct session *s = t->arg;
 	uint64_t idle_ms = (uint64_t)s->cfg->timeouts.idle * 1000;
+	char f[FAIL_FIELDS_MAX];
 
 	if (s->lingering) {
 		linger_end(s);
@@ -1463,8 +1492,8 @@ session_timeout(struct timer *t)
 		}
 		FALLTHROUGH;
 	case SESSION_LOOKUP:
-		log_warning("login failed client=%s user=%s reason=\"directory "
-		    "did not answer within %us\"", s->peer, s->user,
+		log_warning("login failed %s reason=\"directory did not answer "
+		    "within %us\"", fail_fields(s, f, sizeof(f)),
 		    s->cfg->timeouts.lookup);
 		session_backend_failed(s, FAIL_DIR_TIMEOUT, NULL);
 		return;

@@ -93,6 +93,7 @@ struct session {
 
 	struct sasl_creds	 creds;		/* wiped once sent to the backend */
 	char			*user;		/* normalised login, once known */
+	char			*login;		/* as the client sent it, escaped: logs */
 	struct dir_request	*lookup;
 	struct route		*route;
 	size_t			 host_idx;	/* route->hosts[] being tried */

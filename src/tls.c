@@ -222,23 +222,26 @@ set_protocol(SSL_CTX *ctx, const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* `what` is the key's group ("tls", "tls.certificates[1]") for errors. */
 static int
-load_pair(SSL_CTX *ctx, const char *path, const char *cert, const char *key,
-    char *err, size_t errlen)
+load_pair(SSL_CTX *ctx, const struct config *cfg, const char *what,
+    const char *cert, const char *key, char *err, size_t errlen)
 {
-	char e[256];
+	char k[64], e[256];
 
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-		snprintf(err, errlen, "%s: tls certificate %s: %s", path, cert,
-		    tls_error(e, sizeof(e)));
+	snprintf(k, sizeof(k), "%s.cert", what);
+	if (config_file_check(cfg, k, cert, err, errlen) < 0)
 		return -1;
-	}
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+		return config_file_fail(cfg, k, cert, tls_error(e, sizeof(e)),
+		    err, errlen);
+	snprintf(k, sizeof(k), "%s.key", what);
+	if (config_file_check(cfg, k, key, err, errlen) < 0)
+		return -1;
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
-		snprintf(err, errlen, "%s: tls key %s: %s", path, key,
-		    tls_error(e, sizeof(e)));
-		return -1;
-	}
+	    SSL_CTX_check_private_key(ctx) != 1)
+		return config_file_fail(cfg, k, key, tls_error(e, sizeof(e)),
+		    err, errlen);
 	return 0;
 }
 
@@ -270,8 +273,8 @@ sni_callback(SSL *ssl, int *alert, void *arg)
  * generation, and nothing is shared between generations but the code.
  */
 static SSL_CTX *
-server_ctx(const struct config *cfg, struct tls_ctxs *t, const char *cert,
-    const char *key, char *err, size_t errlen)
+server_ctx(const struct config *cfg, struct tls_ctxs *t, const char *what,
+    const char *cert, const char *key, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
@@ -280,7 +283,7 @@ server_ctx(const struct config *cfg, struct tls_ctxs *t, const char *cert,
 		return NULL;
 	}
 	if (set_protocol(ctx, cfg, err, errlen) < 0 ||
-	    load_pair(ctx, cfg->path, cert, key, err, errlen) < 0) {
+	    load_pair(ctx, cfg, what, cert, key, err, errlen) < 0) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -294,8 +297,8 @@ server_ctx(const struct config *cfg, struct tls_ctxs *t, const char *cert,
 }
 
 static SSL_CTX *
-client_ctx(const struct config *cfg, const char *ca_file, bool verify,
-    char *err, size_t errlen)
+client_ctx(const struct config *cfg, const char *key, const char *ca_file,
+    bool verify, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	char e[256];
@@ -313,9 +316,15 @@ client_ctx(const struct config *cfg, const char *ca_file, bool verify,
 		    SSL_CTX_load_verify_locations(ctx, ca_file, NULL) :
 		    SSL_CTX_set_default_verify_paths(ctx);
 
+		if (ok != 1 && ca_file[0] != '\0' &&
+		    config_file_check(cfg, key, ca_file, err, errlen) < 0) {
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
 		if (ok != 1) {
-			snprintf(err, errlen, "%s: backend ca_file %s: %s", cfg->path,
-			    ca_file, tls_error(e, sizeof(e)));
+			config_file_fail(cfg, key, ca_file[0] != '\0' ? ca_file :
+			    "the system's CA store", tls_error(e, sizeof(e)),
+			    err, errlen);
 			SSL_CTX_free(ctx);
 			return NULL;
 		}
@@ -342,14 +351,16 @@ server_ctxs_new(const struct config *cfg, struct tls_ctxs *t, char *err,
 		snprintf(err, errlen, "cannot make session ticket keys");
 		return -1;
 	}
-	if ((t->server = server_ctx(cfg, t, cfg->tls.cert, cfg->tls.key,
-	    err, errlen)) == NULL)
+	if ((t->server = server_ctx(cfg, t, "tls", cfg->tls.cert,
+	    cfg->tls.key, err, errlen)) == NULL)
 		return -1;
 	t->sni = xcalloc(cfg->tls.ncertificates + 1, sizeof(*t->sni));
 	for (size_t i = 0; i < cfg->tls.ncertificates; i++) {
 		const struct tls_cert *c = &cfg->tls.certificates[i];
+		char what[40];
 
-		if ((t->sni[i] = server_ctx(cfg, t, c->cert, c->key, err,
+		snprintf(what, sizeof(what), "tls.certificates[%zu]", i);
+		if ((t->sni[i] = server_ctx(cfg, t, what, c->cert, c->key, err,
 		    errlen)) == NULL)
 			return -1;
 		t->nsni++;
@@ -374,8 +385,8 @@ tls_ctxs_new(const struct config *cfg, struct tls_ctxs *t, char *err,
 		return -1;
 	}
 	if (cfg->backend.tls != TLS_MODE_NONE &&
-	    (t->backend_default = client_ctx(cfg, cfg->backend.ca_file,
-	    cfg->backend.verify, err, errlen)) == NULL) {
+	    (t->backend_default = client_ctx(cfg, "backend.ca_file",
+	    cfg->backend.ca_file, cfg->backend.verify, err, errlen)) == NULL) {
 		tls_ctxs_free(t);
 		return -1;
 	}
@@ -383,11 +394,13 @@ tls_ctxs_new(const struct config *cfg, struct tls_ctxs *t, char *err,
 	t->backend = xcalloc(cfg->nbackends + 1, sizeof(*t->backend));
 	for (size_t i = 0; i < cfg->nbackends; i++) {
 		const struct backend_cfg *b = &cfg->backends[i];
+		char key[40];
 
 		if (b->tls == TLS_MODE_NONE)
 			continue;
-		if ((t->backend[i] = client_ctx(cfg, b->ca_file, b->verify, err,
-		    errlen)) == NULL) {
+		snprintf(key, sizeof(key), "backends[%zu].ca_file", i);
+		if ((t->backend[i] = client_ctx(cfg, key, b->ca_file, b->verify,
+		    err, errlen)) == NULL) {
 			tls_ctxs_free(t);
 			return -1;
 		}

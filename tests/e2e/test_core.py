@@ -9,6 +9,7 @@ import base64
 import imaplib
 import os
 import poplib
+import re
 import shutil
 import signal
 import socket
@@ -23,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fixtures.common import free_ports, loopback  # noqa: E402
 from fixtures.dovecot import Dovecot, stop_all  # noqa: E402
 from fixtures.postern import Postern  # noqa: E402
+from fixtures.hostile import wait_until  # noqa: E402
 from lib import Raw, main  # noqa: E402
 
 USERS_A = {
@@ -416,6 +418,64 @@ class Failures(unittest.TestCase):
         r.close()
 
 
+class FailureLines(unittest.TestCase):
+    """Failure lines: proto=, backend= when one is known, and user= is the
+    login as the client sent it, escaped."""
+
+    def wait_log(self, pattern):
+        found = wait_until(lambda: re.search(pattern, P.log()), 5)
+        self.assertTrue(found, pattern)
+
+    def test_refusal_shows_the_attempted_login(self):
+        r = Raw(P.imap_port)
+        r.line()
+        r.send(b'a LOGIN "NoBody.Else" "x"\r\n')
+        self.assertTrue(r.line().startswith(b"a NO"))
+        r.close()
+        # Not the normalised "nobody.else@example.org".
+        self.wait_log(r'login refused client=127\.0\.0\.1:\d+ user="NoBody\.Else" '
+                      r'proto=imap reason="unknown user')
+
+    def test_control_bytes_are_escaped(self):
+        r = Raw(P.imap_port)
+        r.line()
+        r.send(b"a LOGIN {9}\r\n")
+        self.assertTrue(r.line().startswith(b"+"))
+        r.send(b'x\x01y\x1b[2J"\\ "x"\r\n')
+        self.assertTrue(r.line().startswith(b"a NO"))
+        r.close()
+        self.wait_log(r'login refused client=\S+ user="x\\x01y\\x1b\[2J\\"\\\\" '
+                      r'proto=imap reason=')
+        log = P.log()
+        self.assertNotIn("\x01", log)
+        self.assertNotIn("\x1b", log)
+
+    def test_a_long_login_is_cut_at_a_whole_escape(self):
+        r = Raw(P.imap_port)
+        r.line()
+        r.send(b"a LOGIN {1000}\r\n")
+        self.assertTrue(r.line().startswith(b"+"))
+        r.send(b"\x02" * 1000 + b' "x"\r\n')
+        self.assertTrue(r.line().startswith(b"a NO"))
+        r.close()
+        # LOGIN_LOG_MAX: 1024 bytes, 256 whole escapes, then the quote.
+        self.wait_log(r'login refused client=\S+ user="(\\x02){256}" proto=imap ')
+
+    def test_backend_failures_name_proto_and_backend(self):
+        for proto, port, login in (("imap", P.imap_port, b'a LOGIN Down "x"\r\n'),
+                                   ("pop3", P.pop3_port, b"USER Down\r\nPASS x\r\n")):
+            r = Raw(port)
+            r.line()
+            r.send(login)
+            r.until(b"a " if proto == "imap" else b"-ERR")
+            r.close()
+            backend = r"backend=127\.0\.0\.1:%d " % DOWN_PORT
+            self.wait_log(r'backend connect failed client=\S+ user="Down" proto=%s %s'
+                          r'reason=' % (proto, backend))
+            self.wait_log(r'login failed client=\S+ user="Down" proto=%s %s'
+                          r'reason="no backend host answered"' % (proto, backend))
+
+
 class Abuse(unittest.TestCase):
     """Each gets an error or a close; the next client is served."""
 
@@ -512,6 +572,25 @@ class Operations(unittest.TestCase):
         res = subprocess.run([os.environ.get("POSTERN", ""), "-c", P.conf_path,
                               "--check-config"], capture_output=True, text=True)
         self.assertEqual(res.returncode, 0, res.stderr)
+
+    def test_check_config_names_key_and_file(self):
+        d = os.path.join(P.dir, "relative")
+        os.makedirs(d, exist_ok=True)
+        conf = os.path.join(d, "postern.conf")
+        with open(os.path.join(d, "map"), "w") as f:
+            f.write("alice %s\n" % A.host)
+        with open(conf, "w") as f:
+            f.write('listen = ( { protocol = "imap"; address = "127.0.0.1:1"; '
+                    'tls = "starttls"; } );\n'
+                    'tls = { cert = "missing.pem"; key = "missing.key"; };\n'
+                    'directory = { type = "file"; file = { path = "map"; }; };\n')
+        # Named relative to another working directory: still next to the file.
+        res = subprocess.run([os.environ.get("POSTERN", ""), "-c",
+                              os.path.relpath(conf, P.dir), "--check-config"],
+                             capture_output=True, text=True, cwd=P.dir)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("relative/postern.conf: tls.cert: %s/missing.pem: "
+                      "No such file or directory" % d, res.stderr)
 
     def test_shipped_example_config_is_valid(self):
         top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")

@@ -222,7 +222,8 @@ class BackendAtEachLoginStep(unittest.TestCase):
                 self.assertTrue(reply.startswith(want), (user, reply[:200]))
                 # ... and the operator gets one line saying why.
                 self.assertTrue(wait_until(lambda: re.search(
-                    r"(failed|refused) .*user=%s " % user, P.log()), 5), user)
+                    r'(failed|refused) client=\S+ user="%s" proto=%s backend=\S+ '
+                    % (re.escape(user), proto), P.log()), 5), user)
             data = b"".join(lines)
             # Nothing a backend sends reaches the client with a bare CR, and
             # every line the client gets is whole.

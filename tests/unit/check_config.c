@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "directory.h"
+#include "tls.h"
 
 #define NAME	"test.conf"
 
@@ -73,6 +75,18 @@ load_bad(const char *text)
 	ck_assert_msg(strstr(e_, (needle)) != NULL,			\
 	    "error \"%s\" lacks \"%s\"", e_, (needle));			\
 } while (0)
+
+/* A relative path as a config named NAME (in the working directory) has it. */
+static const char *
+in_cwd(const char *rel)
+{
+	static char out[4200];
+	char cwd[4096];
+
+	ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+	snprintf(out, sizeof(out), "%s/%s", cwd, rel);
+	return out;
+}
 
 static unsigned
 sa_port(const struct listen_cfg *l)
@@ -154,7 +168,8 @@ START_TEST(test_empty_config_defaults)
 	ck_assert_str_eq(c->directory.ldap.attr_username, "username");
 	ck_assert_str_eq(c->directory.ldap.attr_host, "mailhost");
 	ck_assert_str_eq(c->directory.ldap.attr_port, "port");
-	ck_assert_str_eq(c->directory.file_path, "config/popmap");
+	/* The default map sits next to the configuration file. */
+	ck_assert_str_eq(c->directory.file_path, in_cwd("popmap"));
 
 	ck_assert_uint_eq(c->backend.port[PROTO_IMAP], 143);
 	ck_assert_uint_eq(c->backend.port[PROTO_POP3], 110);
@@ -202,7 +217,7 @@ START_TEST(test_contract_accepted)
 	ck_assert_int_eq(c->directory.type, DIR_TYPE_FILE);
 	ck_assert_str_eq(c->directory.ldap.base, "dc=example,dc=net");
 	ck_assert_str_eq(c->directory.ldap.filter, "(uid=%u)");
-	ck_assert_str_eq(c->directory.file_path, "config/popmap");
+	ck_assert_str_eq(c->directory.file_path, in_cwd("config/popmap"));
 	config_free(&c);
 }
 END_TEST
@@ -877,14 +892,257 @@ START_TEST(test_ldap_rules)
 	    "directory.ldap.sync_keys: \"uid,mail\" is not a list of attribute names");
 	ASSERT_BAD_CONTAINS("directory = { on_move = \"evict\"; };",
 	    "test.conf:1: directory.on_move: ");
-	ASSERT_BAD_CONTAINS("daemon = { control = \"run/ctl\"; };",
-	    "test.conf:1: daemon.control: must be an absolute path");
+	ASSERT_BAD_CONTAINS("daemon = { control = \"/run/postern/"
+	    "0123456789012345678901234567890123456789012345678901234567890123"
+	    "456789012345678901234567890123456789\"; };",
+	    "test.conf:1: daemon.control: must be a path of fewer than 108 bytes");
 	config_free_ok("daemon = { control = \"/run/postern/control\"; };\n"
 	    "directory = { on_move = \"kick\"; ldap = { sync = true; "
 	    "sync_keys = \"uid  mail\"; }; };");
 	/* A template that expands to valid text is fine, %d in a DN too. */
 	config_free_ok("directory = { ldap = { base = \"ou=%d,dc=example,dc=net\"; "
 	    "filter = \"(&(|(uid=%u)(mail=%l@%d))(!(x=*))(cn=a*b*c)(o:dn:2.5.13.5:=v))\"; }; };");
+}
+END_TEST
+
+/* Every path-valued key, relative: each resolves from the file's directory. */
+static const char relative_paths[] =
+    "daemon = { pid_file = \"run/p.pid\"; control = \"ctl\"; };\n"
+    "tls = { cert = \"c.pem\"; key = \"../k.pem\";\n"
+    "  certificates = ( { cert = \"sni/c.pem\"; key = \"/abs/k.pem\"; } ); };\n"
+    "directory = { type = \"file\"; file = { path = \"map\"; };\n"
+    "  ldap = { bind_password_file = \"pw\"; ca_file = \"ca.pem\"; }; };\n"
+    "backend = { ca_file = \"bca.pem\"; };\n"
+    "backends = ( { name = \"s\"; addresses = \"10.0.0.1\"; ca_file = \"s.pem\"; } );\n";
+
+START_TEST(test_relative_paths_resolved)
+{
+	struct config *c = NULL;
+	char err[512] = "";
+
+	ck_assert_msg(config_load_string("/etc/postern/postern.conf",
+	    relative_paths, &c, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(c->daemon.pid_file, "/etc/postern/run/p.pid");
+	ck_assert_str_eq(c->daemon.control, "/etc/postern/ctl");
+	ck_assert_str_eq(c->tls.cert, "/etc/postern/c.pem");
+	ck_assert_str_eq(c->tls.key, "/etc/postern/../k.pem");
+	ck_assert_str_eq(c->tls.certificates[0].cert, "/etc/postern/sni/c.pem");
+	ck_assert_str_eq(c->tls.certificates[0].key, "/abs/k.pem");
+	ck_assert_str_eq(c->directory.file_path, "/etc/postern/map");
+	ck_assert_str_eq(c->directory.ldap.bind_password_file, "/etc/postern/pw");
+	ck_assert_str_eq(c->directory.ldap.ca_file, "/etc/postern/ca.pem");
+	ck_assert_str_eq(c->backend.ca_file, "/etc/postern/bca.pem");
+	ck_assert_str_eq(c->backends[0].ca_file, "/etc/postern/s.pem");
+	config_free(&c);
+
+	/* A file named relative to the working directory: still absolute. */
+	ck_assert_msg(config_load_string("etc/postern.conf", relative_paths, &c,
+	    err, sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(c->tls.cert, in_cwd("etc/c.pem"));
+	ck_assert_str_eq(c->tls.certificates[0].key, "/abs/k.pem");
+	config_free(&c);
+
+	/* A file at the root; "" stays "none". */
+	ck_assert_msg(config_load_string("/p.conf", "tls = { cert = \"c.pem\"; };",
+	    &c, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(c->tls.cert, "/c.pem");
+	ck_assert_str_eq(c->tls.key, "");
+	ck_assert_str_eq(c->daemon.pid_file, "");
+	ck_assert_str_eq(c->directory.file_path, "/popmap");
+	config_free(&c);
+}
+END_TEST
+
+START_TEST(test_absolute_paths_unchanged)
+{
+	struct config *c = NULL;
+	char err[512] = "";
+
+	ck_assert_msg(config_load_string("/etc/postern/postern.conf",
+	    "daemon = { pid_file = \"/run/p.pid\"; control = \"/run/ctl\"; };\n"
+	    "tls = { cert = \"/c.pem\"; key = \"/k.pem\"; };\n"
+	    "directory = { file = { path = \"/m\"; };\n"
+	    "  ldap = { ca_file = \"/ca.pem\"; bind_password_file = \"/pw\"; }; };\n"
+	    "backend = { ca_file = \"/bca.pem\"; };\n", &c, err, sizeof(err)) == 0,
+	    "%s", err);
+	ck_assert_str_eq(c->daemon.pid_file, "/run/p.pid");
+	ck_assert_str_eq(c->daemon.control, "/run/ctl");
+	ck_assert_str_eq(c->tls.cert, "/c.pem");
+	ck_assert_str_eq(c->tls.key, "/k.pem");
+	ck_assert_str_eq(c->directory.file_path, "/m");
+	ck_assert_str_eq(c->directory.ldap.ca_file, "/ca.pem");
+	ck_assert_str_eq(c->directory.ldap.bind_password_file, "/pw");
+	ck_assert_str_eq(c->backend.ca_file, "/bca.pem");
+	config_free(&c);
+}
+END_TEST
+
+/* A config file in a fresh directory; returns its path (static). */
+static const char *
+write_conf_dir(char *dir, const char *text)
+{
+	static char path[256];
+	FILE *fp;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/postern.conf", dir);
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	fputs(text, fp);
+	fclose(fp);
+	return path;
+}
+
+START_TEST(test_file_errors_name_key_and_config)
+{
+	char dir[] = "/tmp/check_config_XXXXXX", err[1024], want[1024];
+	struct config *c = NULL;
+	struct tls_ctxs tls;
+	const char *path;
+
+	/* Read while loading: FILE:LINE, the key, the resolved file. */
+	path = write_conf_dir(dir, "backend = {\n  master_password_file = \"pw\";\n};\n");
+	ck_assert_int_eq(config_load(path, &c, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s:2: backend.master_password_file: %s/pw: "
+	    "No such file or directory", path, dir);
+	ck_assert_str_eq(err, want);
+
+	/* Read by the TLS code: the key and the configuration file. */
+	{
+		FILE *fp = fopen(path, "w");
+
+		ck_assert_ptr_nonnull(fp);
+		fputs("listen = ( { protocol = \"imap\"; address = \"127.0.0.1:1\";"
+		    " tls = \"starttls\"; } );\n"
+		    "tls = { cert = \"cert.pem\"; key = \"key.pem\"; };\n"
+		    "directory = { type = \"file\"; };\n", fp);
+		fclose(fp);
+	}
+	ck_assert_msg(config_load(path, &c, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(tls_ctxs_new(c, &tls, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s: tls.cert: %s/cert.pem: "
+	    "No such file or directory", path, dir);
+	ck_assert_str_eq(err, want);
+
+	/* Read by the file directory: the key, then the map's own words. */
+	ck_assert_int_eq(directory_check(c, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s: directory.file.path: %s/popmap:0: "
+	    "No such file or directory", path, dir);
+	ck_assert_str_eq(err, want);
+	config_free(&c);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
+/*
+ * config/postern.conf says its values are the defaults unless its comment
+ * says "not the default": hold it to that, field by field.
+ */
+START_TEST(test_example_config_states_the_defaults)
+{
+	const char *top = getenv("top_srcdir");
+	struct config *ex = NULL, *d = load_ok("");
+	char path[4096], err[512] = "";
+
+	snprintf(path, sizeof(path), "%s/config/postern.conf", top != NULL ? top : "..");
+	ck_assert_msg(config_load(path, &ex, err, sizeof(err)) == 0, "%s", err);
+	/* The three it marks "not the default". */
+	ck_assert_int_eq(ex->directory.type, DIR_TYPE_FILE);
+	ck_assert_int_eq(d->directory.type, DIR_TYPE_LDAP);
+	ck_assert_str_eq(ex->daemon.control, "/run/postern/control");
+	ck_assert_str_eq(d->daemon.control, "");
+	ck_assert_str_eq(d->directory.ldap.base, "");
+	/* "popmap" by the file, as the default is by its own file. */
+	ck_assert_str_eq(strrchr(ex->directory.file_path, '/'), "/popmap");
+	ck_assert_str_eq(strrchr(d->directory.file_path, '/'), "/popmap");
+#define SAME_U(f)	ck_assert_msg(ex->f == d->f, #f ": %llu in the example, " \
+	"%llu by default", (unsigned long long)ex->f, (unsigned long long)d->f)
+#define SAME_S(f)	ck_assert_msg(strcmp(ex->f, d->f) == 0, #f ": \"%s\" in " \
+	"the example, \"%s\" by default", ex->f, d->f)
+	SAME_U(daemon.threads);
+	SAME_S(daemon.user);
+	SAME_S(daemon.pid_file);
+	SAME_U(daemon.log_level);
+	SAME_U(daemon.log_json);
+	SAME_U(daemon.drain);
+	SAME_S(daemon.greeting);
+	SAME_U(limits.connections);
+	SAME_U(limits.per_ip);
+	SAME_U(limits.per_user);
+	SAME_U(limits.line_length);
+	SAME_U(limits.auth_failures);
+	SAME_U(limits.bad_commands);
+	SAME_U(limits.throttle);
+	SAME_U(limits.throttle_entries);
+	SAME_U(limits.throttle_max);
+	SAME_U(limits.throttle_window);
+	SAME_U(timeouts.login);
+	SAME_U(timeouts.idle);
+	SAME_U(timeouts.connect);
+	SAME_U(timeouts.backend);
+	SAME_U(timeouts.lookup);
+	SAME_U(timeouts.proxy_header);
+	SAME_S(tls.cert);
+	SAME_S(tls.key);
+	SAME_S(tls.min_version);
+	SAME_S(tls.ciphers);
+	SAME_U(tls.ncertificates);
+	SAME_U(nlisten);
+	for (size_t i = 0; i < d->nlisten; i++) {
+		SAME_S(listen[i].address);
+		SAME_U(listen[i].proto);
+		SAME_U(listen[i].tls);
+		SAME_U(listen[i].proxy_protocol);
+	}
+	SAME_U(username.lower_case);
+	SAME_U(username.delimiter);
+	SAME_S(username.default_domain);
+	SAME_U(username.strip_domain);
+	SAME_S(capability[PROTO_IMAP]);
+	SAME_S(capability[PROTO_POP3]);
+	SAME_U(directory.on_move);
+	SAME_U(directory.cache.ttl);
+	SAME_U(directory.cache.negative_ttl);
+	SAME_U(directory.cache.entries);
+	SAME_U(directory.cache.negative_entries);
+	SAME_U(directory.cache.serve_stale);
+	SAME_S(directory.ldap.uri);
+	SAME_U(directory.ldap.scope);
+	SAME_S(directory.ldap.filter);
+	SAME_S(directory.ldap.bind_dn);
+	SAME_S(directory.ldap.bind_password);
+	SAME_S(directory.ldap.bind_password_file);
+	SAME_S(directory.ldap.sasl_mech);
+	SAME_U(directory.ldap.starttls);
+	SAME_S(directory.ldap.ca_file);
+	SAME_U(directory.ldap.pool);
+	SAME_U(directory.ldap.auth_pool);
+	SAME_U(directory.ldap.queue);
+	SAME_U(directory.ldap.timeout);
+	SAME_U(directory.ldap.failback);
+	SAME_S(directory.ldap.attr_username);
+	SAME_U(directory.ldap.nattr_hosts);
+	SAME_S(directory.ldap.attr_host);
+	SAME_S(directory.ldap.attr_port);
+	SAME_U(directory.ldap.sync);
+	SAME_S(directory.ldap.sync_filter);
+	SAME_S(directory.ldap.sync_keys);
+	SAME_U(backend.port[PROTO_IMAP]);
+	SAME_U(backend.port[PROTO_POP3]);
+	SAME_U(backend.tls);
+	SAME_S(backend.ca_file);
+	SAME_U(backend.verify);
+	SAME_U(master.login);
+	SAME_S(master.master_user);
+	SAME_S(master.master_password);
+	SAME_U(nbackends);
+	SAME_U(auth.verify);
+	SAME_U(auth.failure_delay);
+	SAME_U(proxy.ntrusted_networks);
+#undef SAME_U
+#undef SAME_S
+	config_free(&ex);
+	config_free(&d);
 }
 END_TEST
 
@@ -1016,6 +1274,10 @@ config_suite(void)
 	tcase_add_test(tc, test_load_from_file);
 	tcase_add_test(tc, test_proxy_protocol_keys);
 	tcase_add_test(tc, test_greeting_applied);
+	tcase_add_test(tc, test_relative_paths_resolved);
+	tcase_add_test(tc, test_absolute_paths_unchanged);
+	tcase_add_test(tc, test_file_errors_name_key_and_config);
+	tcase_add_test(tc, test_example_config_states_the_defaults);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("invalid");
