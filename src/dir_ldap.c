@@ -18,6 +18,7 @@
 #include "directory.h"
 #include "ldap_entry.h"
 #include "log.h"
+#include "privsep.h"
 #include "route.h"
 #include "util.h"
 
@@ -888,7 +889,7 @@ int
 dir_ldap_read_password_file(const char *path, char **out, char *err, size_t errlen)
 {
 	char line[1024];
-	FILE *fp = fopen(path, "r");
+	FILE *fp = privsep_fopen(path);
 
 	if (fp == NULL) {
 		snprintf(err, errlen, "directory.ldap.bind_password_file: %s: %s",
