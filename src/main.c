@@ -473,6 +473,8 @@ parent_input(struct serve *sv)
 	while ((rc = privsep_frame_parse(buf_head(&sv->psin), buf_len(&sv->psin),
 	    &m, &used, &error)) == 1) {
 		parent_message(sv, &m);
+		/* It held keys and passwords. */
+		explicit_bzero(buf_head(&sv->psin), used);
 		buf_consume(&sv->psin, used);
 	}
 	if (rc < 0) {
@@ -564,6 +566,7 @@ split(struct serve *sv, struct config *cfg, bool detach, int *rc_r)
 	struct config *again = NULL;
 	const char *error;
 	char err[512];
+	sigset_t chld;
 	pid_t parent;
 	int sp[2];
 
@@ -594,6 +597,10 @@ split(struct serve *sv, struct config *cfg, bool detach, int *rc_r)
 		goto fail;
 	}
 	parent = getpid();
+	/* Until the parent reads it from its signalfd: never lost, nor ignored. */
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
 	if ((pp.child = fork()) < 0) {
 		log_error("fork: %s", strerror(errno));
 		close(sp[0]);
@@ -601,6 +608,7 @@ split(struct serve *sv, struct config *cfg, bool detach, int *rc_r)
 		goto fail;
 	}
 	if (pp.child == 0) {
+		sigprocmask(SIG_UNBLOCK, &chld, NULL);
 		close(sp[0]);
 		sv->psfd = sp[1];
 		if (fd_set_nonblock(sv->psfd) < 0 ||

@@ -210,7 +210,8 @@ int
 privsep_frame_files(struct buf *out, const struct privsep_files *f,
     const char **error_r)
 {
-	size_t mark = buf_len(out), len = 4;
+	size_t mark = buf_len(out), len = 4, avail;
+	char *q;
 
 	for (size_t i = 0; i < f->n; i++)
 		len += 12 + strlen(f->v[i].path) + f->v[i].len;
@@ -218,6 +219,10 @@ privsep_frame_files(struct buf *out, const struct privsep_files *f,
 		*error_r = "the files are larger than a message (4 MiB)";
 		return -1;
 	}
+	/* Room for all of it at once: no copy of a secret left by a realloc. */
+	if (buf_reserve(out, PRIVSEP_HDR_LEN + len, &q, &avail) < 0 ||
+	    avail < PRIVSEP_HDR_LEN + len)
+		goto full;
 	if (append32(out, PRIVSEP_MSG_FILES) < 0 || append32(out, (uint32_t)len) < 0 ||
 	    append32(out, (uint32_t)f->n) < 0)
 		goto full;
@@ -529,24 +534,34 @@ privsep_become(const char *user, pid_t parent)
 struct parent {
 	const struct privsep_parent *pp;
 	struct buf	 in;
+	struct buf	 out;		/* one message on its way to the child */
 	int		 fd;		/* -1 once the child closed its end */
 	int		 status;
 	bool		 exited;
+	bool		 reload;	/* asked while a message was on its way */
 };
 
-static int
-send_all(int fd, struct buf *b)
+/* Write what the child takes now; the rest waits for POLLOUT. */
+static void
+parent_flush(struct parent *p)
 {
-	while (buf_len(b) > 0) {
-		ssize_t n = write(fd, buf_head(b), buf_len(b));
+	while (p->fd >= 0 && buf_len(&p->out) > 0) {
+		ssize_t n = write(p->fd, buf_head(&p->out), buf_len(&p->out));
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return -1;
-		buf_consume(b, (size_t)n);
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			log_error("privsep: cannot send to the child: %s",
+			    n < 0 ? strerror(errno) : "closed");
+			buf_wipe(&p->out);
+			return;
+		}
+		/* Sent bytes held secrets too. */
+		explicit_bzero(buf_head(&p->out), (size_t)n);
+		buf_consume(&p->out, (size_t)n);
 	}
-	return 0;
 }
 
 /*
@@ -557,12 +572,18 @@ send_all(int fd, struct buf *b)
 static void
 parent_reload(struct parent *p)
 {
-	struct privsep_files *f = privsep_files_new();
+	struct privsep_files *f;
 	struct config *cfg = NULL;
-	struct buf out;
 	const char *error = NULL;
 	char err[512];
 
+	/* One message at a time: the next reload reads the files when it is out. */
+	if (buf_len(&p->out) > 0) {
+		p->reload = true;
+		return;
+	}
+	p->reload = false;
+	f = privsep_files_new();
 	log_info("privsep: reading %s and its secret files",
 	    p->pp->config_path);
 	privsep_record(f);
@@ -572,20 +593,16 @@ parent_reload(struct parent *p)
 		config_free(&cfg);
 	}
 	privsep_record(NULL);
-	buf_init(&out, PRIVSEP_HDR_LEN + PRIVSEP_MSG_MAX);
-	if (error != NULL || privsep_frame_files(&out, f, &error) < 0) {
+	if (error != NULL || privsep_frame_files(&p->out, f, &error) < 0) {
 		char why[600];
 
 		snprintf(why, sizeof(why), "the files to send: %s", error);
-		(void)privsep_frame_text(&out, PRIVSEP_MSG_RELOAD_ERROR, why,
+		log_error("privsep: %s", why);
+		(void)privsep_frame_text(&p->out, PRIVSEP_MSG_RELOAD_ERROR, why,
 		    &error);
 	}
 	privsep_files_free(&f);
-	if (p->fd >= 0 && send_all(p->fd, &out) < 0)
-		log_error("privsep: cannot send the files to the child: %s",
-		    strerror(errno));
-	buf_wipe(&out);
-	buf_free(&out);
+	parent_flush(p);
 }
 
 static void
@@ -652,6 +669,7 @@ gone:
 	close(p->fd);
 	p->fd = -1;
 	buf_free(&p->in);
+	buf_wipe(&p->out);
 }
 
 static void
@@ -698,27 +716,29 @@ int
 privsep_parent_run(const struct privsep_parent *pp)
 {
 	struct parent p = { .pp = pp, .fd = pp->fd };
-	struct timeval tv = { .tv_sec = PRIVSEP_SEND_TIMEOUT };
 	sigset_t set;
-	int sfd;
+	int sfd = -1;
 
 	buf_init(&p.in, PRIVSEP_HDR_LEN + PRIVSEP_MSG_MAX);
-	(void)setsockopt(p.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	buf_init(&p.out, PRIVSEP_HDR_LEN + PRIVSEP_MSG_MAX);
+	/* Blocked by the caller before the fork: an early exit is not lost. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
-	if ((sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0) {
-		log_error("privsep: signalfd: %s", strerror(errno));
+	if (fd_set_nonblock(p.fd) < 0 ||
+	    (sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0) {
+		log_error("privsep: %s", strerror(errno));
 		(void)kill(pp->child, SIGTERM);
 		p.status = 1;
 	}
 	while (sfd >= 0 && !p.exited) {
 		struct pollfd pfd[2] = {
 			{ .fd = sfd, .events = POLLIN },
-			{ .fd = p.fd, .events = POLLIN },
+			{ .fd = p.fd, .events = POLLIN |
+			    (buf_len(&p.out) > 0 ? POLLOUT : 0) },
 		};
 
 		if (poll(pfd, 2, -1) < 0) {
@@ -733,12 +753,18 @@ privsep_parent_run(const struct privsep_parent *pp)
 			parent_signal(&p, sfd);
 		if (p.fd >= 0 && pfd[1].revents & (POLLIN | POLLHUP | POLLERR))
 			parent_input(&p);
+		if (p.fd >= 0 && pfd[1].revents & POLLOUT)
+			parent_flush(&p);
+		if (p.reload && buf_len(&p.out) == 0)
+			parent_reload(&p);
 	}
 	if (sfd >= 0)
 		close(sfd);
 	if (p.fd >= 0)
 		close(p.fd);
 	buf_free(&p.in);
+	buf_wipe(&p.out);
+	buf_free(&p.out);
 	/* Waiting for a child that got SIGTERM above. */
 	if (!p.exited)
 		(void)waitpid(pp->child, NULL, 0);

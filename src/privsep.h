@@ -35,8 +35,6 @@ struct config;
 #define PRIVSEP_MSG_MAX		(4 * 1024 * 1024)
 /* Frame header: type and payload length, 32 bits each, network order. */
 #define PRIVSEP_HDR_LEN		8
-/* How long the parent waits for the child to take a message. */
-#define PRIVSEP_SEND_TIMEOUT	10
 
 enum privsep_msg {
 	PRIVSEP_MSG_FILES = 1,	/* parent: a new generation's files, reload */

@@ -70,7 +70,8 @@ def fingerprint_of(path: str) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
-def config(extra_daemon: str = "", directory: str = None, tls_listener: bool = True):
+def config(extra_daemon: str = "", directory: str = None, tls_listener: bool = True,
+           cert: str = "tls.crt"):
     def render(p: dict) -> str:
         listeners = ['{ protocol = "imap"; address = "127.0.0.1:%d"; tls = "none"; }'
                      % p["imap"],
@@ -89,7 +90,7 @@ listen = ( %(listen)s );
 directory = %(directory)s;
 backends = ( { name = "%(host)s"; addresses = "%(addr)s"; } );
 backend = { imap_port = %(b_imap)d; pop3_port = %(b_pop3)d; };
-""" % dict(user=USER, dir=p["dir"], extra=extra_daemon, cert=secret_path("tls.crt"),
+""" % dict(user=USER, dir=p["dir"], extra=extra_daemon, cert=secret_path(cert),
            key=secret_path("tls.key"), listen=",\n  ".join(listeners),
            directory=directory or """{
   type = "ldap";
@@ -316,9 +317,13 @@ class B_Reload(unittest.TestCase):
         self.assertTrue(tls_login())
 
 
-def file_config(p: dict) -> str:
+def file_config(p: dict, cert: str = "tls.crt") -> str:
     return config(directory='{ type = "file"; file = { path = "%s"; }; }'
-                  % p["popmap"], tls_listener=False)(p)
+                  % p["popmap"], tls_listener=False, cert=cert)(p)
+
+
+def big_cert_config(p: dict) -> str:
+    return file_config(p, cert="big.crt")
 
 
 class C_Peers(unittest.TestCase):
@@ -346,6 +351,39 @@ class C_Peers(unittest.TestCase):
         self.assertTrue(wait_for(lambda: not alive(child), 15),
                         p.log())
         self.assertIn("draining", p.log())
+
+    def test_stopped_child_does_not_hold_the_parent(self):
+        # A message larger than the socket buffer waits in the parent while
+        # the child is stopped; the parent still takes signals.
+        with open(CA.cert, "rb") as f:
+            write_secret("big.crt", f.read() + b"# padding\n" * 90000)
+        p = Postern(big_cert_config, popmap="alice %s\n" % STORE_HOST).start()
+        self.addCleanup(p.cleanup)
+        child = child_of(p)
+        self.assertTrue(wait_for(lambda: "started" in p.log()))
+        # Stopped during a reload: the files arrive when it goes on.
+        os.kill(child, signal.SIGSTOP)
+        try:
+            os.kill(p.proc.pid, signal.SIGHUP)
+            self.assertTrue(wait_for(lambda: "privsep: reading" in p.log()))
+            time.sleep(0.5)
+            self.assertNotIn("configuration reloaded", p.log())
+        finally:
+            os.kill(child, signal.SIGCONT)
+        self.assertTrue(wait_for(lambda: "configuration reloaded" in p.log()), p.log())
+        # Stopped with a message pending: SIGTERM still goes through.
+        os.kill(child, signal.SIGSTOP)
+        try:
+            os.kill(p.proc.pid, signal.SIGHUP)
+            self.assertTrue(wait_for(lambda: p.log().count("privsep: reading") == 2))
+            os.kill(p.proc.pid, signal.SIGTERM)
+            self.assertTrue(wait_for(lambda: "passing it to the child" in p.log()),
+                            p.log())
+        finally:
+            os.kill(child, signal.SIGCONT)
+        p.proc.wait(20)
+        self.assertEqual(p.proc.returncode, 0, p.log())
+        self.assertEqual(p.leaks(), "")
 
     def test_sigint_stops_both(self):
         p = self.start()
