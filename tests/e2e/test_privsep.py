@@ -393,6 +393,50 @@ class C_Peers(unittest.TestCase):
         self.assertEqual(p.leaks(), "")
 
 
+class D_Notify(unittest.TestCase):
+    """sd_notify states come from the parent, the unit's main process."""
+
+    def test_states_are_sent_by_the_parent(self):
+        res = subprocess.run([binary(), "--version"], stdout=subprocess.PIPE,
+                             text=True, timeout=60)
+        if "systemd=yes" not in res.stdout:
+            self.skipTest("built without libsystemd")
+        tmp = make_tempdir("postern-notify-")
+        self.addCleanup(remove_tempdir, tmp)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        path = os.path.join(tmp, "notify")
+        sock.bind(path)
+        os.chmod(path, 0o600)       # root's only: the child could not send
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        sock.settimeout(20)
+        os.environ["NOTIFY_SOCKET"] = path
+        try:
+            p = Postern(file_config, popmap="alice %s\n" % STORE_HOST).start()
+        finally:
+            os.environ.pop("NOTIFY_SOCKET")
+        self.addCleanup(p.cleanup)
+
+        def message():
+            data, anc, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(12))
+            pid = None
+            for level, kind, payload in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                    pid = int.from_bytes(payload[:4], sys.byteorder)
+            return data.decode(), pid
+
+        self.assertEqual(message(), ("READY=1", p.proc.pid))
+        p.reload()
+        self.assertEqual(message(), ("RELOADING=1", p.proc.pid))
+        self.assertEqual(message(), ("READY=1", p.proc.pid))
+        ctl(p, "reload")
+        self.assertEqual(message(), ("RELOADING=1", p.proc.pid))
+        self.assertEqual(message(), ("READY=1", p.proc.pid))
+        p.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(message(), ("STOPPING=1", p.proc.pid))
+        self.assertEqual(p.stop(), 0, p.log())
+
+
 class Z_Stop(unittest.TestCase):
     def test_sigterm_stops_both_and_removes_the_pid_file(self):
         child = child_of(P)
