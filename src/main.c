@@ -568,6 +568,7 @@ split(struct serve *sv, struct config *cfg, bool detach, int *rc_r)
 	char err[512];
 	sigset_t chld;
 	pid_t parent;
+	bool wrote_pid = false;
 	int sp[2];
 
 	if (getpwnam(cfg->daemon.user) == NULL) {
@@ -576,22 +577,26 @@ split(struct serve *sv, struct config *cfg, bool detach, int *rc_r)
 	}
 	if (bind_all(sv, cfg) < 0)
 		goto fail;
+	/*
+	 * What the child's first generation reads, as its reloads will; before
+	 * daemon() changes the directory, as a single process reads them.
+	 */
+	privsep_record(files);
+	if (config_load(sv->path, &again, err, sizeof(err)) < 0)
+		log_warning("privsep: %s", err);
+	privsep_record(NULL);
+	config_free(&again);
+	if (privsep_files_collect(files, cfg, &error) < 0) {
+		log_error("privsep: %s", error);
+		goto fail;
+	}
 	if (detach && daemon(0, 0) < 0) {
 		log_error("daemon: %s", strerror(errno));
 		goto fail;
 	}
 	if (write_pid_file(cfg->daemon.pid_file) < 0)
 		goto fail;
-	/* What the child's first generation reads, as its reloads will. */
-	privsep_record(files);
-	if (config_load(sv->path, &again, err, sizeof(err)) < 0)
-		log_warning("privsep: %s", err);
-	privsep_record(NULL);
-	if (privsep_files_collect(files, cfg, &error) < 0) {
-		log_error("privsep: %s", error);
-		goto fail;
-	}
-	config_free(&again);
+	wrote_pid = true;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
 		log_error("socketpair: %s", strerror(errno));
 		goto fail;
@@ -633,7 +638,8 @@ split(struct serve *sv, struct config *cfg, bool detach, int *rc_r)
 fail:
 	config_free(&again);
 	privsep_files_free(&files);
-	if (cfg->daemon.pid_file[0] != '\0')
+	/* Ours only: a failed bind may mean that another daemon runs. */
+	if (wrote_pid && cfg->daemon.pid_file[0] != '\0')
 		(void)unlink(cfg->daemon.pid_file);
 	return -1;
 }

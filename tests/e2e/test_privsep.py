@@ -213,8 +213,10 @@ def tearDownModule():
 
 
 def child_of(p: Postern) -> int:
-    assert wait_for(lambda: len(children(p.proc.pid)) == 1), \
-        "no serving child:\n" + p.log()
+    """The serving child, once it has started (the listeners accept before:
+    the parent bound them)."""
+    assert wait_for(lambda: len(children(p.proc.pid)) == 1 and
+                    " started: " in p.log()), "no serving child:\n" + p.log()
     return children(p.proc.pid)[0]
 
 
@@ -360,7 +362,6 @@ class C_Peers(unittest.TestCase):
         p = Postern(big_cert_config, popmap="alice %s\n" % STORE_HOST).start()
         self.addCleanup(p.cleanup)
         child = child_of(p)
-        self.assertTrue(wait_for(lambda: "started" in p.log()))
         # Stopped during a reload: the files arrive when it goes on.
         os.kill(child, signal.SIGSTOP)
         try:
