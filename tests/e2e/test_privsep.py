@@ -89,7 +89,8 @@ tls = { cert = "%(cert)s"; key = "%(key)s"; };
 listen = ( %(listen)s );
 directory = %(directory)s;
 backends = ( { name = "%(host)s"; addresses = "%(addr)s"; } );
-backend = { imap_port = %(b_imap)d; pop3_port = %(b_pop3)d; };
+backend = { imap_port = %(b_imap)d; pop3_port = %(b_pop3)d;
+            master_password_file = "%(master)s"; };
 """ % dict(user=USER, dir=p["dir"], extra=extra_daemon, cert=secret_path(cert),
            key=secret_path("tls.key"), listen=",\n  ".join(listeners),
            directory=directory or """{
@@ -98,7 +99,8 @@ backend = { imap_port = %(b_imap)d; pop3_port = %(b_pop3)d; };
   ldap = { uri = "%s"; base = "%s"; bind_dn = "%s";
            bind_password_file = "%s"; timeout = 3; pool = 2; };
 }""" % (S.uri, S.base, S.bind_dn, secret_path("ldap.pw")),
-           host=STORE_HOST, addr=loopback(1), b_imap=IMAP_PORT, b_pop3=POP3_PORT)
+           host=STORE_HOST, addr=loopback(1), b_imap=IMAP_PORT, b_pop3=POP3_PORT,
+           master=secret_path("master.pw"))
     return render
 
 
@@ -199,6 +201,7 @@ def setUpModule():
                     imap_port=IMAP_PORT, pop3_port=POP3_PORT).start()
     S = Slapd().start()
     write_secret("ldap.pw", (S.bind_password + "\n").encode())
+    write_secret("master.pw", b"master-secret\n")
     P = Postern(config()).start()
     os.chmod(P.conf_path, 0o600)
 
@@ -222,7 +225,7 @@ def child_of(p: Postern) -> int:
 
 class A_Start(unittest.TestCase):
     def test_secrets_are_root_only(self):
-        for name in ("tls.key", "ldap.pw"):
+        for name in ("tls.key", "ldap.pw", "master.pw"):
             st = os.stat(secret_path(name))
             self.assertEqual((st.st_uid, st.st_mode & 0o777), (0, 0o600))
         self.assertEqual(os.stat(P.conf_path).st_mode & 0o777, 0o600)
@@ -315,6 +318,23 @@ class B_Reload(unittest.TestCase):
             self.assertIn("No such file", r.stderr)
         finally:
             write_secret("ldap.pw", b"rotated-2\n")
+        self.assertEqual(ctl(P, "reload").returncode, 0)
+        self.assertTrue(tls_login())
+
+
+class B_Reload_Master(unittest.TestCase):
+    def test_master_password_file_is_read_by_the_parent(self):
+        # The loader's own read (backend.master_password_file) goes through
+        # the parent too: root-only, it reloads; gone, the reason names it.
+        self.assertEqual(ctl(P, "reload").returncode, 0)
+        os.unlink(secret_path("master.pw"))
+        try:
+            r = ctl(P, "reload")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("master_password_file", r.stderr)
+            self.assertIn("No such file", r.stderr)
+        finally:
+            write_secret("master.pw", b"master-secret\n")
         self.assertEqual(ctl(P, "reload").returncode, 0)
         self.assertTrue(tls_login())
 
