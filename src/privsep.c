@@ -646,7 +646,8 @@ parent_input(struct parent *p)
 	ssize_t n;
 	int rc;
 
-	if (buf_reserve(&p->in, 4096, &q, &room) < 0) {
+	if (buf_reserve(&p->in, PRIVSEP_HDR_LEN + PRIVSEP_CHILD_MSG_MAX, &q,
+	    &room) < 0) {
 		log_error("privsep: the child's message is too large");
 		goto gone;
 	}
@@ -719,7 +720,8 @@ privsep_parent_run(const struct privsep_parent *pp)
 	sigset_t set;
 	int sfd = -1;
 
-	buf_init(&p.in, PRIVSEP_HDR_LEN + PRIVSEP_MSG_MAX);
+	/* The child has only small things to say: a larger frame ends it. */
+	buf_init(&p.in, PRIVSEP_HDR_LEN + PRIVSEP_CHILD_MSG_MAX);
 	buf_init(&p.out, PRIVSEP_HDR_LEN + PRIVSEP_MSG_MAX);
 	/* Blocked by the caller before the fork: an early exit is not lost. */
 	sigemptyset(&set);

@@ -33,6 +33,8 @@ struct config;
 #define PRIVSEP_PATH_MAX	4096
 /* Largest message payload on the socketpair. */
 #define PRIVSEP_MSG_MAX		(4 * 1024 * 1024)
+/* Largest payload the parent takes from the child (a state, a request). */
+#define PRIVSEP_CHILD_MSG_MAX	256
 /* Frame header: type and payload length, 32 bits each, network order. */
 #define PRIVSEP_HDR_LEN		8
 

@@ -12,11 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "privsep.h"
 
 #define OUT_MAX	(PRIVSEP_HDR_LEN + PRIVSEP_MSG_MAX)
+#define str_copy_test(dst, src) \
+	snprintf((dst), sizeof(dst), "%s", (src))
 
 static void
 put32(char *p, uint32_t v)
@@ -326,6 +329,138 @@ START_TEST(test_source)
 }
 END_TEST
 
+/* The privileged parent against a scripted child process. */
+
+static char notified[64];
+
+static void
+record_notify(const char *state)
+{
+	str_copy_test(notified, state);
+}
+
+static int
+run_parent(pid_t child, int fd)
+{
+	struct privsep_parent pp = { .config_path = "/nonexistent/postern.conf",
+	    .pid_file = "", .control = "", .child = child, .fd = fd,
+	    .notify = record_notify };
+
+	return privsep_parent_run(&pp);
+}
+
+static void
+send_frame(int fd, uint32_t type, const char *payload, uint32_t len)
+{
+	char h[PRIVSEP_HDR_LEN];
+
+	put32(h, type);
+	put32(h + 4, len);
+	if (write(fd, h, sizeof(h)) != (ssize_t)sizeof(h) ||
+	    (len > 0 && write(fd, payload, len) != (ssize_t)len))
+		_exit(90);
+}
+
+/* The child waits for the parent to close its end, then exits 7. */
+static int
+wait_eof(int fd)
+{
+	char c;
+
+	/* EOF, or a reset when the parent left our bytes unread. */
+	return read(fd, &c, 1) <= 0 ? 7 : 8;
+}
+
+START_TEST(test_parent_relays_known_states_only)
+{
+	int sp[2];
+	pid_t pid;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	if ((pid = fork()) == 0) {
+		close(sp[0]);
+		send_frame(sp[1], PRIVSEP_MSG_NOTIFY, "MAINPID=1", 9);
+		send_frame(sp[1], PRIVSEP_MSG_NOTIFY, "READY=1", 7);
+		_exit(3);
+	}
+	close(sp[1]);
+	notified[0] = '\0';
+	ck_assert_int_eq(run_parent(pid, sp[0]), 3);
+	ck_assert_str_eq(notified, "READY=1");
+}
+END_TEST
+
+START_TEST(test_parent_drops_an_oversized_child)
+{
+	char junk[PRIVSEP_CHILD_MSG_MAX + 1];
+	int sp[2];
+	pid_t pid;
+
+	memset(junk, 'x', sizeof(junk));
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	if ((pid = fork()) == 0) {
+		close(sp[0]);
+		send_frame(sp[1], PRIVSEP_MSG_NOTIFY, junk, sizeof(junk));
+		_exit(wait_eof(sp[1]));
+	}
+	close(sp[1]);
+	notified[0] = '\0';
+	ck_assert_int_eq(run_parent(pid, sp[0]), 7);
+	ck_assert_str_eq(notified, "");
+}
+END_TEST
+
+START_TEST(test_parent_drops_a_malformed_child)
+{
+	int sp[2];
+	pid_t pid;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	if ((pid = fork()) == 0) {
+		close(sp[0]);
+		send_frame(sp[1], 99, "", 0);
+		_exit(wait_eof(sp[1]));
+	}
+	close(sp[1]);
+	ck_assert_int_eq(run_parent(pid, sp[0]), 7);
+}
+END_TEST
+
+/* A reload request: the files come back, unreadable ones as their errno. */
+START_TEST(test_parent_answers_a_reload)
+{
+	int sp[2];
+	pid_t pid;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	if ((pid = fork()) == 0) {
+		struct privsep_files *f = NULL;
+		const struct privsep_file *e;
+		struct privsep_frame m;
+		static char in[65536];
+		const char *error;
+		size_t len = 0, used;
+		ssize_t n;
+
+		close(sp[0]);
+		send_frame(sp[1], PRIVSEP_MSG_RELOAD, "", 0);
+		while ((n = read(sp[1], in + len, sizeof(in) - len)) > 0) {
+			len += (size_t)n;
+			if (privsep_frame_parse(in, len, &m, &used, &error) != 0)
+				break;
+		}
+		if (privsep_frame_parse(in, len, &m, &used, &error) != 1 ||
+		    m.type != PRIVSEP_MSG_FILES ||
+		    privsep_files_decode(m.payload, m.len, &f, &error) < 0)
+			_exit(10);
+		e = privsep_files_find(f, "/nonexistent/postern.conf");
+		_exit(e != NULL && e->error == ENOENT && f->n == 1 ? 5 : 11);
+	}
+	close(sp[1]);
+	ck_assert_int_eq(run_parent(pid, sp[0]), 5);
+}
+END_TEST
+
 static Suite *
 privsep_suite(void)
 {
@@ -340,6 +475,10 @@ privsep_suite(void)
 	tcase_add_test(tc, test_duplicate_path_refused);
 	tcase_add_test(tc, test_bounds);
 	tcase_add_test(tc, test_source);
+	tcase_add_test(tc, test_parent_relays_known_states_only);
+	tcase_add_test(tc, test_parent_drops_an_oversized_child);
+	tcase_add_test(tc, test_parent_drops_a_malformed_child);
+	tcase_add_test(tc, test_parent_answers_a_reload);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	return s;
