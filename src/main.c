@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
 #include <pwd.h>
 #include <poll.h>
 #include <signal.h>
@@ -260,24 +259,7 @@ cmd_lookup(const struct config *cfg, const char *user, enum proto_id proto)
 static int
 drop_privileges(const char *user)
 {
-	struct passwd *pw;
-
-	if (user[0] == '\0')
-		return 0;
-	if ((pw = getpwnam(user)) == NULL) {
-		log_error("daemon.user: no such user \"%s\"", user);
-		return -1;
-	}
-	if (setgroups(0, NULL) < 0 || initgroups(pw->pw_name, pw->pw_gid) < 0 ||
-	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		log_error("cannot become user %s: %s", user, strerror(errno));
-		return -1;
-	}
-	if (setuid(0) == 0) {
-		log_error("privileges were not dropped");
-		return -1;
-	}
-	return 0;
+	return user[0] == '\0' ? 0 : privsep_drop(user);
 }
 
 /* Raise the descriptor limit as far as allowed; returns the soft limit. */

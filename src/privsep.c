@@ -504,7 +504,7 @@ privsep_fopen(const char *path)
 /* The child. */
 
 int
-privsep_become(const char *user, pid_t parent)
+privsep_drop(const char *user)
 {
 	struct passwd *pw;
 
@@ -521,6 +521,14 @@ privsep_become(const char *user, pid_t parent)
 		log_error("privileges were not dropped");
 		return -1;
 	}
+	return 0;
+}
+
+int
+privsep_become(const char *user, pid_t parent)
+{
+	if (privsep_drop(user) < 0)
+		return -1;
 	/* Cleared by setuid: set after it.  The parent may be gone already. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent) {
 		log_error("the privileged parent is gone");

@@ -142,9 +142,11 @@ struct privsep_parent {
 int	privsep_parent_run(const struct privsep_parent *pp);
 
 /*
- * Child side: become user (setgroups, setgid, setuid; verified that root
- * cannot be regained) and stop with SIGTERM when the parent dies.
+ * Become user: setgroups, initgroups, setgid, setuid, then verified that
+ * neither uid nor gid 0 can be regained.  0 or -1 (logged).
  */
+int	privsep_drop(const char *user);
+/* The child: privsep_drop(), and SIGTERM when the parent dies. */
 int	privsep_become(const char *user, pid_t parent);
 
 #endif
