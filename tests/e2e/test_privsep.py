@@ -238,7 +238,8 @@ class A_Start(unittest.TestCase):
         self.assertEqual(status(P.proc.pid)["Uid"].split()[0], "0")
 
     def test_child_runs_as_the_user_without_capabilities(self):
-        st = status(child_of(P))
+        child = child_of(P)
+        st = status(child)
         uid = pwd.getpwnam(USER).pw_uid
         gid = pwd.getpwnam(USER).pw_gid
         self.assertEqual(st["Uid"].split(), [str(uid)] * 4)
@@ -246,6 +247,8 @@ class A_Start(unittest.TestCase):
         for cap in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
             self.assertEqual(int(st[cap], 16), 0, cap)
         self.assertNotIn(" 0", " " + st["Groups"])
+        # Not dumpable: its /proc entries stay root's, out of the user's reach.
+        self.assertEqual(os.stat("/proc/%d/mem" % child).st_uid, 0)
 
     def test_the_child_serves_the_sessions(self):
         m = imaplib.IMAP4("127.0.0.1", P.imap_port, timeout=15)
