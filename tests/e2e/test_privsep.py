@@ -409,6 +409,23 @@ class C_Peers(unittest.TestCase):
         self.assertEqual(p.proc.returncode, 0, p.log())
         self.assertEqual(p.leaks(), "")
 
+    def test_stopped_parent_does_not_hold_the_sessions(self):
+        p = self.start()
+        child = child_of(p)
+        os.kill(p.proc.pid, signal.SIGSTOP)
+        try:
+            m = imaplib.IMAP4("127.0.0.1", p.imap_port, timeout=15)
+            m.login("alice", "alice-secret")
+            m.logout()
+            # The child's request waits in the socketpair for the parent.
+            os.kill(child, signal.SIGHUP)
+            time.sleep(0.5)
+            self.assertNotIn("privsep: reading", p.log())
+        finally:
+            os.kill(p.proc.pid, signal.SIGCONT)
+        self.assertTrue(wait_for(lambda: "configuration reloaded" in p.log()), p.log())
+        self.assertEqual(p.stop(), 0, p.log())
+
     def test_sigint_stops_both(self):
         p = self.start()
         child = child_of(p)
