@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "directory.h"
+#include "privsep.h"
 #include "util.h"
 
 #define DEFAULT_FILTER "(|(&(objectClass=perditionPopmap)(uid=%u))" \
@@ -1001,7 +1002,7 @@ load_backend(struct loader *ld, const config_setting_t *root, struct config *c)
 	}
 	c->master.login = (enum backend_login)login;
 	if (pwfile[0] != '\0') {
-		FILE *fp = fopen(pwfile, "r");
+		FILE *fp = privsep_fopen(pwfile);
 		char line[512];
 
 		if (fp == NULL) {
@@ -1327,7 +1328,7 @@ config_load(const char *path, struct config **config_r, char *err, size_t errlen
 	FILE *fp;
 	int ok;
 
-	if ((fp = fopen(path, "r")) == NULL) {
+	if ((fp = privsep_fopen(path)) == NULL) {
 		snprintf(err, errlen, "%s:0: %s", path, strerror(errno));
 		return -1;
 	}

@@ -1037,3 +1037,17 @@ control_free(struct control **ctlp)
 	free(ctl->path);
 	free(ctl);
 }
+
+void
+control_disown(struct control **ctlp)
+{
+	struct control *ctl = *ctlp;
+
+	if (ctl == NULL)
+		return;
+	if (ctl->fd >= 0) {
+		close(ctl->fd);
+		ctl->fd = -1;
+	}
+	control_free(ctlp);
+}

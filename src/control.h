@@ -40,5 +40,10 @@ void	control_stop(struct control *ctl);
  * their last tasks (server_release), since their answers come here.
  */
 void	control_free(struct control **ctlp);
+/*
+ * Free it without removing the socket file: a process that hands the
+ * socket to another (the privileged parent, after the fork) does this.
+ */
+void	control_disown(struct control **ctlp);
 
 #endif

@@ -18,6 +18,7 @@
 #include "directory.h"
 #include "ldap_entry.h"
 #include "log.h"
+#include "privsep.h"
 #include "route.h"
 #include "util.h"
 
@@ -941,7 +942,7 @@ dir_ldap_read_files(const struct config *config, char **password_r, char *err,
 		*password_r = xstrdup(cfg->bind_password);
 		return 0;
 	}
-	if ((fp = fopen(path, "r")) == NULL)
+	if ((fp = privsep_fopen(path)) == NULL)
 		return config_file_fail(config, "directory.ldap.bind_password_file",
 		    path, strerror(errno), err, errlen);
 	if (fgets(line, sizeof(line), fp) == NULL)

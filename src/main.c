@@ -3,14 +3,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@
 #include "ctl_proto.h"
 #include "directory.h"
 #include "log.h"
+#include "privsep.h"
 #include "resolve.h"
 #include "route.h"
 #include "sasl.h"
@@ -141,7 +143,7 @@ print_version(void)
  * STOPPING=1 at shutdown.  Nothing without libsystemd or NOTIFY_SOCKET.
  */
 static void
-notify(const char *state)
+sd_state(const char *state)
 {
 #ifdef HAVE_SYSTEMD
 	int r = sd_notify(0, state);
@@ -151,6 +153,41 @@ notify(const char *state)
 #else
 	(void)state;
 #endif
+}
+
+/*
+ * The serving process.  psfd is its end of the socketpair to the
+ * privileged parent, -1 when there is none (a single process).
+ */
+struct serve {
+	const char	*path;
+	struct server	 srv;
+	struct control	*ctl;
+	struct reaper	*reaper;
+	struct gen	*gen;
+	int		 psfd;
+	struct buf	 psin;		/* the parent's messages, bounded */
+};
+
+/*
+ * The parent is the process the service manager knows (the pid file's):
+ * the child's states go through it.
+ */
+static void
+notify(struct serve *sv, const char *state)
+{
+	struct buf b;
+	const char *error;
+
+	if (sv->psfd < 0) {
+		sd_state(state);
+		return;
+	}
+	buf_init(&b, PRIVSEP_HDR_LEN + 64);
+	if (privsep_frame_text(&b, PRIVSEP_MSG_NOTIFY, state, &error) < 0 ||
+	    write(sv->psfd, buf_head(&b), buf_len(&b)) != (ssize_t)buf_len(&b))
+		log_warning("privsep: cannot pass %s to the parent", state);
+	buf_free(&b);
 }
 
 static int
@@ -223,24 +260,7 @@ cmd_lookup(const struct config *cfg, const char *user, enum proto_id proto)
 static int
 drop_privileges(const char *user)
 {
-	struct passwd *pw;
-
-	if (user[0] == '\0')
-		return 0;
-	if ((pw = getpwnam(user)) == NULL) {
-		log_error("daemon.user: no such user \"%s\"", user);
-		return -1;
-	}
-	if (setgroups(0, NULL) < 0 || initgroups(pw->pw_name, pw->pw_gid) < 0 ||
-	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		log_error("cannot become user %s: %s", user, strerror(errno));
-		return -1;
-	}
-	if (setuid(0) == 0) {
-		log_error("privileges were not dropped");
-		return -1;
-	}
-	return 0;
+	return user[0] == '\0' ? 0 : privsep_drop(user);
 }
 
 /* Raise the descriptor limit as far as allowed; returns the soft limit. */
@@ -296,137 +316,406 @@ reload(const char *path, struct gen *cur, struct reaper *reaper,
 	return gen;
 }
 
+/* Listeners and the control socket: what needs root for a port below 1024. */
 static int
-start(struct server *srv, struct gen *gen, bool detach, struct control **ctl_r)
+bind_all(struct serve *sv, const struct config *cfg)
 {
-	const struct config *cfg = gen->cfg;
 	char err[512];
 
-	if (server_bind(srv, cfg, cfg->daemon.threads, err, sizeof(err)) < 0) {
+	if (server_bind(&sv->srv, cfg, cfg->daemon.threads, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return -1;
 	}
 	if (cfg->daemon.control[0] != '\0' &&
-	    control_open(srv, cfg->daemon.control, ctl_r, err, sizeof(err)) < 0) {
+	    control_open(&sv->srv, cfg->daemon.control, &sv->ctl, err,
+	    sizeof(err)) < 0) {
 		log_error("%s: daemon.control: %s", cfg->path, err);
 		return -1;
 	}
-	if (drop_privileges(cfg->daemon.user) < 0)
-		return -1;
-	if (detach && daemon(0, 0) < 0) {
-		log_error("daemon: %s", strerror(errno));
-		return -1;
+	return 0;
+}
+
+/*
+ * A single process binds, drops to daemon.user and writes the pid file;
+ * the privileged parent did all that already for its child (split).
+ */
+static int
+start(struct serve *sv, bool detach, bool split)
+{
+	const struct config *cfg = sv->gen->cfg;
+
+	if (!split) {
+		if (bind_all(sv, cfg) < 0 || drop_privileges(cfg->daemon.user) < 0)
+			return -1;
+		if (detach && daemon(0, 0) < 0) {
+			log_error("daemon: %s", strerror(errno));
+			return -1;
+		}
+		if (write_pid_file(cfg) < 0)
+			return -1;
 	}
-	if (write_pid_file(cfg) < 0)
-		return -1;
-	server_set_gen(srv, gen);
-	if (resolve_init(RESOLVER_THREADS) < 0 || server_start(srv, gen) < 0 ||
-	    (*ctl_r != NULL && control_start(*ctl_r) < 0)) {
+	server_set_gen(&sv->srv, sv->gen);
+	if (resolve_init(RESOLVER_THREADS) < 0 || server_start(&sv->srv, sv->gen) < 0 ||
+	    (sv->ctl != NULL && control_start(sv->ctl) < 0)) {
 		log_error("cannot start threads");
 		return -1;
 	}
 	return 0;
 }
 
+static void
+do_reload(struct serve *sv)
+{
+	struct gen *ng;
+	char err[512];
+
+	notify(sv, "RELOADING=1");
+	ng = reload(sv->path, sv->gen, sv->reaper, &sv->srv, err, sizeof(err));
+	/* The secrets live on in the generation only. */
+	privsep_install(NULL);
+	if (ng != NULL) {
+		server_reload(&sv->srv, ng);
+		server_set_gen(&sv->srv, ng);
+		gen_unref(&sv->gen);
+		sv->gen = ng;
+	}
+	server_reload_done(&sv->srv, ng != NULL ? NULL : err);
+	notify(sv, "READY=1");
+}
+
+static void
+ask_parent(struct serve *sv)
+{
+	struct buf b;
+	const char *error;
+
+	buf_init(&b, PRIVSEP_HDR_LEN);
+	if (privsep_frame_text(&b, PRIVSEP_MSG_RELOAD, "", &error) < 0 ||
+	    write(sv->psfd, buf_head(&b), buf_len(&b)) != (ssize_t)buf_len(&b)) {
+		log_error("reload failed: cannot ask the privileged parent: %s",
+		    strerror(errno));
+		server_reload_done(&sv->srv, "cannot ask the privileged parent");
+	}
+	buf_free(&b);
+}
+
+static void
+parent_message(struct serve *sv, const struct privsep_frame *m)
+{
+	struct privsep_files *files;
+	const char *error;
+	char text[1024];
+
+	switch (m->type) {
+	case PRIVSEP_MSG_FILES:
+		if (privsep_files_decode(m->payload, m->len, &files, &error) < 0) {
+			log_error("privsep: malformed files from the parent: %s",
+			    error);
+			server_reload_done(&sv->srv, error);
+			return;
+		}
+		privsep_install(files);
+		do_reload(sv);
+		break;
+	case PRIVSEP_MSG_RELOAD_ERROR:
+		if (privsep_text_decode(m->payload, m->len, text, sizeof(text),
+		    &error) < 0)
+			str_copy(text, error, sizeof(text));
+		log_error("reload failed, keeping the running configuration: %s",
+		    text);
+		server_reload_done(&sv->srv, text);
+		break;
+	case PRIVSEP_MSG_RELOAD:
+	case PRIVSEP_MSG_NOTIFY:
+		log_warning("privsep: the parent sent a child's message");
+		break;
+	}
+}
+
+/* The parent's messages; -1 when it is gone (or talks nonsense). */
+static int
+parent_input(struct serve *sv)
+{
+	struct privsep_frame m;
+	const char *error;
+	size_t used, room;
+	ssize_t n;
+	char *p;
+	int rc;
+
+	if (buf_reserve(&sv->psin, 65536, &p, &room) < 0) {
+		log_error("privsep: the parent's message is too large");
+		return -1;
+	}
+	n = read(sv->psfd, p, room);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (n <= 0) {
+		log_info("privsep: the privileged parent is gone");
+		return -1;
+	}
+	buf_commit(&sv->psin, (size_t)n);
+	while ((rc = privsep_frame_parse(buf_head(&sv->psin), buf_len(&sv->psin),
+	    &m, &used, &error)) == 1) {
+		parent_message(sv, &m);
+		/* It held keys and passwords. */
+		explicit_bzero(buf_head(&sv->psin), used);
+		buf_consume(&sv->psin, used);
+	}
+	if (rc < 0) {
+		log_error("privsep: malformed message from the parent: %s", error);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+drain(struct serve *sv, const char *why)
+{
+	uint64_t ms = (uint64_t)sv->gen->cfg->daemon.drain * 1000;
+
+	notify(sv, "STOPPING=1");
+	log_info("%s: draining for up to %us", why, sv->gen->cfg->daemon.drain);
+	control_stop(sv->ctl);
+	server_drain(&sv->srv);
+	if (server_wait(&sv->srv, clock_ms() + ms) < 0) {
+		log_info("drain deadline passed: closing remaining sessions");
+		server_stop(&sv->srv);
+		server_wait(&sv->srv, 0);
+	}
+}
+
+/*
+ * Signals reach only the main thread, through sfd; in the child so do the
+ * parent's messages.  Returns when the daemon is to stop.
+ */
+static void
+serve(struct serve *sv, int sfd)
+{
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = sfd, .events = POLLIN },
+			{ .fd = sv->psfd, .events = POLLIN },
+		};
+		struct signalfd_siginfo si;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("poll: %s", strerror(errno));
+			drain(sv, "main loop failed");
+			return;
+		}
+		if (sv->psfd >= 0 && pfd[1].revents & (POLLIN | POLLHUP | POLLERR) &&
+		    parent_input(sv) < 0) {
+			drain(sv, "parent gone");
+			return;
+		}
+		if (!(pfd[0].revents & POLLIN) ||
+		    read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+			continue;
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			if (sv->psfd >= 0)
+				ask_parent(sv);
+			else
+				do_reload(sv);
+			break;
+		case SIGTERM:
+			drain(sv, "SIGTERM");
+			return;
+		case SIGINT:
+			notify(sv, "STOPPING=1");
+			log_info("SIGINT: stopping");
+			control_stop(sv->ctl);
+			server_stop(&sv->srv);
+			server_wait(&sv->srv, 0);
+			return;
+		}
+	}
+}
+
+/*
+ * Privilege separation: bind and write the pid file as root, read the
+ * secrets, then fork.  The parent (root) serves the child until it exits
+ * and returns 1 with *rc_r; the child becomes daemon.user with the
+ * secrets installed and returns 0; -1 if the split failed.
+ */
+static int
+split(struct serve *sv, struct config *cfg, bool detach, int *rc_r)
+{
+	struct privsep_parent pp = { .config_path = sv->path,
+	    .pid_file = cfg->daemon.pid_file, .control = cfg->daemon.control,
+	    .notify = sd_state };
+	struct privsep_files *files = privsep_files_new();
+	struct config *again = NULL;
+	const char *error;
+	char err[512];
+	sigset_t chld;
+	pid_t parent;
+	bool wrote_pid = false;
+	int sp[2];
+
+	if (getpwnam(cfg->daemon.user) == NULL) {
+		log_error("daemon.user: no such user \"%s\"", cfg->daemon.user);
+		goto fail;
+	}
+	if (bind_all(sv, cfg) < 0)
+		goto fail;
+	/*
+	 * What the child's first generation reads, as its reloads will; before
+	 * daemon() changes the directory, as a single process reads them.
+	 */
+	privsep_record(files);
+	if (config_load(sv->path, &again, err, sizeof(err)) < 0)
+		log_warning("privsep: %s", err);
+	privsep_record(NULL);
+	config_free(&again);
+	if (privsep_files_collect(files, cfg, &error) < 0) {
+		log_error("privsep: %s", error);
+		goto fail;
+	}
+	if (detach && daemon(0, 0) < 0) {
+		log_error("daemon: %s", strerror(errno));
+		goto fail;
+	}
+	if (write_pid_file(cfg) < 0)
+		goto fail;
+	wrote_pid = true;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		log_error("socketpair: %s", strerror(errno));
+		goto fail;
+	}
+	parent = getpid();
+	/* Until the parent reads it from its signalfd: never lost, nor ignored. */
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+	if ((pp.child = fork()) < 0) {
+		log_error("fork: %s", strerror(errno));
+		close(sp[0]);
+		close(sp[1]);
+		goto fail;
+	}
+	if (pp.child == 0) {
+		sigprocmask(SIG_UNBLOCK, &chld, NULL);
+		close(sp[0]);
+		sv->psfd = sp[1];
+		if (fd_set_nonblock(sv->psfd) < 0 ||
+		    privsep_become(cfg->daemon.user, parent) < 0) {
+			privsep_files_free(&files);
+			return -1;
+		}
+		privsep_install(files);
+		log_info("privsep: serving as %s, the privileged parent is %d",
+		    cfg->daemon.user, (int)parent);
+		return 0;
+	}
+	close(sp[1]);
+	privsep_files_free(&files);
+	control_disown(&sv->ctl);
+	server_free(&sv->srv);
+	log_info("privsep: the serving child is %d", (int)pp.child);
+	pp.fd = sp[0];
+	*rc_r = privsep_parent_run(&pp);
+	config_free(&cfg);
+	return 1;
+fail:
+	config_free(&again);
+	privsep_files_free(&files);
+	/* Ours only: a failed bind may mean that another daemon runs. */
+	if (wrote_pid && cfg->daemon.pid_file[0] != '\0')
+		(void)unlink(cfg->daemon.pid_file);
+	return -1;
+}
+
 static int
 run(const char *path, struct config *cfg, bool detach)
 {
-	struct server srv = { 0 };
-	struct control *ctl = NULL;
-	struct reaper *reaper;
-	struct gen *gen;
+	struct serve sv = { .path = path, .psfd = -1 };
 	sigset_t set;
 	char err[512];
 	unsigned nofile;
-	int sig, rc = 0;
+	bool privsep = cfg->daemon.user[0] != '\0' && geteuid() == 0;
+	int sfd = -1, rc = 0;
 
 	log_setup(cfg->daemon.log_level, cfg->daemon.log_json, detach);
 	nofile = raise_fd_limit();
 	/*
 	 * Every thread (workers, directory, resolver, reaper) inherits this
-	 * mask from here on; signals reach only this thread, through sigwait.
+	 * mask from here on; signals reach only this thread, through sfd.
 	 */
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if ((reaper = reaper_start()) == NULL) {
+	buf_init(&sv.psin, PRIVSEP_HDR_LEN + PRIVSEP_MSG_MAX);
+	/* Before any thread: fork and threads do not mix. */
+	if (privsep) {
+		int prc = 1;
+
+		switch (split(&sv, cfg, detach, &prc)) {
+		case 1:
+			sasl_client_teardown();
+			return prc;
+		case 0:
+			break;
+		default:
+			config_free(&cfg);
+			rc = 1;
+			goto out_early;
+		}
+	}
+	if ((sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0 ||
+	    (sv.reaper = reaper_start()) == NULL) {
 		log_error("cannot start threads");
-		return 1;
+		config_free(&cfg);
+		rc = 1;
+		goto out_early;
 	}
-	if (gen_new(cfg, reaper, &srv, &gen, err, sizeof(err)) < 0) {
+	if (gen_new(cfg, sv.reaper, &sv.srv, &sv.gen, err, sizeof(err)) < 0) {
 		log_error("%s", err);
-		reaper_stop(&reaper);
-		return 1;
+		privsep_install(NULL);
+		reaper_stop(&sv.reaper);
+		rc = 1;
+		goto out_early;
 	}
-	srv.auto_connections = server_connections_for(nofile, cfg->daemon.threads);
-	if (start(&srv, gen, detach, &ctl) < 0) {
+	privsep_install(NULL);
+	sv.srv.auto_connections = server_connections_for(nofile, cfg->daemon.threads);
+	if (start(&sv, detach, privsep) < 0) {
 		rc = 1;
 		goto out;
 	}
 	log_info("postern %s started: %u workers, %zu listeners, directory %s, "
-	    "connections %u%s", PACKAGE_VERSION, srv.nworkers, cfg->nlisten,
-	    gen->dir->ops->name, cfg->limits.connections ? cfg->limits.connections :
-	    srv.auto_connections, cfg->limits.connections ? "" :
+	    "connections %u%s", PACKAGE_VERSION, sv.srv.nworkers, cfg->nlisten,
+	    sv.gen->dir->ops->name, cfg->limits.connections ? cfg->limits.connections :
+	    sv.srv.auto_connections, cfg->limits.connections ? "" :
 	    " (from the descriptor limit)");
-	notify("READY=1");
-
-	for (;;) {
-		if (sigwait(&set, &sig) != 0)
-			continue;
-		if (sig == SIGHUP) {
-			struct gen *ng;
-
-			notify("RELOADING=1");
-			ng = reload(path, gen, reaper, &srv, err, sizeof(err));
-
-			if (ng != NULL) {
-				server_reload(&srv, ng);
-				server_set_gen(&srv, ng);
-				gen_unref(&gen);
-				gen = ng;
-			}
-			server_reload_done(&srv, ng != NULL ? NULL : err);
-			notify("READY=1");
-		} else if (sig == SIGTERM) {
-			uint64_t drain = (uint64_t)gen->cfg->daemon.drain * 1000;
-
-			notify("STOPPING=1");
-			log_info("SIGTERM: draining for up to %us", gen->cfg->daemon.drain);
-			control_stop(ctl);
-			server_drain(&srv);
-			if (server_wait(&srv, clock_ms() + drain) < 0) {
-				log_info("drain deadline passed: closing remaining sessions");
-				server_stop(&srv);
-				server_wait(&srv, 0);
-			}
-			break;
-		} else if (sig == SIGINT) {
-			notify("STOPPING=1");
-			log_info("SIGINT: stopping");
-			control_stop(ctl);
-			server_stop(&srv);
-			server_wait(&srv, 0);
-			break;
-		}
-	}
+	notify(&sv, "READY=1");
+	serve(&sv, sfd);
 out:
 	/*
 	 * Producers before what they post to: sessions and the workers'
 	 * generations go first, then the reaper stops their directories'
 	 * threads and the resolvers end; only then do the loops go.
 	 */
-	control_stop(ctl);
-	server_release(&srv);
-	server_set_gen(&srv, NULL);
-	gen_unref(&gen);
-	reaper_stop(&reaper);
+	control_stop(sv.ctl);
+	server_release(&sv.srv);
+	server_set_gen(&sv.srv, NULL);
+	gen_unref(&sv.gen);
+	reaper_stop(&sv.reaper);
 	resolve_shutdown();
+out_early:
 	/* After every thread that could answer into its loop. */
-	control_free(&ctl);
-	server_free(&srv);
+	control_free(&sv.ctl);
+	server_free(&sv.srv);
 	sasl_client_teardown();
+	buf_free(&sv.psin);
+	if (sfd >= 0)
+		close(sfd);
+	if (sv.psfd >= 0)
+		close(sv.psfd);
 	log_info("stopped");
 	return rc;
 }

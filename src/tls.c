@@ -1,5 +1,6 @@
 #include "autoconf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,10 +9,12 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "log.h"
+#include "privsep.h"
 #include "tls.h"
 #include "util.h"
 
@@ -222,24 +225,85 @@ set_protocol(SSL_CTX *ctx, const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-/* `what` is the key's group ("tls", "tls.certificates[1]") for errors. */
+/*
+ * The certificate chain from memory: the leaf, then any intermediates,
+ * as SSL_CTX_use_certificate_chain_file() would take them from a file.
+ */
+static int
+use_chain(SSL_CTX *ctx, const char *data, size_t len)
+{
+	BIO *bio = BIO_new_mem_buf(data, (int)len);
+	X509 *x;
+	unsigned long e;
+	int ok = 0;
+
+	if (bio == NULL)
+		return 0;
+	if ((x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL)) == NULL)
+		goto out;
+	ok = SSL_CTX_use_certificate(ctx, x) == 1 &&
+	    SSL_CTX_clear_chain_certs(ctx) == 1;
+	X509_free(x);
+	while (ok && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+			X509_free(x);
+			ok = 0;
+		}
+	/* The end of the file reads as "no start line": not an error. */
+	e = ERR_peek_last_error();
+	if (ok && ERR_GET_LIB(e) == ERR_LIB_PEM &&
+	    ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+		ERR_clear_error();
+out:
+	BIO_free(bio);
+	return ok;
+}
+
+/* The private key from memory; an encrypted key fails rather than prompt. */
+static int
+use_key(SSL_CTX *ctx, const char *data, size_t len)
+{
+	BIO *bio = BIO_new_mem_buf(data, (int)len);
+	EVP_PKEY *pkey;
+	int ok;
+
+	if (bio == NULL)
+		return 0;
+	pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)"");
+	ok = pkey != NULL && SSL_CTX_use_PrivateKey(ctx, pkey) == 1;
+	EVP_PKEY_free(pkey);
+	BIO_free(bio);
+	return ok;
+}
+
+/*
+ * Certificate and key come through privsep_read(): from the disk, or in
+ * the unprivileged child from the copies the privileged parent read.
+ * `what` is the key's group ("tls", "tls.certificates[1]") for errors.
+ */
 static int
 load_pair(SSL_CTX *ctx, const struct config *cfg, const char *what,
     const char *cert, const char *key, char *err, size_t errlen)
 {
-	char k[64], e[256];
+	char k[64], e[256], *data;
+	size_t len;
+	int ok;
 
 	snprintf(k, sizeof(k), "%s.cert", what);
-	if (config_file_check(cfg, k, cert, err, errlen) < 0)
-		return -1;
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+	if (privsep_read(cert, &data, &len) < 0)
+		return config_file_fail(cfg, k, cert, strerror(errno), err, errlen);
+	ok = use_chain(ctx, data, len);
+	free(data);
+	if (!ok)
 		return config_file_fail(cfg, k, cert, tls_error(e, sizeof(e)),
 		    err, errlen);
 	snprintf(k, sizeof(k), "%s.key", what);
-	if (config_file_check(cfg, k, key, err, errlen) < 0)
-		return -1;
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1)
+	if (privsep_read(key, &data, &len) < 0)
+		return config_file_fail(cfg, k, key, strerror(errno), err, errlen);
+	ok = use_key(ctx, data, len) && SSL_CTX_check_private_key(ctx) == 1;
+	explicit_bzero(data, len);
+	free(data);
+	if (!ok)
 		return config_file_fail(cfg, k, key, tls_error(e, sizeof(e)),
 		    err, errlen);
 	return 0;

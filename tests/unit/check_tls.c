@@ -6,6 +6,7 @@
 #include "autoconf.h"
 
 #include <check.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <openssl/x509.h>
 
 #include "config.h"
+#include "privsep.h"
 #include "tls.h"
 #include "util.h"
 
@@ -562,6 +564,107 @@ START_TEST(test_eof_without_close_notify)
 }
 END_TEST
 
+/* Contents of a file, malloc'd and NUL-terminated. */
+static char *
+slurp(const char *path, size_t *len_r)
+{
+	FILE *f = fopen(path, "r");
+	char *data = malloc(65536);
+	size_t n;
+
+	ck_assert_ptr_nonnull(f);
+	n = fread(data, 1, 65535, f);
+	data[n] = '\0';
+	fclose(f);
+	*len_r = n;
+	return data;
+}
+
+/*
+ * Certificate chains load from memory as from a file (leaf, then the
+ * intermediates), and from the privileged parent's copies once the file
+ * itself is gone.
+ */
+START_TEST(test_chain_and_key_from_memory)
+{
+	struct privsep_files *files = privsep_files_new();
+	char chain[PATH_MAX], text[3 * PATH_MAX], err[512] = "", *leaf, *mid, *key;
+	size_t nleaf, nmid, nkey;
+	const char *error;
+	STACK_OF(X509) *extra = NULL;
+	FILE *f;
+
+	snprintf(chain, sizeof(chain), "%s/chain.crt", dir);
+	leaf = slurp(ec_cert, &nleaf);
+	mid = slurp(rsa_cert, &nmid);
+	key = slurp(ec_key, &nkey);
+	ck_assert_ptr_nonnull(f = fopen(chain, "w"));
+	fwrite(leaf, 1, nleaf, f);
+	fwrite(mid, 1, nmid, f);
+	fclose(f);
+	snprintf(text, sizeof(text),
+	    "tls = { cert = \"%s\"; key = \"%s\"; };\n"
+	    "listen = ( { protocol = \"imap\"; address = \"127.0.0.1:1993\"; "
+	    "tls = \"implicit\"; } );\n"
+	    "directory = { type = \"file\"; };\n", chain, ec_key);
+	ck_assert_int_eq(config_load_string("test.conf", text, &cfg, err,
+	    sizeof(err)), 0);
+	if (tls_ctxs_new(cfg, &t, err, sizeof(err)) != 0)
+		ck_abort_msg("contexts: %s", err);
+	ck_assert_int_eq(SSL_CTX_get0_chain_certs(t.server, &extra), 1);
+	ck_assert_int_eq(sk_X509_num(extra), 1);
+	tls_ctxs_free(&t);
+	/* Again with the files only in memory, as the serving child has them. */
+	ck_assert_int_eq(privsep_files_read(files, chain, &error), 0);
+	ck_assert_int_eq(privsep_files_add(files, ec_key, 0, key, nkey, &error), 0);
+	ck_assert_int_eq(unlink(chain), 0);
+	privsep_install(files);
+	if (tls_ctxs_new(cfg, &t, err, sizeof(err)) != 0)
+		ck_abort_msg("contexts from memory: %s", err);
+	ck_assert_int_eq(SSL_CTX_get0_chain_certs(t.server, &extra), 1);
+	ck_assert_int_eq(sk_X509_num(extra), 1);
+	tls_ctxs_free(&t);
+	privsep_install(NULL);
+	/* Gone from the disk and not served: the reason names the file. */
+	ck_assert_int_eq(tls_ctxs_new(cfg, &t, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "No such file"));
+	config_free(&cfg);
+	free(leaf);
+	free(mid);
+	free(key);
+}
+END_TEST
+
+/* An encrypted key fails at once: no passphrase prompt on the terminal. */
+START_TEST(test_encrypted_key_refused)
+{
+	char enc[PATH_MAX], text[3 * PATH_MAX], err[512] = "";
+	EVP_PKEY *pk;
+	FILE *f;
+
+	snprintf(enc, sizeof(enc), "%s/enc.key", dir);
+	ck_assert_ptr_nonnull(f = fopen(ec_key, "r"));
+	ck_assert_ptr_nonnull(pk = PEM_read_PrivateKey(f, NULL, NULL, NULL));
+	fclose(f);
+	ck_assert_ptr_nonnull(f = fopen(enc, "w"));
+	ck_assert_int_eq(PEM_write_PrivateKey(f, pk, EVP_aes_128_cbc(),
+	    (unsigned char *)"secret", 6, NULL, NULL), 1);
+	fclose(f);
+	EVP_PKEY_free(pk);
+	snprintf(text, sizeof(text),
+	    "tls = { cert = \"%s\"; key = \"%s\"; };\n"
+	    "listen = ( { protocol = \"imap\"; address = \"127.0.0.1:1993\"; "
+	    "tls = \"implicit\"; } );\n"
+	    "directory = { type = \"file\"; };\n", ec_cert, enc);
+	ck_assert_int_eq(config_load_string("test.conf", text, &cfg, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(tls_ctxs_new(cfg, &t, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "tls key"));
+	config_free(&cfg);
+	unlink(enc);
+}
+END_TEST
+
 static Suite *
 tls_suite(void)
 {
@@ -587,6 +690,8 @@ tls_suite(void)
 	tcase_add_test(ctx, test_resumption);
 	tcase_add_test(ctx, test_tickets_die_with_contexts);
 	tcase_add_test(ctx, test_eof_without_close_notify);
+	tcase_add_test(ctx, test_chain_and_key_from_memory);
+	tcase_add_test(ctx, test_encrypted_key_refused);
 	suite_add_tcase(s, ctx);
 	return s;
 }
