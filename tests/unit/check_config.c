@@ -888,6 +888,36 @@ START_TEST(test_ldap_rules)
 }
 END_TEST
 
+START_TEST(test_metrics_listen)
+{
+	struct config *c = load_ok("");
+
+	ck_assert_str_eq(c->metrics.listen, "");
+	config_free(&c);
+	c = load_ok("metrics = { listen = \"127.0.0.1:9143\"; };");
+	ck_assert_str_eq(c->metrics.listen, "127.0.0.1:9143");
+	ck_assert_uint_eq(c->metrics.addr.ss_family, AF_INET);
+	config_free(&c);
+	c = load_ok("metrics = { listen = \"[::1]:9143\"; };");
+	ck_assert_uint_eq(c->metrics.addr.ss_family, AF_INET6);
+	config_free(&c);
+	config_free_ok("metrics = { listen = \"\"; };");
+	ASSERT_BAD("metrics = { listen = \"127.0.0.1\"; };",
+	    "test.conf:1: metrics.listen: \"127.0.0.1\": needs a port (address:port)");
+	ASSERT_BAD("metrics = { listen = \"localhost:9143\"; };",
+	    "test.conf:1: metrics.listen: \"localhost:9143\": not a numeric IPv4 "
+	    "or [IPv6] address");
+	ASSERT_BAD("metrics = { listen = 9143; };",
+	    "test.conf:1: metrics.listen: must be a string");
+	ASSERT_BAD_CONTAINS("metrics = { port = 9143; };",
+	    "test.conf:1: metrics.port: ");
+	ASSERT_BAD("listen = ( { protocol = \"imap\"; address = \"127.0.0.1:143\"; } );\n"
+	    "metrics = { listen = \"127.0.0.1:143\"; };",
+	    "test.conf:2: metrics.listen: \"127.0.0.1:143\" is already used by "
+	    "listen[0]");
+}
+END_TEST
+
 START_TEST(test_file_path_required)
 {
 	ASSERT_BAD_CONTAINS("directory = { type = \"file\"; file = { path = \"\"; }; };",
@@ -1005,6 +1035,7 @@ config_suite(void)
 
 	tc = tcase_create("valid");
 	tcase_add_test(tc, test_empty_config_defaults);
+	tcase_add_test(tc, test_metrics_listen);
 	tcase_add_test(tc, test_minimal_config);
 	tcase_add_test(tc, test_contract_accepted);
 	tcase_add_test(tc, test_every_key_applied);
