@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "metrics.h"
 #include "ctl_proto.h"
 #include "directory.h"
 #include "log.h"
@@ -288,13 +289,16 @@ reload(const char *path, struct gen *cur, struct reaper *reaper,
 	}
 	if (cfg->nlisten != cur->cfg->nlisten || cfg->daemon.threads != cur->cfg->daemon.threads)
 		log_warning("reload: listeners and threads change only on restart");
+	if (strcmp(cfg->metrics.listen, cur->cfg->metrics.listen) != 0)
+		log_warning("reload: metrics.listen changes only on restart");
 	log_set_level(cfg->daemon.log_level);
 	log_info("configuration reloaded from %s", path);
 	return gen;
 }
 
 static int
-start(struct server *srv, struct gen *gen, bool detach, struct control **ctl_r)
+start(struct server *srv, struct gen *gen, bool detach, struct control **ctl_r,
+    struct metrics **metrics_r)
 {
 	const struct config *cfg = gen->cfg;
 	char err[512];
@@ -308,6 +312,12 @@ start(struct server *srv, struct gen *gen, bool detach, struct control **ctl_r)
 		log_error("%s", err);
 		return -1;
 	}
+	/* Bound as root, like the listeners: it may be a privileged port. */
+	if (cfg->metrics.listen[0] != '\0' &&
+	    metrics_open(srv, cfg, metrics_r, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
 	if (drop_privileges(cfg->daemon.user) < 0)
 		return -1;
 	if (detach && daemon(0, 0) < 0) {
@@ -318,7 +328,8 @@ start(struct server *srv, struct gen *gen, bool detach, struct control **ctl_r)
 		return -1;
 	server_set_gen(srv, gen);
 	if (resolve_init(RESOLVER_THREADS) < 0 || server_start(srv, gen) < 0 ||
-	    (*ctl_r != NULL && control_start(*ctl_r) < 0)) {
+	    (*ctl_r != NULL && control_start(*ctl_r) < 0) ||
+	    (*metrics_r != NULL && metrics_start(*metrics_r) < 0)) {
 		log_error("cannot start threads");
 		return -1;
 	}
@@ -330,6 +341,7 @@ run(const char *path, struct config *cfg, bool detach)
 {
 	struct server srv = { 0 };
 	struct control *ctl = NULL;
+	struct metrics *metrics = NULL;
 	struct reaper *reaper;
 	struct gen *gen;
 	sigset_t set;
@@ -358,7 +370,7 @@ run(const char *path, struct config *cfg, bool detach)
 		return 1;
 	}
 	srv.auto_connections = server_connections_for(nofile, cfg->daemon.threads);
-	if (start(&srv, gen, detach, &ctl) < 0) {
+	if (start(&srv, gen, detach, &ctl, &metrics) < 0) {
 		rc = 1;
 		goto out;
 	}
@@ -392,6 +404,7 @@ run(const char *path, struct config *cfg, bool detach)
 			notify("STOPPING=1");
 			log_info("SIGTERM: draining for up to %us", gen->cfg->daemon.drain);
 			control_stop(ctl);
+			metrics_stop(metrics);
 			server_drain(&srv);
 			if (server_wait(&srv, clock_ms() + drain) < 0) {
 				log_info("drain deadline passed: closing remaining sessions");
@@ -403,6 +416,7 @@ run(const char *path, struct config *cfg, bool detach)
 			notify("STOPPING=1");
 			log_info("SIGINT: stopping");
 			control_stop(ctl);
+			metrics_stop(metrics);
 			server_stop(&srv);
 			server_wait(&srv, 0);
 			break;
@@ -415,6 +429,7 @@ out:
 	 * threads and the resolvers end; only then do the loops go.
 	 */
 	control_stop(ctl);
+	metrics_stop(metrics);
 	server_release(&srv);
 	server_set_gen(&srv, NULL);
 	gen_unref(&gen);
@@ -422,6 +437,7 @@ out:
 	resolve_shutdown();
 	/* After every thread that could answer into its loop. */
 	control_free(&ctl);
+	metrics_free(&metrics);
 	server_free(&srv);
 	sasl_client_teardown();
 	log_info("stopped");
