@@ -618,23 +618,40 @@ request_end(const char *p, size_t len)
 	return 0;
 }
 
+/* The next word of a request line: up to one space (RFC 9112 3). */
+static char *
+next_word(char **p)
+{
+	char *w = *p, *sp;
+
+	if (w == NULL || *w == '\0' || *w == ' ')
+		return NULL;
+	if ((sp = strchr(w, ' ')) != NULL) {
+		*sp = '\0';
+		*p = sp + 1;
+	} else
+		*p = NULL;
+	return w;
+}
+
 /* "METHOD TARGET HTTP/1.x": GET or HEAD of /metrics (a query is ignored). */
 static void
 client_request(struct metrics_client *c, const char *p, size_t len)
 {
-	char line[METRICS_REQUEST_MAX + 1], *method, *target, *version, *save;
+	char line[METRICS_REQUEST_MAX + 1], *method, *target, *version, *rest;
 	size_t n = 0;
 
 	while (n < len && p[n] != '\r' && p[n] != '\n')
 		n++;
 	memcpy(line, p, n);
 	line[n] = '\0';
-	method = strtok_r(line, " ", &save);
-	target = strtok_r(NULL, " ", &save);
-	version = strtok_r(NULL, " ", &save);
-	if (method == NULL || target == NULL || version == NULL ||
-	    strtok_r(NULL, " ", &save) != NULL ||
-	    strncmp(version, "HTTP/1.", 7) != 0) {
+	buf_consume(&c->in, len);
+	rest = line;
+	method = next_word(&rest);
+	target = next_word(&rest);
+	version = next_word(&rest);
+	if (method == NULL || target == NULL || version == NULL || rest != NULL ||
+	    strlen(version) != 8 || strncmp(version, "HTTP/1.", 7) != 0) {
 		respond_text(c, HTTP_BAD_REQUEST, "bad request\n");
 		return;
 	}
@@ -757,6 +774,12 @@ client_event(struct watch *w, uint32_t events)
 	if (c->answered) {
 		if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 			client_flush(c);
+		return;
+	}
+	if (c->scrape != NULL) {
+		/* Not watched while the workers answer: only a reset comes. */
+		if (events & (EPOLLHUP | EPOLLERR))
+			client_close(c);
 		return;
 	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
