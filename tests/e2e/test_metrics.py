@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -20,9 +21,10 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fixtures.common import free_port, free_ports, loopback  # noqa: E402
+from fixtures.common import (free_port, free_ports, loopback,  # noqa: E402
+                             make_tempdir, make_test_ca, remove_tempdir)
 from fixtures.dovecot import Dovecot, stop_all  # noqa: E402
-from fixtures.hostile import wait_until  # noqa: E402
+from fixtures.hostile import FakeLdap, wait_until  # noqa: E402
 from fixtures.postern import Postern  # noqa: E402
 from lib import Raw, main  # noqa: E402
 
@@ -39,21 +41,23 @@ SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"(,|$)')
 
 
-def config(metrics_addr: str, extra: str = ""):
+def config(metrics_addr: str, extra: str = "", *, directory: str = None,
+           limits: str = "", listen: str = ""):
     def render(p: dict) -> str:
+        d = directory or 'type = "file"; file = { path = "%s"; };' % p["popmap"]
         return """
 daemon = { threads = 2; log_level = "info"; drain = 3; };
-limits = { auth_failures = 3; throttle = false; };
+limits = { auth_failures = 3; throttle = false; %s };
 timeouts = { login = 30; connect = 3; backend = 5; lookup = 3; idle = 60; };
 listen = ( { protocol = "imap"; address = "127.0.0.1:%d"; tls = "none"; },
-           { protocol = "pop3"; address = "127.0.0.1:%d"; tls = "none"; } );
+           { protocol = "pop3"; address = "127.0.0.1:%d"; tls = "none"; } %s );
 auth = { failure_delay = 0; };
-directory = { type = "file"; file = { path = "%s"; }; };
+directory = { %s };
 backend = { imap_port = %d; pop3_port = %d; };
 metrics = { listen = "%s"; };
 %s
-""" % (p["imap"], p["pop3"], p["popmap"], STORE.imap_port, STORE.pop3_port,
-            metrics_addr, extra)
+""" % (limits, p["imap"], p["pop3"], listen, d, STORE.imap_port,
+            STORE.pop3_port, metrics_addr, extra)
     return render
 
 
@@ -82,8 +86,8 @@ def tearDownModule():
         stop_all(STORE)
 
 
-def curl(path: str = "/metrics", *args) -> subprocess.CompletedProcess:
-    host, port = P.metrics
+def curl(path: str = "/metrics", *args, q: Postern = None) -> subprocess.CompletedProcess:
+    host, port = (q or P).metrics
     r = subprocess.run(["curl", "-sS", "--max-time", "10", *args,
                         "http://%s:%d%s" % (host, port, path)],
                        capture_output=True, timeout=PATIENCE)
@@ -121,8 +125,8 @@ def parse(text: str) -> dict:
     return out
 
 
-def scrape() -> dict:
-    r = curl()
+def scrape(q: Postern = None) -> dict:
+    r = curl(q=q)
     assert r.returncode == 0, r.stderr
     return parse(r.stdout)
 
@@ -131,8 +135,8 @@ def value(samples: dict, name: str, **labels) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-def imap_login(user: str, password: str) -> Raw:
-    r = Raw(P.imap_port, timeout=PATIENCE)
+def imap_login(user: str, password: str, port: int = None) -> Raw:
+    r = Raw(port or P.imap_port, timeout=PATIENCE)
     assert r.line().startswith(b"* OK")
     r.send(b'a LOGIN %s "%s"\r\n' % (user.encode(), password.encode()))
     r.reply = r.until(b"a ")[-1]
@@ -370,6 +374,126 @@ class HostileScrapers(unittest.TestCase):
             self.assertEqual(curl().returncode, 0)
 
 
+def metrics_postern(**kw) -> Postern:
+    host = loopback(3)
+    port = free_port(host)
+    q = Postern(config("%s:%d" % (host, port), **kw), popmap=popmap())
+    q.metrics = (host, port)
+    return q
+
+
+def stop_checked(test: unittest.TestCase, q: Postern) -> None:
+    q.stop()
+    leaks = q.leaks()
+    q.cleanup()
+    test.assertEqual(leaks, "")
+
+
+class Directory(unittest.TestCase):
+    """An LDAP directory with a route cache: misses, hits, negative hits,
+    stale routes once the directory is gone, its queues, the latency."""
+
+    def test_route_cache_results(self):
+        ldap = FakeLdap("ok", {"alice": {"mailhost": [STORE.host],
+                                         "username": ["alice"]}}).start()
+        directory = ('type = "ldap"; cache = { ttl = 1; negative_ttl = 30; '
+                     'serve_stale = true; };\n  ldap = { uri = "%s"; '
+                     'base = "dc=example,dc=net"; timeout = 2; queue = 64; '
+                     'bind_dn = "cn=proxy,dc=example,dc=net"; '
+                     'bind_password = "secret"; };' % ldap.uri)
+        q = metrics_postern(directory=directory).start()
+        try:
+            s = scrape(q)
+            self.assertEqual(value(s, "postern_directory_queue_capacity"), 64)
+            self.assertIn(("postern_directory_queue_length",
+                           frozenset({("queue", "search")})), s)
+            self.assertTrue(wait_until(lambda: value(
+                scrape(q), "postern_directory_connections_up") >= 1, 10))
+
+            def login(user, pw):
+                r = imap_login(user, pw, q.imap_port)
+                r.close()
+                return r.reply
+
+            self.assertTrue(login("alice", USERS["alice"]).startswith(b"a OK"))
+            self.assertTrue(login("alice", USERS["alice"]).startswith(b"a OK"))
+            self.assertIn(b"AUTHENTICATIONFAILED", login("nobody", "x"))
+            self.assertIn(b"AUTHENTICATIONFAILED", login("nobody", "x"))
+            s = scrape(q)
+            R = "postern_route_cache_lookups_total"
+            self.assertEqual(value(s, R, result="miss"), 2)
+            self.assertEqual(value(s, R, result="hit"), 1)
+            self.assertEqual(value(s, R, result="negative_hit"), 1)
+            self.assertEqual(value(s, R, result="stale"), 0)
+            self.assertEqual(value(s, "postern_route_cache_entries"), 2)
+            self.assertEqual(value(s, "postern_directory_lookup_seconds_count"), 4)
+            # The directory goes away; the expired route still serves.
+            ldap.stop()
+            time.sleep(1.5)
+            self.assertTrue(login("alice", USERS["alice"]).startswith(b"a OK"))
+            s = scrape(q)
+            self.assertEqual(value(s, R, result="stale"), 1)
+            self.assertEqual(value(s, R, result="miss"), 2)
+            self.assertEqual(value(s, "postern_directory_lookup_seconds_count"), 5)
+        finally:
+            ldap.stop()
+            stop_checked(self, q)
+
+
+class Refusals(unittest.TestCase):
+    """Refused connections by reason, TLS handshakes by result."""
+
+    def test_per_ip_and_tls(self):
+        tmp = make_tempdir("postern-metrics-ca-")
+        certs = make_test_ca(tmp, ["localhost", "127.0.0.1"])
+        tls_port = free_port()
+        q = metrics_postern(
+            limits="per_ip = 1;",
+            listen=', { protocol = "imap"; address = "127.0.0.1:%d"; '
+                   'tls = "implicit"; }' % tls_port,
+            extra='tls = { cert = "%s"; key = "%s"; };' % (certs.cert, certs.key))
+        q.start()
+        try:
+            # The fixture's own probes of the ports must be gone first.
+            self.assertTrue(wait_until(lambda: value(
+                scrape(q), "postern_connections") == 0, 10))
+            before = scrape(q)
+            held = Raw(q.imap_port, timeout=PATIENCE)
+            self.assertTrue(held.line().startswith(b"* OK"))
+            extra = Raw(q.imap_port, timeout=PATIENCE)
+            self.assertIn(b"Too many connections", extra.line())
+            extra.close()
+            held.close()
+            self.assertTrue(wait_until(lambda: value(
+                scrape(q), "postern_connections") == 0, 10))
+            ctx = ssl.create_default_context(cafile=certs.ca_cert)
+            with socket.create_connection(("127.0.0.1", tls_port),
+                                          timeout=PATIENCE) as raw:
+                with ctx.wrap_socket(raw, server_hostname="localhost") as t:
+                    self.assertTrue(t.recv(100).startswith(b"* OK"))
+            self.assertTrue(wait_until(lambda: value(
+                scrape(q), "postern_connections") == 0, 10))
+            with socket.create_connection(("127.0.0.1", tls_port),
+                                          timeout=PATIENCE) as raw:
+                raw.sendall(b"a LOGIN alice x\r\n" * 10)
+                read_all(raw)
+            s = scrape(q)
+
+            def moved(name, **labels):
+                return value(s, name, **labels) - value(before, name, **labels)
+
+            self.assertEqual(moved("postern_connections_refused_total",
+                                   reason="per_ip"), 1)
+            self.assertEqual(moved("postern_connections_accepted_total",
+                                   proto="imap"), 4)
+            T = "postern_tls_handshakes_total"
+            self.assertEqual(value(s, T, side="client", result="ok"), 1)
+            self.assertEqual(value(s, T, side="client", result="failed"), 1)
+        finally:
+            stop_checked(self, q)
+            remove_tempdir(tmp)
+
+
 class Startup(unittest.TestCase):
     """The endpoint is bound at start; an address in use stops the start."""
 
@@ -380,8 +504,11 @@ class Startup(unittest.TestCase):
         taken.listen(1)
         q = Postern(config("%s:%d" % (host, taken.getsockname()[1])), popmap=popmap())
         try:
-            with self.assertRaises(Exception):
+            try:
+                # It may see the listeners bound before the daemon gives up.
                 q.start()
+            except (RuntimeError, TimeoutError):
+                pass
             self.assertTrue(wait_until(lambda: q.proc.poll() is not None, 10))
             self.assertNotEqual(q.proc.returncode, 0)
             self.assertIn("metrics.listen %s:%d: Address already in use"
