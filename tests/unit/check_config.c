@@ -26,7 +26,8 @@ static const char contract[] =
     "directory = { type = \"file\"; cache = { ttl = 60; negative_ttl = 10; entries = 100000; serve_stale = true; };\n"
     "  ldap  = { uri = \"ldap://127.0.0.1/\"; base = \"dc=example,dc=net\"; scope = \"sub\"; filter = \"(uid=%u)\"; bind_dn = \"\"; bind_password = \"\"; bind_password_file = \"\"; sasl_mech = \"\"; starttls = false; ca_file = \"\"; pool = 4; timeout = 5; attributes = { username = \"username\"; host = \"mailhost\"; port = \"port\"; }; };\n"
     "  file  = { path = \"config/popmap\"; }; };\n"
-    "backend = { imap_port = 143; pop3_port = 110; tls = \"none\"; ca_file = \"\"; verify = true; };\n";
+    "backend = { imap_port = 143; pop3_port = 110; tls = \"none\"; ca_file = \"\"; verify = true; };\n"
+    "metrics = { listen = \"\"; };\n";
 
 static struct config *
 load_ok(const char *text)
