@@ -42,11 +42,11 @@ LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"(,|$)')
 
 
 def config(metrics_addr: str, extra: str = "", *, directory: str = None,
-           limits: str = "", listen: str = ""):
+           limits: str = "", listen: str = "", daemon: str = ""):
     def render(p: dict) -> str:
         d = directory or 'type = "file"; file = { path = "%s"; };' % p["popmap"]
         return """
-daemon = { threads = 2; log_level = "info"; drain = 3; };
+daemon = { threads = 2; log_level = "info"; drain = 3; %s };
 limits = { auth_failures = 3; throttle = false; %s };
 timeouts = { login = 30; connect = 3; backend = 5; lookup = 3; idle = 60; };
 listen = ( { protocol = "imap"; address = "127.0.0.1:%d"; tls = "none"; },
@@ -56,7 +56,7 @@ directory = { %s };
 backend = { imap_port = %d; pop3_port = %d; };
 metrics = { listen = "%s"; };
 %s
-""" % (limits, p["imap"], p["pop3"], listen, d, STORE.imap_port,
+""" % (daemon, limits, p["imap"], p["pop3"], listen, d, STORE.imap_port,
             STORE.pop3_port, metrics_addr, extra)
     return render
 
@@ -516,6 +516,34 @@ class Startup(unittest.TestCase):
         finally:
             taken.close()
             q.cleanup()
+
+
+    def test_privileged_port_with_privileges_dropped(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root")
+        host = loopback(3)
+        port = None
+        for candidate in range(900, 1000):
+            with socket.socket() as probe:
+                try:
+                    probe.bind((host, candidate))
+                except OSError:
+                    continue
+                port = candidate
+                break
+        self.assertIsNotNone(port)
+        q = Postern(config("%s:%d" % (host, port), daemon='user = "nobody";'),
+                    popmap=popmap())
+        q.metrics = (host, port)
+        q.start()
+        try:
+            s = scrape(q)
+            self.assertEqual(value(s, "postern_workers"), 2)
+            uid = int(subprocess.run(["ps", "-o", "uid=", "-p", str(q.proc.pid)],
+                                     capture_output=True, text=True).stdout)
+            self.assertNotEqual(uid, 0)
+        finally:
+            stop_checked(self, q)
 
 
 class ZReload(unittest.TestCase):
