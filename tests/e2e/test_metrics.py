@@ -374,10 +374,10 @@ class HostileScrapers(unittest.TestCase):
             self.assertEqual(curl().returncode, 0)
 
 
-def metrics_postern(**kw) -> Postern:
+def metrics_postern(more_popmap: str = "", **kw) -> Postern:
     host = loopback(3)
     port = free_port(host)
-    q = Postern(config("%s:%d" % (host, port), **kw), popmap=popmap())
+    q = Postern(config("%s:%d" % (host, port), **kw), popmap=popmap() + more_popmap)
     q.metrics = (host, port)
     return q
 
@@ -441,17 +441,27 @@ class Directory(unittest.TestCase):
 
 
 class Refusals(unittest.TestCase):
-    """Refused connections by reason, TLS handshakes by result."""
+    """Refused connections by reason, TLS handshakes by side and result."""
 
     def test_per_ip_and_tls(self):
         tmp = make_tempdir("postern-metrics-ca-")
-        certs = make_test_ca(tmp, ["localhost", "127.0.0.1"])
+        certs = make_test_ca(tmp, ["localhost", "127.0.0.1", "tls.example.net"])
         tls_port = free_port()
+        store = Dovecot("metrics-tls", {"carol": "carol pw"}, host=loopback(4),
+                        ssl={"cert": certs.cert, "key": certs.key,
+                             "mode": "optional"}).start()
+        backends = "".join(
+            '{ name = "%s"; addresses = "%s"; tls = "starttls"; ca_file = "%s"; '
+            'imap_port = %d; pop3_port = %d; },' % (name, loopback(4), certs.ca_cert,
+                                                    store.imap_port, store.pop3_port)
+            for name in ("tls.example.net", "wrong.example.net"))
         q = metrics_postern(
+            "carol tls.example.net\nwrong wrong.example.net\n",
             limits="per_ip = 1;",
             listen=', { protocol = "imap"; address = "127.0.0.1:%d"; '
                    'tls = "implicit"; }' % tls_port,
-            extra='tls = { cert = "%s"; key = "%s"; };' % (certs.cert, certs.key))
+            extra='tls = { cert = "%s"; key = "%s"; };\nbackends = ( %s );'
+                  % (certs.cert, certs.key, backends.rstrip(",")))
         q.start()
         try:
             # The fixture's own probes of the ports must be gone first.
@@ -489,8 +499,24 @@ class Refusals(unittest.TestCase):
             T = "postern_tls_handshakes_total"
             self.assertEqual(value(s, T, side="client", result="ok"), 1)
             self.assertEqual(value(s, T, side="client", result="failed"), 1)
+            # Towards backends: a verified STARTTLS, and a name that does
+            # not match the certificate.
+            r = imap_login("carol", "carol pw", q.imap_port)
+            self.assertTrue(r.reply.startswith(b"a OK"), r.reply)
+            r.close()
+            self.assertTrue(wait_until(lambda: value(
+                scrape(q), "postern_connections") == 0, 10))
+            r = imap_login("wrong", "x", q.imap_port)
+            self.assertIn(b"UNAVAILABLE", r.reply)
+            r.close()
+            s = scrape(q)
+            self.assertEqual(value(s, T, side="backend", result="ok"), 1)
+            self.assertEqual(value(s, T, side="backend", result="failed"), 1)
+            self.assertEqual(value(s, "postern_logins_total", proto="imap",
+                                   outcome="backend_failed"), 1)
         finally:
             stop_checked(self, q)
+            stop_all(store)
             remove_tempdir(tmp)
 
 
