@@ -210,7 +210,7 @@ sample2(struct metrics_writer *w, const char *name, const char *const *names,
 	metrics_sample(w, name, &l, v);
 }
 
-/* Label values are lower case with underscores: "TLS_HANDSHAKE" -> "tls_handshake". */
+/* Label values are lower case with underscores: TLS_HANDSHAKE, tls_handshake. */
 static void
 label_name(const char *in, char *out, size_t outlen)
 {

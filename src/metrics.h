@@ -82,7 +82,8 @@ struct worker_metrics {
 	uint64_t	 logins[PROTO_COUNT][METRICS_LOGIN_OUTCOMES];
 	uint64_t	 tls[TLS_SIDE_COUNT][2];	/* [side][ok] */
 	uint64_t	 bytes[2];	/* client to backend, backend to client */
-	uint64_t	 lookup_buckets[METRICS_LATENCY_BUCKETS + 1];	/* +Inf last */
+	/* Per bucket, not cumulative; the last is above every bound. */
+	uint64_t	 lookup_buckets[METRICS_LATENCY_BUCKETS + 1];
 	uint64_t	 lookup_count;
 	uint64_t	 lookup_us;	/* sum */
 	uint64_t	 cache[CACHE_RESULT_COUNT];
