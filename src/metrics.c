@@ -189,6 +189,7 @@ static const char *const direction_labels[] = { "direction" };
 static const char *const result_labels[] = { "result" };
 static const char *const queue_labels[] = { "queue" };
 static const char *const code_labels[] = { "code" };
+static const char *const version_labels[] = { "version" };
 
 static void
 sample1(struct metrics_writer *w, const char *name, const char *const *names,
@@ -433,6 +434,9 @@ write_shared(struct metrics_writer *w, struct metrics *m)
 	struct replica_stats rs;
 	struct resolve_stats res;
 
+	metrics_family(w, "postern_build_info", "gauge",
+	    "Always 1; the version is in the label.");
+	sample1(w, "postern_build_info", version_labels, PACKAGE_VERSION, 1);
 	metrics_family(w, "postern_config_generation", "gauge",
 	    "Configuration generation: 1 at start, one more per reload.");
 	metrics_sample(w, "postern_config_generation", NULL, generation);

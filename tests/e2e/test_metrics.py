@@ -25,7 +25,7 @@ from fixtures.common import (free_port, free_ports, loopback,  # noqa: E402
                              make_tempdir, make_test_ca, remove_tempdir)
 from fixtures.dovecot import Dovecot, stop_all  # noqa: E402
 from fixtures.hostile import FakeLdap, wait_until  # noqa: E402
-from fixtures.postern import Postern  # noqa: E402
+from fixtures.postern import Postern, binary as P_BINARY  # noqa: E402
 from lib import Raw, main  # noqa: E402
 
 USERS = {"alice": "alice pw", "bob": "bob pw"}
@@ -191,6 +191,9 @@ class Counters(unittest.TestCase):
         s = parse(body)
         self.assertEqual(value(s, "postern_workers"), 2)
         self.assertEqual(value(s, "postern_config_generation"), 1)
+        version = subprocess.run([P_BINARY(), "--version"], capture_output=True,
+                                 text=True).stdout.splitlines()[0].split()[-1]
+        self.assertEqual(value(s, "postern_build_info", version=version), 1)
         self.assertGreater(value(s, "postern_start_time_seconds"), 1.7e9)
         # The histogram: cumulative buckets, +Inf equal to the count.
         buckets = sorted((float(dict(k[1])["le"]), v) for k, v in s.items()
