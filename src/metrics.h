@@ -34,7 +34,7 @@ struct metrics;
 #define METRICS_REQUEST_MAX	4096
 /* A client that sends no complete request in this long is closed. */
 #define METRICS_READ_MS		5000
-/* A whole scrape, workers' answers and sending included. */
+/* For the workers' answers, then again for sending the response. */
 #define METRICS_SCRAPE_MS	10000
 /* The response body; a larger one is answered 500. */
 #define METRICS_OUT_MAX		(4u * 1024 * 1024)
