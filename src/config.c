@@ -264,6 +264,7 @@ config_defaults(struct config *c)
 	c->daemon.log_level = LOG_LVL_INFO;
 	c->daemon.drain = 30;
 	c->daemon.control = xstrdup("");
+	c->metrics.listen = xstrdup("");
 	c->daemon.greeting = xstrdup(DEFAULT_GREETING);
 	c->limits.line_length = 65536;
 	c->limits.auth_failures = 3;
@@ -1255,12 +1256,44 @@ config_backend(const struct config *cfg, const char *name)
 	return NULL;
 }
 
+/* metrics.listen: a numeric address and port, not one a listener has. */
+static int
+load_metrics(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = { "listen", NULL };
+	const config_setting_t *g, *s;
+	struct listen_cfg l = { 0 };
+	const char *error;
+
+	if (get_group(ld, root, "", "metrics", &g) < 0)
+		return -1;
+	if (g == NULL)
+		return 0;
+	if (check_keys(ld, g, "metrics", keys) < 0 ||
+	    get_str(ld, g, "metrics", "listen", &c->metrics.listen) < 0)
+		return -1;
+	if (c->metrics.listen[0] == '\0')
+		return 0;
+	s = config_setting_get_member(g, "listen");
+	if (parse_listen_address(c->metrics.listen, &l, &error) < 0)
+		return fail(ld, s, "metrics.listen", "\"%s\": %s",
+		    c->metrics.listen, error);
+	for (size_t i = 0; i < c->nlisten; i++)
+		if (c->listen[i].addrlen == l.addrlen &&
+		    memcmp(&c->listen[i].addr, &l.addr, l.addrlen) == 0)
+			return fail(ld, s, "metrics.listen", "\"%s\" is already "
+			    "used by listen[%zu]", c->metrics.listen, i);
+	c->metrics.addr = l.addr;
+	c->metrics.addrlen = l.addrlen;
+	return 0;
+}
+
 static int
 config_build(struct loader *ld, config_t *cf, struct config **config_r)
 {
 	static const char *const keys[] = { "daemon", "limits", "timeouts", "tls",
 	    "listen", "username", "capability", "directory", "backend",
-	    "backends", "auth", "proxy", NULL };
+	    "backends", "auth", "proxy", "metrics", NULL };
 	const config_setting_t *root = config_root_setting(cf);
 	struct config *c = xcalloc(1, sizeof(*c));
 
@@ -1280,7 +1313,8 @@ config_build(struct loader *ld, config_t *cf, struct config **config_r)
 	    load_backend(ld, root, c) < 0 ||
 	    load_backends(ld, root, c) < 0 ||
 	    load_auth(ld, root, c) < 0 ||
-	    load_proxy(ld, root, c) < 0) {
+	    load_proxy(ld, root, c) < 0 ||
+	    load_metrics(ld, root, c) < 0) {
 		config_free(&c);
 		return -1;
 	}
@@ -1383,6 +1417,7 @@ config_free(struct config **configp)
 	free(c->daemon.user);
 	free(c->daemon.pid_file);
 	free(c->daemon.control);
+	free(c->metrics.listen);
 	free(c->daemon.greeting);
 	free(c->tls.cert);
 	free(c->tls.key);

@@ -159,6 +159,12 @@ struct config {
 	} proxy;
 
 	struct {
+		char			*listen;	/* "" = no metrics endpoint */
+		struct sockaddr_storage	 addr;
+		socklen_t		 addrlen;
+	} metrics;
+
+	struct {
 		char	*cert;
 		char	*key;
 		char	*min_version;

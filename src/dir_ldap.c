@@ -919,11 +919,35 @@ dir_ldap_free(struct directory *dir)
 	free(dl);
 }
 
+static size_t
+queue_len(struct ldap_queue *q)
+{
+	size_t n;
+
+	pthread_mutex_lock(&q->mtx);
+	n = q->len;
+	pthread_mutex_unlock(&q->mtx);
+	return n;
+}
+
+static void
+dir_ldap_queue_stats(struct directory *dir, struct dir_queue_stats *st)
+{
+	struct dir_ldap *dl = (struct dir_ldap *)dir;
+
+	st->searches = queue_len(&dl->searches);
+	st->binds = queue_len(&dl->binds);
+	st->max = dl->searches.max;
+	st->shed = atomic_load(&dl->shed);
+	st->up = atomic_load(&dl->up);
+}
+
 static const struct directory_ops dir_ldap_ops = {
 	.name = "ldap",
 	.lookup = dir_ldap_lookup,
 	.verify = dir_ldap_verify,
 	.free = dir_ldap_free,
+	.queue_stats = dir_ldap_queue_stats,
 };
 
 int

@@ -22,6 +22,7 @@ struct dir_request {
 	_Atomic unsigned	 refs;
 	struct directory	*dir;
 	bool			 from_cache;
+	enum dir_cache_result	 cache_result;
 	char			 key[USERNAME_MAX + 8];	/* "proto:user" */
 	struct loop		*loop;
 	dir_result_cb		*cb;
@@ -159,14 +160,17 @@ directory_lookup(struct directory *dir, struct loop *loop,
 		switch (route_cache_get(dir->cache, req->key, clock_ms(), &route)) {
 		case ROUTE_CACHE_HIT:
 			req->from_cache = true;
+			req->cache_result = DIR_CACHE_HIT;
 			dir_request_done(req, DIR_OK, route, "cache hit");
 			return req;
 		case ROUTE_CACHE_HIT_NEGATIVE:
 			req->from_cache = true;
+			req->cache_result = DIR_CACHE_NEGATIVE;
 			dir_request_done(req, DIR_NOT_FOUND, NULL,
 			    "cache hit (unknown user)");
 			return req;
 		case ROUTE_CACHE_MISS:
+			req->cache_result = DIR_CACHE_MISS;
 			break;
 		}
 	}
@@ -235,6 +239,22 @@ dir_request_drop(struct dir_request *req)
 	request_unref(req);
 }
 
+enum dir_cache_result
+dir_request_cache_result(const struct dir_request *req)
+{
+	return req->cache_result;
+}
+
+int
+directory_queue_stats(struct directory *dir, struct dir_queue_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (dir->ops->queue_stats == NULL)
+		return -1;
+	dir->ops->queue_stats(dir, st);
+	return 0;
+}
+
 const struct username *
 dir_request_name(const struct dir_request *req)
 {
@@ -286,6 +306,7 @@ request_cache(struct dir_request *req, enum dir_status *status,
 		log_warning("directory unavailable (%s): serving a stale route "
 		    "for %s", detail, req->name.full);
 		snprintf(detail, detaillen, "stale cache entry");
+		req->cache_result = DIR_CACHE_STALE;
 		*status = DIR_OK;
 		*route = stale;
 		break;

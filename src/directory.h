@@ -33,6 +33,23 @@ enum dir_status {
 typedef void dir_result_cb(void *arg, enum dir_status status,
 	    struct route *route, const char *detail);
 
+/* A directory's request queues (LDAP search and bind pools). */
+struct dir_queue_stats {
+	size_t		 searches, binds;	/* waiting now */
+	size_t		 max;			/* each queue's bound */
+	unsigned long	 shed;			/* refused, queue full */
+	unsigned	 up;			/* search connections bound */
+};
+
+/* Where a lookup's answer came from, as far as the route cache goes. */
+enum dir_cache_result {
+	DIR_CACHE_NONE,		/* no cache */
+	DIR_CACHE_HIT,		/* a fresh route */
+	DIR_CACHE_NEGATIVE,	/* a fresh "unknown user" */
+	DIR_CACHE_MISS,		/* the directory was asked */
+	DIR_CACHE_STALE,	/* asked, it failed, an expired route served */
+};
+
 struct directory_ops {
 	const char	*name;
 	/*
@@ -48,6 +65,9 @@ struct directory_ops {
 	 * worker.
 	 */
 	void		(*free)(struct directory *dir);
+	/* Its queues now (NULL: it has none).  Any thread; must not block. */
+	void		(*queue_stats)(struct directory *dir,
+			    struct dir_queue_stats *st);
 };
 
 /*
@@ -126,6 +146,11 @@ bool			 dir_request_cancelled(const struct dir_request *req);
 void			 dir_request_drop(struct dir_request *req);
 
 const char	*dir_status_name(enum dir_status status);
+/* In the result callback: how the cache took part in this answer. */
+enum dir_cache_result dir_request_cache_result(const struct dir_request *req);
+/* The directory's queues; -1 if it has none. */
+int		 directory_queue_stats(struct directory *dir,
+		    struct dir_queue_stats *st);
 
 /* LDAP (dir_ldap.c): a pool of connections on threads of its own. */
 int		 dir_ldap_open(const struct config *cfg, struct directory **dir_r,

@@ -27,6 +27,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "metrics.h"
 #include "ctl_proto.h"
 #include "directory.h"
 #include "log.h"
@@ -163,6 +164,7 @@ struct serve {
 	const char	*path;
 	struct server	 srv;
 	struct control	*ctl;
+	struct metrics	*metrics;
 	struct reaper	*reaper;
 	struct gen	*gen;
 	int		 psfd;
@@ -311,6 +313,8 @@ reload(const char *path, struct gen *cur, struct reaper *reaper,
 	}
 	if (cfg->nlisten != cur->cfg->nlisten || cfg->daemon.threads != cur->cfg->daemon.threads)
 		log_warning("reload: listeners and threads change only on restart");
+	if (strcmp(cfg->metrics.listen, cur->cfg->metrics.listen) != 0)
+		log_warning("reload: metrics.listen changes only on restart");
 	log_set_level(cfg->daemon.log_level);
 	log_info("configuration reloaded from %s", path);
 	return gen;
@@ -330,6 +334,12 @@ bind_all(struct serve *sv, const struct config *cfg)
 	    control_open(&sv->srv, cfg->daemon.control, &sv->ctl, err,
 	    sizeof(err)) < 0) {
 		log_error("%s: daemon.control: %s", cfg->path, err);
+		return -1;
+	}
+	/* It may be a privileged port too. */
+	if (cfg->metrics.listen[0] != '\0' &&
+	    metrics_open(&sv->srv, cfg, &sv->metrics, err, sizeof(err)) < 0) {
+		log_error("%s", err);
 		return -1;
 	}
 	return 0;
@@ -356,7 +366,8 @@ start(struct serve *sv, bool detach, bool split)
 	}
 	server_set_gen(&sv->srv, sv->gen);
 	if (resolve_init(RESOLVER_THREADS) < 0 || server_start(&sv->srv, sv->gen) < 0 ||
-	    (sv->ctl != NULL && control_start(sv->ctl) < 0)) {
+	    (sv->ctl != NULL && control_start(sv->ctl) < 0) ||
+	    (sv->metrics != NULL && metrics_start(sv->metrics) < 0)) {
 		log_error("cannot start threads");
 		return -1;
 	}
@@ -477,6 +488,7 @@ drain(struct serve *sv, const char *why)
 	notify(sv, "STOPPING=1");
 	log_info("%s: draining for up to %us", why, sv->gen->cfg->daemon.drain);
 	control_stop(sv->ctl);
+	metrics_stop(sv->metrics);
 	server_drain(&sv->srv);
 	if (server_wait(&sv->srv, clock_ms() + ms) < 0) {
 		log_info("drain deadline passed: closing remaining sessions");
@@ -528,6 +540,7 @@ serve(struct serve *sv, int sfd)
 			notify(sv, "STOPPING=1");
 			log_info("SIGINT: stopping");
 			control_stop(sv->ctl);
+			metrics_stop(sv->metrics);
 			server_stop(&sv->srv);
 			server_wait(&sv->srv, 0);
 			return;
@@ -614,6 +627,7 @@ split(struct serve *sv, struct config *cfg, bool detach, int *rc_r)
 	close(sp[1]);
 	privsep_files_free(&files);
 	control_disown(&sv->ctl);
+	metrics_free(&sv->metrics);
 	server_free(&sv->srv);
 	log_info("privsep: the serving child is %d", (int)pp.child);
 	pp.fd = sp[0];
@@ -701,6 +715,7 @@ out:
 	 * threads and the resolvers end; only then do the loops go.
 	 */
 	control_stop(sv.ctl);
+	metrics_stop(sv.metrics);
 	server_release(&sv.srv);
 	server_set_gen(&sv.srv, NULL);
 	gen_unref(&sv.gen);
@@ -709,6 +724,7 @@ out:
 out_early:
 	/* After every thread that could answer into its loop. */
 	control_free(&sv.ctl);
+	metrics_free(&sv.metrics);
 	server_free(&sv.srv);
 	sasl_client_teardown();
 	buf_free(&sv.psin);

@@ -35,6 +35,7 @@ struct relay_dir {
 	bool		 eof;		/* src has no more to send */
 	bool		 shut;		/* dst's sending side is shut */
 	uint64_t	*bytes;
+	uint64_t	*total;		/* the worker's, for the metrics */
 	struct relay_dir *other;	/* the opposite direction */
 	bool		 bulk;		/* large transfer under way: splice */
 };
@@ -46,6 +47,14 @@ struct relay {
 };
 
 static void	relay_run(struct session *s);
+
+/* Bytes moved one way: the session's count and the worker's total. */
+static inline void
+dir_count(struct relay_dir *d, uint64_t n)
+{
+	*d->bytes += n;
+	*d->total += n;
+}
 
 static void
 dir_release_pipe(struct session *s, struct relay_dir *d)
@@ -112,7 +121,7 @@ pump_small(struct relay_dir *d)
 		d->bulk = true;
 	else if (!d->src->rdhup)
 		d->src->readable = false;
-	*d->bytes += (uint64_t)n;
+	dir_count(d, (uint64_t)n);
 	w = d->dst->writable ? send(d->dst->fd, chunk, (size_t)n, MSG_NOSIGNAL) : 0;
 	if (w < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -148,7 +157,7 @@ pump(struct session *s, struct relay_dir *d, size_t budget)
 			    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n > 0) {
 				d->inpipe -= (size_t)n;
-				*d->bytes += (uint64_t)n;
+				dir_count(d, (uint64_t)n);
 				moved += (size_t)n;
 			} else if (n < 0 && errno == EAGAIN)
 				d->dst->writable = false;
@@ -224,7 +233,7 @@ pump_buffered(struct relay_dir *d, size_t budget)
 				break;
 			}
 			buf_consume(b, (size_t)n);
-			*d->bytes += (uint64_t)n;
+			dir_count(d, (uint64_t)n);
 			moved += (size_t)n;
 			continue;
 		}
@@ -337,9 +346,11 @@ relay_start(struct session *s)
 	const uint32_t ev = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
 	r->dir[0] = (struct relay_dir){ &s->client, &s->backend, { -1, -1 }, 0,
-	    false, false, &s->bytes_in, &r->dir[1], false };
+	    false, false, &s->bytes_in,
+	    &s->worker->metrics.bytes[0], &r->dir[1], false };
 	r->dir[1] = (struct relay_dir){ &s->backend, &s->client, { -1, -1 }, 0,
-	    false, false, &s->bytes_out, &r->dir[0], false };
+	    false, false, &s->bytes_out,
+	    &s->worker->metrics.bytes[1], &r->dir[0], false };
 	s->relay = r;
 	r->buffered = s->client.ssl != NULL || s->backend.ssl != NULL;
 
@@ -403,7 +414,7 @@ relay_salvage(struct session *s)
 		out->max += buf_len(&s->backend.in);
 		if (buf_append(out, buf_head(&s->backend.in),
 		    buf_len(&s->backend.in)) == 0)
-			*d->bytes += buf_len(&s->backend.in);
+			dir_count(d, buf_len(&s->backend.in));
 		buf_free(&s->backend.in);
 		return;
 	}
@@ -422,7 +433,7 @@ relay_salvage(struct session *s)
 			break;
 		buf_commit(out, (size_t)n);
 		d->inpipe -= (size_t)n;
-		*d->bytes += (uint64_t)n;
+		dir_count(d, (uint64_t)n);
 	}
 }
 

@@ -58,6 +58,7 @@ static struct {
 	pthread_t		 threads[RESOLVE_THREADS_MAX];
 	unsigned		 nthreads, nidle;
 	bool			 stop;
+	unsigned long		 shed;
 	struct log_limit	 log_shed;
 	resolve_lookup_fn	*lookup;
 } pool = {
@@ -303,6 +304,18 @@ resolve_shutdown(void)
 	names_sweep(UINT64_MAX);
 }
 
+void
+resolve_stats(struct resolve_stats *st)
+{
+	pthread_mutex_lock(&pool.mtx);
+	st->queued = pool.qlen;
+	st->shed = pool.shed;
+	st->threads = pool.nthreads;
+	st->idle = pool.nidle;
+	st->cached = pool.nnames;
+	pthread_mutex_unlock(&pool.mtx);
+}
+
 struct resolve_request *
 resolve_start(struct loop *loop, const char *host, uint16_t port,
     resolve_cb *cb, void *arg)
@@ -329,6 +342,7 @@ resolve_start(struct loop *loop, const char *host, uint16_t port,
 		return req;
 	}
 	if (pool.qlen >= RESOLVE_QUEUE_MAX || pool.stop) {
+		pool.shed++;
 		log_limited(&pool.log_shed, 10000, LOG_LVL_WARNING, "resolver: %u "
 		    "names waiting for DNS: refusing more", RESOLVE_QUEUE_MAX);
 		answer(req, NULL, "resolver overloaded: too many names waiting");

@@ -61,6 +61,15 @@ typedef int resolve_lookup_fn(const char *host, const char *port,
 void	resolve_set_lookup(resolve_lookup_fn *fn);
 
 /* Numeric host?  Fills a fresh *addrs_r without blocking.  0 yes, -1 no. */
+/* The pool now, for metrics. */
+struct resolve_stats {
+	size_t		 queued;	/* names waiting for a thread */
+	unsigned long	 shed;		/* refused: RESOLVE_QUEUE_MAX waiting */
+	unsigned	 threads, idle;
+	size_t		 cached;	/* names in the cache */
+};
+void	resolve_stats(struct resolve_stats *st);
+
 int	resolve_numeric(const char *host, uint16_t port, struct addr_list **addrs_r);
 
 #endif

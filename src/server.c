@@ -601,15 +601,18 @@ listener_event(struct watch *wt, uint32_t events)
 				    l->cfg.address, strerror(errno));
 			return;
 		}
+		w->metrics.accepted[l->cfg.proto]++;
 		n = atomic_fetch_add(&srv->connections, 1) + 1;
 		if (limit > 0 && n > limit) {
 			atomic_fetch_sub(&srv->connections, 1);
+			w->metrics.refused[REFUSED_CONNECTIONS]++;
 			refuse(srv, fd, l, "limits.connections reached");
 			continue;
 		}
 		if (l->cfg.proxy_protocol) {
 			if (!proxy_trusted(srv, cfg, l, fd, &peer)) {
 				atomic_fetch_sub(&srv->connections, 1);
+				w->metrics.refused[REFUSED_UNTRUSTED]++;
 				continue;
 			}
 			/* limits.per_ip counts the header's address, later. */
@@ -620,6 +623,7 @@ listener_event(struct watch *wt, uint32_t events)
 		if (!per_ip_acquire(srv, (struct sockaddr *)&peer,
 		    cfg->limits.per_ip)) {
 			atomic_fetch_sub(&srv->connections, 1);
+			w->metrics.refused[REFUSED_PER_IP]++;
 			refuse(srv, fd, l, "limits.per_ip reached");
 			continue;
 		}

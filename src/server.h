@@ -16,6 +16,7 @@
 #include "config.h"
 #include "directory.h"
 #include "loop.h"
+#include "metrics.h"
 #include "tls.h"
 
 struct session;
@@ -84,6 +85,7 @@ struct worker {
 	uint64_t		 logins_ok;
 	uint64_t		 logins_failed;		/* refused: user, password */
 	uint64_t		 logins_tempfail;	/* directory or backends down */
+	struct worker_metrics	 metrics;	/* likewise */
 };
 
 /* Repeated warnings (refused connections, bad PROXY headers): once per this. */

@@ -248,6 +248,7 @@ proxy_adopt(struct session *s, const struct proxy_header *h)
 		if (!h->local)
 			sockaddr_format(who, s->peer, sizeof(s->peer));
 		s->proto->bye(s, "Too many connections, try again later");
+		s->worker->metrics.refused[REFUSED_PER_IP]++;
 		session_close(s, "limits.per_ip reached");
 		return false;
 	}
@@ -310,6 +311,7 @@ proxy_header_step(struct session *s)
 		log_limited(&s->worker->server->log_proxy, LOG_EVERY_MS,
 		    LOG_LVL_WARNING, "PROXY header refused on %s from %s: %s",
 		    s->listen->address, s->peer, error);
+		s->worker->metrics.refused[REFUSED_PROXY_HEADER]++;
 		session_close(s, "bad PROXY header");
 		return;
 	}
@@ -385,10 +387,12 @@ client_tls_step(struct session *s)
 	if (rc < 0) {
 		log_info("client TLS handshake failed client=%s proto=%s "
 		    "reason=\"%s\"", s->peer, s->proto->name, tls_error(e, sizeof(e)));
+		s->worker->metrics.tls[TLS_SIDE_CLIENT][0]++;
 		session_close(s, "TLS handshake failed");
 		return;
 	}
 	s->client_tls = true;
+	s->worker->metrics.tls[TLS_SIDE_CLIENT][1]++;
 	session_enter_state(s, SESSION_PREAUTH);
 	/* After STARTTLS the client starts over (RFC 3501 6.2.1, RFC 2595). */
 	if (s->proto_state != NULL)
@@ -758,8 +762,34 @@ session_login(struct session *s)
 	session_enter_state(s, SESSION_LOOKUP);
 	loop_timer_in(s->loop, &s->timer, (uint64_t)cfg->timeouts.lookup * 1000);
 	s->user = xstrdup(name.full);
+	s->lookup_us = metrics_clock_us();
 	s->lookup = directory_lookup(s->gen->dir, s->loop, &name,
 	    s->listen->proto, lookup_done, s);
+}
+
+/* The lookup's time and what the route cache did, for the metrics. */
+static void
+lookup_count(struct session *s, enum dir_cache_result cache)
+{
+	struct worker_metrics *m = &s->worker->metrics;
+
+	metrics_observe_lookup(m, metrics_clock_us() - s->lookup_us);
+	switch (cache) {
+	case DIR_CACHE_NONE:
+		break;
+	case DIR_CACHE_HIT:
+		m->cache[CACHE_HIT]++;
+		break;
+	case DIR_CACHE_NEGATIVE:
+		m->cache[CACHE_NEGATIVE_HIT]++;
+		break;
+	case DIR_CACHE_MISS:
+		m->cache[CACHE_MISS]++;
+		break;
+	case DIR_CACHE_STALE:
+		m->cache[CACHE_STALE]++;
+		break;
+	}
 }
 
 static void
@@ -769,6 +799,7 @@ lookup_done(void *arg, enum dir_status status, struct route *route,
 	struct session *s = arg;
 	char f[FAIL_FIELDS_MAX];
 
+	lookup_count(s, dir_request_cache_result(s->lookup));
 	s->lookup = NULL;
 	switch (status) {
 	case DIR_OK:
@@ -1020,6 +1051,7 @@ resolve_done(void *arg, struct addr_list *addrs, const char *error)
 		str_copy(s->backend_name, h->host, sizeof(s->backend_name));
 		log_warning("backend unresolvable %s reason=\"%s\"",
 		    fail_fields(s, f, sizeof(f)), error);
+		metrics_connect_failed(&s->worker->metrics, h->host);
 		s->last_fail = FAIL_RESOLVE;
 		backend_next_host(s);
 		backend_try_host(s);
@@ -1094,6 +1126,8 @@ backend_connect_failed(struct session *s, const char *why)
 
 	log_warning("backend connect failed %s reason=\"%s\"",
 	    fail_fields(s, f, sizeof(f)), why);
+	metrics_connect_failed(&s->worker->metrics,
+	    s->route->hosts[s->host_idx].host);
 	conn_close(&s->backend, s->loop);
 	s->last_fail = FAIL_CONNECT;
 	if (s->addrs != NULL && s->addr_pos + 1 < s->addrs->n) {
@@ -1262,9 +1296,11 @@ backend_tls_step(struct session *s)
 		log_warning("backend TLS handshake failed %s reason=\"%s\"",
 		    fail_fields(s, f, sizeof(f)), vr != X509_V_OK ?
 		    X509_verify_cert_error_string(vr) : tls_error(e, sizeof(e)));
+		s->worker->metrics.tls[TLS_SIDE_BACKEND][0]++;
 		session_backend_failed(s, FAIL_BACKEND, "TLS handshake failed");
 		return;
 	}
+	s->worker->metrics.tls[TLS_SIDE_BACKEND][1]++;
 	/* What came with the handshake's last flight is inside OpenSSL now. */
 	s->backend.readable = true;
 	if (!s->backend_greeted) {
@@ -1388,6 +1424,7 @@ session_backend_failed(struct session *s, enum session_fail fail,
 		log_warning("login failed %s reason=\"no backend host "
 		    "answered\"", fail_fields(s, f, sizeof(f)));
 
+	s->worker->metrics.logins[s->listen->proto][fail]++;
 	if (session_fail_temporary(fail))
 		s->worker->logins_tempfail++;
 	else
@@ -1445,6 +1482,7 @@ session_backend_ready(struct session *s)
 	free(s->backend_host);
 	s->backend_host = xstrdup(s->route->hosts[s->host_idx].host);
 	s->worker->logins_ok++;
+	s->worker->metrics.logins[s->listen->proto][FAIL_NONE]++;
 	route_unref(&s->route);
 	free(s->addrs);
 	s->addrs = NULL;
@@ -1492,6 +1530,8 @@ session_timeout(struct timer *t)
 		}
 		FALLTHROUGH;
 	case SESSION_LOOKUP:
+		if (s->state == SESSION_LOOKUP)
+			lookup_count(s, DIR_CACHE_NONE);
 		log_warning("login failed %s reason=\"directory did not answer "
 		    "within %us\"", fail_fields(s, f, sizeof(f)),
 		    s->cfg->timeouts.lookup);
@@ -1500,6 +1540,8 @@ session_timeout(struct timer *t)
 	case SESSION_BACKEND_CONNECT:
 		if (s->resolving != NULL) {
 			resolve_cancel(&s->resolving);
+			metrics_connect_failed(&s->worker->metrics,
+			    s->route->hosts[s->host_idx].host);
 			s->last_fail = FAIL_RESOLVE;
 			backend_next_host(s);
 			backend_try_host(s);
@@ -1517,6 +1559,7 @@ session_timeout(struct timer *t)
 		    LOG_LVL_WARNING, "PROXY header refused on %s from %s: none "
 		    "within %us", s->listen->address, s->peer,
 		    s->cfg->timeouts.proxy_header);
+		s->worker->metrics.refused[REFUSED_PROXY_HEADER]++;
 		session_close(s, "PROXY header timeout");
 		return;
 	default:

@@ -88,6 +88,7 @@ struct session {
 	struct conn		 backend;
 	struct timer		 timer;		/* the one deadline of the state */
 	uint64_t		 started_ms;
+	uint64_t		 lookup_us;	/* directory lookup began (metrics) */
 	uint64_t		 active_ms;	/* last relay traffic */
 	time_t			 since;		/* wall clock at accept */
 

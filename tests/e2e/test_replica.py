@@ -32,6 +32,7 @@ NEW_USERS = ("zoe", "yann", "xena")
 
 S = None
 P = []
+METRICS_PORT = None     # the kicking instance's metrics.listen
 STORE = {}
 IMAP_PORT = POP3_PORT = None
 TIMINGS = {}
@@ -69,8 +70,8 @@ backend = { imap_port = %d; pop3_port = %d; };
 
 
 def setUpModule():
-    global S, IMAP_PORT, POP3_PORT
-    IMAP_PORT, POP3_PORT = free_ports(2)
+    global S, IMAP_PORT, POP3_PORT, METRICS_PORT
+    IMAP_PORT, POP3_PORT, METRICS_PORT = free_ports(3)
     users = {r.backend_user: password(r.login) for r in load_expected_routes()}
     users.update({u: password(u) for u in NEW_USERS})
     users.update({u + "@example.net": password(u) for u in NEW_USERS})
@@ -83,7 +84,8 @@ def setUpModule():
     S = Slapd(syncprov=True).start()
     # The second instance kicks the sessions of a user who moved.
     for kick in (False, True):
-        P.append(Postern(sync_config(S.uri, kick=kick)).start())
+        top = 'metrics = { listen = "127.0.0.1:%d"; };' % METRICS_PORT if kick else ""
+        P.append(Postern(sync_config(S.uri, top=top, kick=kick)).start())
 
 
 def tearDownModule():
@@ -258,6 +260,25 @@ class B2_Kick(unittest.TestCase):
         self.assertEqual(st["replica_ready"], "yes")
         self.assertEqual(st["replica_connected"], "yes")
         self.assertGreaterEqual(st["replica_entries"], len(ROUTES))
+
+    def test_metrics_show_the_replica(self):
+        r = subprocess.run(["curl", "-sS", "--max-time", "10",
+                            "http://127.0.0.1:%d/metrics" % METRICS_PORT],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m = {}
+        for line in r.stdout.splitlines():
+            if line.startswith("postern_replica_"):
+                name, value = line.split(" ")
+                m[name] = float(value)
+        self.assertGreaterEqual(m["postern_replica_entries"], len(ROUTES))
+        self.assertGreaterEqual(m["postern_replica_logins"], len(ROUTES))
+        self.assertEqual(m["postern_replica_connected"], 1)
+        self.assertLess(m["postern_replica_age_seconds"], 60)
+        self.assertGreater(m["postern_replica_last_update_timestamp_seconds"],
+                           time.time() - 3600)
+        # No route cache with a replica: no cache families either.
+        self.assertNotIn("postern_route_cache_entries", r.stdout)
 
     def test_route_answers_from_the_replica(self):
         rec = self.ctl("route", "alice")

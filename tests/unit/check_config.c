@@ -28,7 +28,8 @@ static const char contract[] =
     "directory = { type = \"file\"; cache = { ttl = 60; negative_ttl = 10; entries = 100000; serve_stale = true; };\n"
     "  ldap  = { uri = \"ldap://127.0.0.1/\"; base = \"dc=example,dc=net\"; scope = \"sub\"; filter = \"(uid=%u)\"; bind_dn = \"\"; bind_password = \"\"; bind_password_file = \"\"; sasl_mech = \"\"; starttls = false; ca_file = \"\"; pool = 4; timeout = 5; attributes = { username = \"username\"; host = \"mailhost\"; port = \"port\"; }; };\n"
     "  file  = { path = \"config/popmap\"; }; };\n"
-    "backend = { imap_port = 143; pop3_port = 110; tls = \"none\"; ca_file = \"\"; verify = true; };\n";
+    "backend = { imap_port = 143; pop3_port = 110; tls = \"none\"; ca_file = \"\"; verify = true; };\n"
+    "metrics = { listen = \"\"; };\n";
 
 static struct config *
 load_ok(const char *text)
@@ -1139,10 +1140,41 @@ START_TEST(test_example_config_states_the_defaults)
 	SAME_U(auth.verify);
 	SAME_U(auth.failure_delay);
 	SAME_U(proxy.ntrusted_networks);
+	SAME_S(metrics.listen);
 #undef SAME_U
 #undef SAME_S
 	config_free(&ex);
 	config_free(&d);
+}
+END_TEST
+
+START_TEST(test_metrics_listen)
+{
+	struct config *c = load_ok("");
+
+	ck_assert_str_eq(c->metrics.listen, "");
+	config_free(&c);
+	c = load_ok("metrics = { listen = \"127.0.0.1:9143\"; };");
+	ck_assert_str_eq(c->metrics.listen, "127.0.0.1:9143");
+	ck_assert_uint_eq(c->metrics.addr.ss_family, AF_INET);
+	config_free(&c);
+	c = load_ok("metrics = { listen = \"[::1]:9143\"; };");
+	ck_assert_uint_eq(c->metrics.addr.ss_family, AF_INET6);
+	config_free(&c);
+	config_free_ok("metrics = { listen = \"\"; };");
+	ASSERT_BAD("metrics = { listen = \"127.0.0.1\"; };",
+	    "test.conf:1: metrics.listen: \"127.0.0.1\": needs a port (address:port)");
+	ASSERT_BAD("metrics = { listen = \"localhost:9143\"; };",
+	    "test.conf:1: metrics.listen: \"localhost:9143\": not a numeric IPv4 "
+	    "or [IPv6] address");
+	ASSERT_BAD("metrics = { listen = 9143; };",
+	    "test.conf:1: metrics.listen: must be a string");
+	ASSERT_BAD_CONTAINS("metrics = { port = 9143; };",
+	    "test.conf:1: metrics.port: ");
+	ASSERT_BAD("listen = ( { protocol = \"imap\"; address = \"127.0.0.1:143\"; } );\n"
+	    "metrics = { listen = \"127.0.0.1:143\"; };",
+	    "test.conf:2: metrics.listen: \"127.0.0.1:143\" is already used by "
+	    "listen[0]");
 }
 END_TEST
 
@@ -1263,6 +1295,7 @@ config_suite(void)
 
 	tc = tcase_create("valid");
 	tcase_add_test(tc, test_empty_config_defaults);
+	tcase_add_test(tc, test_metrics_listen);
 	tcase_add_test(tc, test_minimal_config);
 	tcase_add_test(tc, test_contract_accepted);
 	tcase_add_test(tc, test_every_key_applied);
