@@ -204,8 +204,8 @@ END_TEST
 
 /* Contexts and handshakes. */
 
-static char dir[64];
-static char ec_cert[128], ec_key[128], rsa_cert[128], rsa_key[128];
+static char dir[256];
+static char ec_cert[320], ec_key[320], rsa_cert[320], rsa_key[320];
 
 /* A self-signed certificate for `cn`, written as PEM. */
 static void
@@ -238,8 +238,14 @@ write_pair(EVP_PKEY *pk, const char *cn, const char *cert, const char *key)
 static void
 make_certs(void)
 {
-	str_copy(dir, "check_tls.XXXXXX", sizeof(dir));
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char rel[64];
+
+	/* Absolute: the configuration resolves relative paths from its own. */
+	str_copy(rel, "check_tls.XXXXXX", sizeof(rel));
+	ck_assert_ptr_nonnull(mkdtemp(rel));
+	ck_assert_ptr_nonnull(getcwd(dir, sizeof(dir) - sizeof(rel) - 1));
+	strcat(dir, "/");
+	strcat(dir, rel);
 	snprintf(ec_cert, sizeof(ec_cert), "%s/ec.crt", dir);
 	snprintf(ec_key, sizeof(ec_key), "%s/ec.key", dir);
 	snprintf(rsa_cert, sizeof(rsa_cert), "%s/rsa.crt", dir);
@@ -659,7 +665,7 @@ START_TEST(test_encrypted_key_refused)
 	ck_assert_int_eq(config_load_string("test.conf", text, &cfg, err,
 	    sizeof(err)), 0);
 	ck_assert_int_eq(tls_ctxs_new(cfg, &t, err, sizeof(err)), -1);
-	ck_assert_ptr_nonnull(strstr(err, "tls key"));
+	ck_assert_ptr_nonnull(strstr(err, "tls.key"));
 	config_free(&cfg);
 	unlink(enc);
 }
