@@ -1,0 +1,449 @@
+"""End-to-end ManageSieve (RFC 5804): postern's sieve listeners in front of
+Dovecot's Pigeonhole managesieved.  Scripts are uploaded, activated and
+listed through postern, plain, with STARTTLS on the client side, and with
+STARTTLS towards a store that requires it; refused and unknown logins; a
+store that is down or mute; hostile clients (overlong lines, a huge
+literal, bad commands, commands pipelined behind STARTTLS).  The client is
+a minimal RFC 5804 one below (the standard library has none), plus
+sieve-connect when it is installed.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from fixtures.common import (free_ports, loopback, make_server_cert,  # noqa: E402
+                             make_tempdir, make_test_ca, remove_tempdir)
+from fixtures.dovecot import Dovecot, stop_all  # noqa: E402
+from fixtures.postern import Postern  # noqa: E402
+from lib import main  # noqa: E402
+
+PLAIN = SECURE = P = None
+CERTS = None
+TMP = None
+MUTE = None
+PORTS = {}
+USERS = {"alice": "alice-pw", "bob": "bob-pw"}
+SCRIPT = b'require ["fileinto"];\r\nif header :contains "subject" "x" {\r\n' \
+         b'  fileinto "INBOX";\r\n}\r\nkeep;\r\n'
+LINE_LENGTH = 4096
+BAD_COMMANDS = 5
+BACKEND_TIMEOUT = 3
+
+
+def config(p: dict) -> str:
+    return """
+daemon = { threads = 2; log_level = "info"; drain = 2; };
+timeouts = { login = 30; connect = 5; backend = %(backend_timeout)d; };
+limits = { line_length = %(line_length)d; bad_commands = %(bad_commands)d;
+           throttle = false; };
+auth = { failure_delay = 0; };
+tls = { cert = "%(cert)s"; key = "%(key)s"; };
+listen = ( { protocol = "imap"; address = "127.0.0.1:%(imap)d"; },
+           { protocol = "pop3"; address = "127.0.0.1:%(pop3)d"; },
+           { protocol = "sieve"; address = "127.0.0.1:%(sieve)d"; tls = "starttls"; },
+           { protocol = "sieve"; address = "127.0.0.1:%(siever)d"; tls = "required"; },
+           { protocol = "sieve"; address = "127.0.0.1:%(sieven)d"; } );
+directory = { type = "file"; file = { path = "%(popmap)s"; }; };
+backends = (
+  { name = "secure.example.net"; addresses = "%(secure_addr)s"; tls = "starttls";
+    ca_file = "%(ca)s"; sieve_port = %(b_sieve_secure)d; }
+);
+backend = { sieve_port = %(b_sieve)d; };
+""" % dict(PORTS, popmap=p["popmap"], imap=p["imap"], pop3=p["pop3"],
+           line_length=LINE_LENGTH, bad_commands=BAD_COMMANDS,
+           backend_timeout=BACKEND_TIMEOUT)
+
+
+def setUpModule():
+    global PLAIN, SECURE, P, CERTS, TMP, MUTE
+    TMP = make_tempdir("postern-sieve-")
+    CERTS = make_test_ca(TMP, ["localhost", "127.0.0.1"])
+    stores = make_server_cert(CERTS, TMP, ["secure.example.net", loopback(2)],
+                              stem="stores")
+    (PORTS["sieve"], PORTS["siever"], PORTS["sieven"], PORTS["b_sieve"],
+     PORTS["b_sieve_secure"], PORTS["down"]) = free_ports(6)
+    PORTS.update(cert=CERTS.cert, key=CERTS.key, ca=CERTS.ca_cert,
+                 secure_addr=loopback(2))
+    # A store that accepts connections and never says a word.
+    MUTE = socket.socket()
+    MUTE.bind(("127.0.0.1", 0))
+    MUTE.listen(16)
+    PLAIN = Dovecot("sieveplain", {"alice": USERS["alice"]}, host="127.0.0.1",
+                    managesieve=True, sieve_port=PORTS["b_sieve"]).start()
+    SECURE = Dovecot("sievesecure", {"bob": USERS["bob"]}, host=loopback(2),
+                     ssl={"cert": stores.cert, "key": stores.key, "mode": "required"},
+                     managesieve=True, sieve_port=PORTS["b_sieve_secure"]).start()
+    P = Postern(config, popmap="alice 127.0.0.1\nbob secure.example.net\n"
+                "carol 127.0.0.1\ndown 127.0.0.1:%d\nmute 127.0.0.1:%d\n"
+                % (PORTS["down"], MUTE.getsockname()[1])).start()
+
+
+def tearDownModule():
+    if P is not None:
+        P.cleanup()
+    stop_all(*(x for x in (PLAIN, SECURE) if x is not None))
+    if MUTE is not None:
+        MUTE.close()
+    remove_tempdir(TMP)
+
+
+def client_ctx() -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=CERTS.ca_cert)
+    ctx.check_hostname = False
+    return ctx
+
+
+def plain_b64(user: str, password: str, authzid: str = "") -> bytes:
+    return base64.b64encode(b"%s\0%s\0%s" % (authzid.encode(), user.encode(),
+                                              password.encode()))
+
+
+class Sieve:
+    """A minimal RFC 5804 client: lines, server literals, the final response."""
+
+    def __init__(self, port: int, timeout: float = 15):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed; got %r" % self.buf)
+        self.buf += chunk
+
+    def line(self) -> bytes:
+        """One logical line: a literal's data stays inside it."""
+        out = b""
+        while True:
+            while b"\r\n" not in self.buf:
+                self._fill()
+            l, self.buf = self.buf.split(b"\r\n", 1)
+            out += l
+            m = re.search(rb"\{(\d+)\+?\}$", l)
+            if not m:
+                return out
+            n = int(m.group(1))
+            while len(self.buf) < n:
+                self._fill()
+            out += b"\r\n" + self.buf[:n]
+            self.buf = self.buf[n:]
+
+    def response(self):
+        """(data lines, the OK/NO/BYE line)."""
+        lines = []
+        while True:
+            l = self.line()
+            if re.match(rb"(OK|NO|BYE)( |$)", l):
+                return lines, l
+            lines.append(l)
+
+    def ok(self, command: bytes):
+        self.send(command)
+        lines, last = self.response()
+        if not last.startswith(b"OK"):
+            raise AssertionError("%r answered %r" % (command[:60], last))
+        return lines
+
+    def starttls(self) -> list:
+        self.ok(b"STARTTLS\r\n")
+        self.sock = client_ctx().wrap_socket(self.sock, server_hostname="localhost")
+        return self.response()[0]
+
+    def auth(self, user: str, password: str) -> bytes:
+        self.send(b'AUTHENTICATE "PLAIN" "%s"\r\n' % plain_b64(user, password))
+        return self.response()[1]
+
+    def closed(self, timeout: float = 10) -> bool:
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def caps(lines) -> dict:
+    out = {}
+    for l in lines:
+        words = re.findall(rb'"([^"]*)"', l)
+        if words:
+            out[words[0].upper()] = words[1] if len(words) > 1 else b""
+    return out
+
+
+def upload_and_list(c: Sieve, name: bytes) -> list:
+    c.ok(b'PUTSCRIPT "%s" {%d+}\r\n%s\r\n' % (name, len(SCRIPT), SCRIPT))
+    c.ok(b'SETACTIVE "%s"\r\n' % name)
+    lines = c.ok(b"LISTSCRIPTS\r\n")
+    got = c.ok(b'GETSCRIPT "%s"\r\n' % name)
+    assert got and got[0].endswith(SCRIPT), got
+    return lines
+
+
+class Greeting(unittest.TestCase):
+    def test_capabilities_before_login(self):
+        c = Sieve(PORTS["sieve"])
+        lines, last = c.response()
+        got = caps(lines)
+        self.assertEqual(got[b"IMPLEMENTATION"], b"postern")
+        self.assertEqual(got[b"SASL"], b"PLAIN")
+        self.assertEqual(got[b"VERSION"], b"1.0")
+        self.assertIn(b"STARTTLS", got)
+        self.assertIn(b"fileinto", got[b"SIEVE"].split())
+        self.assertIn(b"NOTIFY", got)
+        self.assertTrue(last.startswith(b"OK"))
+        self.assertEqual(caps(c.ok(b"CAPABILITY\r\n")), got)
+        self.assertEqual(c.ok(b'NOOP "t\\"1"\r\n'), [])
+        c.send(b'NOOP "t\\"1"\r\n')
+        self.assertEqual(c.response()[1], b'OK (TAG "t\\"1") "Done"')
+        c.send(b"LOGOUT\r\n")
+        self.assertTrue(c.response()[1].startswith(b"OK"))
+        self.assertTrue(c.closed())
+
+    def test_no_starttls_without_tls(self):
+        c = Sieve(PORTS["sieven"])
+        got = caps(c.response()[0])
+        self.assertNotIn(b"STARTTLS", got)
+        c.send(b"STARTTLS\r\n")
+        self.assertTrue(c.response()[1].startswith(b"NO"))
+        c.close()
+
+
+class Scripts(unittest.TestCase):
+    def test_upload_activate_list_plain(self):
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        self.assertTrue(c.auth("alice", "alice-pw").startswith(b"OK"))
+        # After login the capabilities are the store's, asked through the relay.
+        self.assertIn(b"Pigeonhole", caps(c.ok(b"CAPABILITY\r\n"))[b"IMPLEMENTATION"])
+        lines = upload_and_list(c, b"plain")
+        self.assertIn(b'"plain" ACTIVE', lines)
+        c.ok(b"LOGOUT\r\n")
+        self.assertTrue(os.path.exists(os.path.join(PLAIN.home("alice"), "sieve",
+                                                    "plain.sieve")))
+
+    def test_starttls_client_side(self):
+        c = Sieve(PORTS["sieve"])
+        c.response()
+        again = caps(c.starttls())
+        self.assertNotIn(b"STARTTLS", again)
+        self.assertEqual(again[b"SASL"], b"PLAIN")
+        self.assertTrue(c.auth("alice", "alice-pw").startswith(b"OK"))
+        self.assertIn(b'"tls" ACTIVE', upload_and_list(c, b"tls"))
+        c.ok(b"LOGOUT\r\n")
+
+    def test_backend_over_starttls(self):
+        c = Sieve(PORTS["sieve"])
+        c.response()
+        c.starttls()
+        self.assertTrue(c.auth("bob", "bob-pw").startswith(b"OK"))
+        self.assertIn(b'"secure" ACTIVE', upload_and_list(c, b"secure"))
+        c.ok(b"LOGOUT\r\n")
+        self.assertIn("user=bob backend=%s:" % loopback(2), P.log())
+
+    def test_authenticate_forms(self):
+        b64 = plain_b64("alice", "alice-pw")
+        # Initial response as a literal.
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        self.assertTrue(c.ok(b'AUTHENTICATE "PLAIN" {%d+}\r\n%s\r\n' % (len(b64), b64)) == [])
+        c.ok(b"LISTSCRIPTS\r\n")
+        c.close()
+        # After the empty challenge, as a quoted string, then as a literal.
+        for answer in (b'"%s"\r\n' % b64, b"{%d+}\r\n%s\r\n" % (len(b64), b64)):
+            c = Sieve(PORTS["sieven"])
+            c.response()
+            c.send(b'AUTHENTICATE "PLAIN"\r\n')
+            self.assertEqual(c.line(), b'""')
+            c.send(answer)
+            self.assertTrue(c.response()[1].startswith(b"OK"), answer)
+            c.ok(b"LISTSCRIPTS\r\n")
+            c.close()
+        # Cancelled, then a wrong mechanism, then a login that works.
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        c.send(b'AUTHENTICATE "PLAIN"\r\n')
+        self.assertEqual(c.line(), b'""')
+        c.send(b'"*"\r\n')
+        self.assertTrue(c.response()[1].startswith(b"NO"))
+        c.send(b'AUTHENTICATE "DIGEST-MD5"\r\n')
+        self.assertTrue(c.response()[1].startswith(b"NO"))
+        self.assertTrue(c.auth("alice", "alice-pw").startswith(b"OK"))
+        c.close()
+
+    @unittest.skipUnless(shutil.which("sieve-connect"), "sieve-connect not installed")
+    def test_sieve_connect(self):
+        path = os.path.join(TMP, "connect.sieve")
+        with open(path, "wb") as f:
+            f.write(SCRIPT)
+        base = ["sieve-connect", "--server", "127.0.0.1", "--port", str(PORTS["sieve"]),
+                "--user", "alice", "--passwordfd", "0", "--tlscafile", CERTS.ca_cert,
+                "--noclearauth", "--authmech", "PLAIN", "--notlsverify"]
+        for extra in (["--upload", "--localsieve", path, "--remotesieve", "connect"],
+                      ["--activate", "--remotesieve", "connect"], ["--list"]):
+            r = subprocess.run(base + extra, input=b"alice-pw\n", capture_output=True,
+                               timeout=60)
+            self.assertEqual(r.returncode, 0, (extra, r.stdout, r.stderr))
+        self.assertIn(b"connect", r.stdout)
+
+
+class Refusals(unittest.TestCase):
+    def test_wrong_password(self):
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        last = c.auth("alice", "wrong")
+        self.assertTrue(last.startswith(b"NO"), last)
+        self.assertNotIn(b"TRYLATER", last)
+        self.assertTrue(c.auth("alice", "alice-pw").startswith(b"OK"))
+        c.close()
+
+    def test_unknown_users(self):
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        for user in ("nobody-here", "carol"):   # not in the directory; not on the store
+            last = c.auth(user, "pw")
+            self.assertTrue(last.startswith(b"NO"), (user, last))
+            self.assertNotIn(b"TRYLATER", last)
+        c.close()
+
+    def test_required_listener(self):
+        c = Sieve(PORTS["siever"])
+        got = caps(c.response()[0])
+        self.assertNotIn(b"PLAIN", got[b"SASL"])
+        self.assertIn(b"STARTTLS", got)
+        self.assertTrue(c.auth("alice", "alice-pw").startswith(b"NO (ENCRYPT-NEEDED)"))
+        c.starttls()
+        self.assertTrue(c.auth("alice", "alice-pw").startswith(b"OK"))
+        c.close()
+
+    def test_backend_down_is_trylater_promptly(self):
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        t0 = time.monotonic()
+        last = c.auth("down", "pw")
+        self.assertTrue(last.startswith(b"NO (TRYLATER)"), last)
+        self.assertLess(time.monotonic() - t0, 3)
+        c.close()
+
+    def test_backend_mute_is_trylater(self):
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        t0 = time.monotonic()
+        last = c.auth("mute", "pw")
+        self.assertTrue(last.startswith(b"NO (TRYLATER)"), last)
+        self.assertLess(time.monotonic() - t0, BACKEND_TIMEOUT + 3)
+        # The session goes on: a real login still works.
+        self.assertTrue(c.auth("alice", "alice-pw").startswith(b"OK"))
+        c.close()
+
+
+class Hostile(unittest.TestCase):
+    def test_overlong_line(self):
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        c.send(b'NOOP "' + b"x" * (LINE_LENGTH + 100) + b'"\r\n')
+        last = c.response()[1]
+        self.assertTrue(last.startswith(b"NO") and b"too long" in last, last)
+        c.send(b'NOOP "ok"\r\n')
+        self.assertEqual(c.response()[1], b'OK (TAG "ok") "Done"')
+        c.close()
+
+    def test_huge_literal_closes(self):
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        c.send(b'AUTHENTICATE "PLAIN" {100000000+}\r\n' + b"A" * 1000)
+        last = c.response()[1]
+        self.assertTrue(last.startswith(b"BYE") and b"literal too large" in last, last)
+        self.assertTrue(c.closed())
+
+    def test_literal_at_the_bound(self):
+        # limits.line_length counts the whole command, literal and CRLF
+        # included: at the bound it passes; a byte more is a long line
+        # (read and refused); a literal that cannot fit even before its
+        # data ends the session, since the client is already sending it.
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        head = b'NOOP {%d+}\r\n'
+        n = LINE_LENGTH - len(head % LINE_LENGTH) - 2
+        c.send(head % n + b"y" * n + b"\r\n")
+        self.assertTrue(c.response()[1].startswith(b"OK (TAG"))
+        c.send(head % (n + 1) + b"y" * (n + 1) + b"\r\n")
+        last = c.response()[1]
+        self.assertTrue(last.startswith(b"NO") and b"too long" in last, last)
+        c.send(head % (n + 3) + b"y" * (n + 3) + b"\r\n")
+        last = c.response()[1]
+        self.assertTrue(last.startswith(b"BYE") and b"literal too large" in last, last)
+        self.assertTrue(c.closed())
+
+    def test_bad_commands_close(self):
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        c.send(b"LISTSCRIPTS\r\nPUTSCRIPT \"a\" {1+}\r\nx\r\nBOGUS\r\n(\r\n"
+               b"CAPABILITY \"x\"\r\n")
+        answers = [c.response()[1] for _ in range(BAD_COMMANDS)]
+        self.assertTrue(all(a.startswith(b"NO") for a in answers), answers)
+        self.assertTrue(c.response()[1].startswith(b"BYE"))
+        self.assertTrue(c.closed())
+        self.assertFalse(os.path.exists(os.path.join(PLAIN.home("alice"), "sieve", "a.sieve")))
+
+    def test_starttls_injection_is_discarded(self):
+        c = Sieve(PORTS["sieve"])
+        c.response()
+        c.send(b'STARTTLS\r\nAUTHENTICATE "PLAIN" "%s"\r\nPUTSCRIPT "inj" {1+}\r\nx\r\n'
+               % plain_b64("alice", "alice-pw"))
+        self.assertTrue(c.response()[1].startswith(b"OK"))
+        c.sock = client_ctx().wrap_socket(c.sock, server_hostname="localhost")
+        self.assertNotIn(b"STARTTLS", caps(c.response()[0]))
+        c.send(b'NOOP "after"\r\n')
+        # The first answer is to this NOOP: nothing sent in plaintext ran.
+        self.assertEqual(c.response()[1], b'OK (TAG "after") "Done"')
+        c.send(b"LISTSCRIPTS\r\n")
+        self.assertTrue(c.response()[1].startswith(b"NO"))
+        c.close()
+        self.assertFalse(os.path.exists(os.path.join(PLAIN.home("alice"), "sieve",
+                                                     "inj.sieve")))
+
+    def test_reset_mid_literal(self):
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        c.send(b'AUTHENTICATE "PLAIN" {200+}\r\nAGFs')
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+        c.close()
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        self.assertTrue(c.auth("alice", "alice-pw").startswith(b"OK"))
+        c.close()
+
+
+class ZZShutdown(unittest.TestCase):
+    def test_zz_clean_exit(self):
+        rc = P.stop()
+        self.assertEqual(rc, 0, P.log()[-2000:])
+        self.assertEqual(P.leaks(), "")
+
+
+if __name__ == "__main__":
+    sys.exit(main(__name__))
