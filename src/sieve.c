@@ -80,6 +80,9 @@ has_word(const char *list, const char *word)
 	return false;
 }
 
+static void	send_response(struct session *s, const char *word,
+		    const char *text);
+
 /* The capability listing (RFC 5804 1.7): only what is accepted now. */
 static void
 send_capabilities(struct session *s)
@@ -109,10 +112,8 @@ sieve_start(struct session *s, bool greet)
 	s->proto_state = ss;
 	if (greet || s->client_tls) {
 		send_capabilities(s);
-		if (greet)
-			session_send(s, "OK \"%s\"\r\n", s->cfg->daemon.greeting);
-		else
-			session_send(s, "OK \"TLS negotiation successful\"\r\n");
+		send_response(s, "OK", greet ? s->cfg->daemon.greeting :
+		    "TLS negotiation successful");
 	}
 }
 
@@ -128,24 +129,29 @@ sieve_free(struct session *s)
 	s->proto_state = NULL;
 }
 
-/* Queue `word "text"`, the text made safe for a quoted string. */
+/*
+ * Queue `word "text"`: the text escaped for a quoted string, control
+ * bytes dropped.  It may be the configured greeting, so it is not cut.
+ */
 static void
 send_response(struct session *s, const char *word, const char *text)
 {
-	char q[256];
-	size_t o = 0;
+	struct buf b;
 
-	for (; *text != '\0' && o + 3 < sizeof(q); text++) {
+	buf_init(&b, strlen(word) + 2 * strlen(text) + 8);
+	(void)buf_printf(&b, "%s \"", word);
+	for (; *text != '\0'; text++) {
 		unsigned char c = (unsigned char)*text;
 
 		if (c < 0x20 || c == 0x7f)
 			continue;
 		if (c == '"' || c == '\\')
-			q[o++] = '\\';
-		q[o++] = (char)c;
+			(void)buf_append(&b, "\\", 1);
+		(void)buf_append(&b, text, 1);
 	}
-	q[o] = '\0';
-	session_send(s, "%s \"%s\"\r\n", word, q);
+	(void)buf_append(&b, "\"\r\n", 3);
+	session_send_raw(s, buf_head(&b), buf_len(&b));
+	buf_free(&b);
 }
 
 static void
