@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fixtures.common import (free_ports, loopback, make_server_cert,  # noqa: E402
                              make_tempdir, make_test_ca, remove_tempdir)
 from fixtures.dovecot import Dovecot, stop_all  # noqa: E402
-from fixtures.postern import Postern  # noqa: E402
+from fixtures.postern import Postern, binary  # noqa: E402
 from lib import main  # noqa: E402
 
 PLAIN = SECURE = P = None
@@ -44,7 +44,7 @@ BACKEND_TIMEOUT = 3
 
 def config(p: dict) -> str:
     return """
-daemon = { threads = 2; log_level = "info"; drain = 2;
+daemon = { threads = 2; log_level = "info"; drain = 2; control = "%(dir)s/ctl.sock";
            greeting = "postern \\"sieve\\" \\\\ ready"; };
 timeouts = { login = 30; connect = 5; backend = %(backend_timeout)d; };
 limits = { line_length = %(line_length)d; bad_commands = %(bad_commands)d;
@@ -62,7 +62,7 @@ backends = (
     ca_file = "%(ca)s"; sieve_port = %(b_sieve_secure)d; }
 );
 backend = { sieve_port = %(b_sieve)d; };
-""" % dict(PORTS, popmap=p["popmap"], imap=p["imap"], pop3=p["pop3"],
+""" % dict(PORTS, popmap=p["popmap"], imap=p["imap"], pop3=p["pop3"], dir=p["dir"],
            line_length=LINE_LENGTH, bad_commands=BAD_COMMANDS,
            backend_timeout=BACKEND_TIMEOUT)
 
@@ -438,6 +438,20 @@ class Hostile(unittest.TestCase):
         c.response()
         self.assertTrue(c.auth("alice", "alice-pw").startswith(b"OK"))
         c.close()
+
+
+class Control(unittest.TestCase):
+    def ctl(self, *args) -> str:
+        r = subprocess.run([binary(), "ctl", "-c", P.conf_path] + list(args),
+                           capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout.decode()
+
+    def test_route_knows_sieve(self):
+        out = self.ctl("route", "bob", "sieve")
+        self.assertIn("proto=sieve", out)
+        self.assertIn("hosts=secure.example.net", out)
+        self.assertIn("status=not-found", self.ctl("route", "nobody", "sieve"))
 
 
 class ZZShutdown(unittest.TestCase):
