@@ -27,6 +27,7 @@ from fixtures.common import (free_ports, loopback, make_server_cert,  # noqa: E4
                              make_tempdir, make_test_ca, remove_tempdir)
 from fixtures.dovecot import Dovecot, stop_all  # noqa: E402
 from fixtures.postern import Postern, binary  # noqa: E402
+from fixtures.slapd import Slapd, slapd_available  # noqa: E402
 from lib import main  # noqa: E402
 
 PLAIN = SECURE = P = None
@@ -438,6 +439,53 @@ class Hostile(unittest.TestCase):
         c.response()
         self.assertTrue(c.auth("alice", "alice-pw").startswith(b"OK"))
         c.close()
+
+
+class MasterLogin(unittest.TestCase):
+    """backend.login = "master" with auth.verify = "ldap-bind": slapd checks
+    the client's password, then postern authenticates to the store as the
+    master user, authorised as the user (the store's own password for the
+    user is one nobody types)."""
+
+    @unittest.skipUnless(slapd_available(), "slapd not installed")
+    def test_master_user_login(self):
+        store = Dovecot("sievemaster", {"kim": "never-typed"}, host=loopback(7),
+                        master={"user": "proxy", "password": "master-pw"},
+                        managesieve=True).start()
+        ldap = q = None
+        port, = free_ports(1)
+        try:
+            ldap = Slapd().start()
+            conf = """
+daemon = { threads = 1; log_level = "info"; drain = 1; };
+limits = { throttle = false; };
+auth = { verify = "ldap-bind"; failure_delay = 0; };
+listen = ( { protocol = "imap"; address = "127.0.0.1:%%(imap)d"; },
+           { protocol = "pop3"; address = "127.0.0.1:%%(pop3)d"; },
+           { protocol = "sieve"; address = "127.0.0.1:%d"; } );
+directory = { type = "ldap"; cache = { entries = 0; };
+              ldap = { uri = "%s"; base = "%s"; bind_dn = "%s"; bind_password = "%s"; }; };
+backends = ( { name = "store-b.example.net"; addresses = "%s"; sieve_port = %d; } );
+backend = { login = "master"; master_user = "proxy"; master_password = "master-pw"; };
+""" % (port, ldap.uri, ldap.base, ldap.bind_dn, ldap.bind_password, loopback(7),
+                store.sieve_port)
+            q = Postern(lambda p: conf % p).start()
+            c = Sieve(port)
+            c.response()
+            self.assertTrue(c.auth("kim", "wrong").startswith(b"NO"))
+            self.assertTrue(c.auth("kim", "kim-secret").startswith(b"OK"))
+            self.assertIn(b'"master" ACTIVE', upload_and_list(c, b"master"))
+            c.ok(b"LOGOUT\r\n")
+            self.assertTrue(os.path.exists(os.path.join(store.home("kim"), "sieve",
+                                                        "master.sieve")))
+        finally:
+            if q is not None:
+                q.stop()
+                self.assertEqual(q.leaks(), "")
+                q.cleanup()
+            if ldap is not None:
+                ldap.cleanup()
+            stop_all(store)
 
 
 class Control(unittest.TestCase):
