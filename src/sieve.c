@@ -29,7 +29,11 @@
 	"vacation subaddress comparator-i;ascii-numeric relational regex " \
 	"imap4flags copy include variables body enotify environment mailbox " \
 	"date index ihave duplicate mime foreverypart extracttext"
-/* Longest base64 response sent to the backend as a quoted string. */
+/*
+ * Longest base64 response sent to the backend as a quoted string, and the
+ * longest NOOP tag echoed back in one: RFC 5804 4 caps quoted strings at
+ * 1024 octets.
+ */
 #define SIEVE_QUOTED_MAX	1024
 
 enum sieve_mode {
@@ -248,6 +252,10 @@ cmd_noop(struct session *s, const struct imap_arg *args, size_t nargs)
 	if (nargs > 1 || (nargs == 1 && (!is_string(&args[0]) ||
 	    !creds_ok(args[0].str, args[0].len)))) {
 		refuse(s, "NOOP takes one string at most");
+		return;
+	}
+	if (nargs == 1 && args[0].len > SIEVE_QUOTED_MAX) {
+		refuse(s, "NOOP tag too long");
 		return;
 	}
 	if (nargs == 0) {

@@ -374,6 +374,16 @@ class Hostile(unittest.TestCase):
         self.assertEqual(c.response()[1], b'OK (TAG "ok") "Done"')
         c.close()
 
+    def test_noop_tag_bound(self):
+        # The tag comes back in a quoted string: 1024 octets at most.
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        c.send(b'NOOP "%s"\r\n' % (b"t" * 1024))
+        self.assertEqual(c.response()[1], b'OK (TAG "%s") "Done"' % (b"t" * 1024))
+        c.send(b'NOOP "%s"\r\n' % (b"t" * 1025))
+        self.assertEqual(c.response()[1], b'NO "NOOP tag too long"')
+        c.close()
+
     def test_huge_literal_closes(self):
         c = Sieve(PORTS["sieven"])
         c.response()
@@ -389,10 +399,11 @@ class Hostile(unittest.TestCase):
         # data ends the session, since the client is already sending it.
         c = Sieve(PORTS["sieven"])
         c.response()
-        head = b'NOOP {%d+}\r\n'
+        head = b'PUTSCRIPT "x" {%d+}\r\n'
         n = LINE_LENGTH - len(head % LINE_LENGTH) - 2
         c.send(head % n + b"y" * n + b"\r\n")
-        self.assertTrue(c.response()[1].startswith(b"OK (TAG"))
+        last = c.response()[1]    # read whole: refused as a command, not as long
+        self.assertTrue(last.startswith(b"NO") and b"too long" not in last, last)
         c.send(head % (n + 1) + b"y" * (n + 1) + b"\r\n")
         last = c.response()[1]
         self.assertTrue(last.startswith(b"NO") and b"too long" in last, last)
@@ -439,6 +450,40 @@ class Hostile(unittest.TestCase):
         c.response()
         self.assertTrue(c.auth("alice", "alice-pw").startswith(b"OK"))
         c.close()
+
+
+class ConnectionLimit(unittest.TestCase):
+    def test_per_ip_refusal_is_a_sieve_bye(self):
+        port, = free_ports(1)
+        conf = """
+daemon = { threads = 1; drain = 1; };
+limits = { per_ip = 1; };
+listen = ( { protocol = "imap"; address = "127.0.0.1:%%(imap)d"; },
+           { protocol = "pop3"; address = "127.0.0.1:%%(pop3)d"; },
+           { protocol = "sieve"; address = "127.0.0.1:%d"; } );
+directory = { type = "file"; file = { path = "%%(popmap)s"; }; };
+""" % port
+        q = Postern(lambda p: conf % p).start()
+        try:
+            # The fixture's own probes may still hold the slot for a moment.
+            deadline = time.monotonic() + 5
+            while True:
+                first = Sieve(port)
+                if first.line().startswith(b'"IMPLEMENTATION"'):
+                    break
+                first.close()
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+            first.response()
+            second = Sieve(port)
+            self.assertEqual(second.line(),
+                             b'BYE (TRYLATER) "Too many connections, try again later"')
+            self.assertTrue(second.closed())
+            first.close()
+        finally:
+            q.stop()
+            self.assertEqual(q.leaks(), "")
+            q.cleanup()
 
 
 class MasterLogin(unittest.TestCase):
