@@ -17,7 +17,9 @@ import shutil
 import socket
 import ssl
 import subprocess
+import struct
 import sys
+import threading
 import time
 import unittest
 
@@ -34,6 +36,7 @@ PLAIN = SECURE = P = None
 CERTS = None
 TMP = None
 MUTE = None
+FAKES = {}
 PORTS = {}
 USERS = {"alice": "alice-pw", "bob": "bob-pw"}
 SCRIPT = b'require ["fileinto"];\r\nif header :contains "subject" "x" {\r\n' \
@@ -68,6 +71,72 @@ backend = { sieve_port = %(b_sieve)d; };
            backend_timeout=BACKEND_TIMEOUT)
 
 
+class FakeStore:
+    """A ManageSieve store that misbehaves at login: one thread per
+    connection, every byte it was sent recorded."""
+
+    GREETING = b'"IMPLEMENTATION" "fake"\r\n"SASL" "PLAIN"\r\nOK "hi"\r\n'
+
+    def __init__(self, behaviour: str):
+        self.behaviour = behaviour
+        self.received = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        got = b""
+        try:
+            if self.behaviour == "garbage":
+                conn.sendall(b"* OK IMAP4rev1 ready\r\n")
+            elif self.behaviour == "slow":
+                for b in self.GREETING:
+                    conn.sendall(bytes([b]))
+                    time.sleep(0.5)
+            else:
+                conn.sendall(self.GREETING)
+            conn.settimeout(10)
+            while b"\r\n" not in got:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+            self.received.append(got)
+            if self.behaviour == "reset":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                struct.pack("ii", 1, 0))
+            elif self.behaviour == "challenge":
+                conn.sendall(b'"c2FsdA=="\r\n')
+            elif self.behaviour == "bye":
+                conn.sendall(b'BYE "going away"\r\n')
+            elif self.behaviour == "accept":
+                # Record what the relay brings after the login, too.
+                conn.sendall(b'OK "welcome"\r\n')
+                conn.settimeout(2)
+                while True:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    self.received[-1] += chunk
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
 def setUpModule():
     global PLAIN, SECURE, P, CERTS, TMP, MUTE
     TMP = make_tempdir("postern-sieve-")
@@ -82,6 +151,8 @@ def setUpModule():
     MUTE = socket.socket()
     MUTE.bind(("127.0.0.1", 0))
     MUTE.listen(16)
+    for b in ("garbage", "slow", "reset", "challenge", "bye", "accept"):
+        FAKES[b] = FakeStore(b)
     PLAIN = Dovecot("sieveplain", {"alice": USERS["alice"]}, host="127.0.0.1",
                     managesieve=True, sieve_port=PORTS["b_sieve"]).start()
     SECURE = Dovecot("sievesecure", {"bob": USERS["bob"]}, host=loopback(2),
@@ -89,7 +160,9 @@ def setUpModule():
                      managesieve=True, sieve_port=PORTS["b_sieve_secure"]).start()
     P = Postern(config, popmap="alice 127.0.0.1\nbob secure.example.net\n"
                 "carol 127.0.0.1\ndown 127.0.0.1:%d\nmute 127.0.0.1:%d\n"
-                % (PORTS["down"], MUTE.getsockname()[1])).start()
+                % (PORTS["down"], MUTE.getsockname()[1]) +
+                "".join("fake-%s 127.0.0.1:%d\n" % (b, f.port) for b, f in FAKES.items())
+                ).start()
 
 
 def tearDownModule():
@@ -98,6 +171,8 @@ def tearDownModule():
     stop_all(*(x for x in (PLAIN, SECURE) if x is not None))
     if MUTE is not None:
         MUTE.close()
+    for f in FAKES.values():
+        f.close()
     remove_tempdir(TMP)
 
 
@@ -361,6 +436,35 @@ class Refusals(unittest.TestCase):
         # The session goes on: a real login still works.
         self.assertTrue(c.auth("alice", "alice-pw").startswith(b"OK"))
         c.close()
+
+
+class BrokenStores(unittest.TestCase):
+    def test_each_failure_is_trylater_and_the_session_goes_on(self):
+        for b in ("garbage", "slow", "reset", "challenge", "bye"):
+            c = Sieve(PORTS["sieven"])
+            c.response()
+            t0 = time.monotonic()
+            last = c.auth("fake-" + b, "pw")
+            self.assertTrue(last.startswith(b"NO (TRYLATER)"), (b, last))
+            self.assertLess(time.monotonic() - t0, BACKEND_TIMEOUT + 3, b)
+            self.assertTrue(c.auth("alice", "alice-pw").startswith(b"OK"), b)
+            c.close()
+
+    def test_store_gets_only_what_postern_built(self):
+        # Quotes, a backslash and UTF-8 in the password; commands pipelined
+        # behind the login wait for the relay.
+        pw = 'p"w\\ \u00fc {5}\r'.replace("\r", "")
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        c.send(b'AUTHENTICATE "PLAIN" "%s"\r\nLISTSCRIPTS\r\n'
+               % plain_b64("fake-accept", pw))
+        self.assertEqual(c.response()[1], b'OK "Logged in"')
+        time.sleep(0.3)
+        c.close()
+        time.sleep(0.3)
+        self.assertEqual(FAKES["accept"].received[-1],
+                         b'AUTHENTICATE "PLAIN" "%s"\r\n' % plain_b64("fake-accept", pw)
+                         + b"LISTSCRIPTS\r\n")
 
 
 class Hostile(unittest.TestCase):
