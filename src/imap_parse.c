@@ -411,8 +411,7 @@ imap_parser_feed(struct imap_parser *p, const char *data, size_t len,
 				if (p->untagged)
 					p->litplus = true;
 				p->state = P_LIT_CR;
-			}
-			else {
+			} else {
 				r = fail(p, "invalid literal length", c);
 				goto out;
 			}
