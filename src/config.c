@@ -46,6 +46,7 @@ static const char *const tls_mode_names[] = {
 static const char *const proto_names[] = {
 	[PROTO_IMAP] = "imap",
 	[PROTO_POP3] = "pop3",
+	[PROTO_SIEVE] = "sieve",
 };
 _Static_assert(nitems(proto_names) == PROTO_COUNT, "proto_names");
 
@@ -289,6 +290,7 @@ config_defaults(struct config *c)
 	c->username.strip_domain = false;
 	c->capability[PROTO_IMAP] = xstrdup("");
 	c->capability[PROTO_POP3] = xstrdup("");
+	c->capability[PROTO_SIEVE] = xstrdup("");
 	c->directory.type = DIR_TYPE_LDAP;
 	c->directory.cache.ttl = 60;
 	c->directory.cache.negative_ttl = 10;
@@ -320,6 +322,7 @@ config_defaults(struct config *c)
 	c->directory.file_path = xstrdup("popmap");
 	c->backend.port[PROTO_IMAP] = 143;
 	c->backend.port[PROTO_POP3] = 110;
+	c->backend.port[PROTO_SIEVE] = 4190;
 	c->backend.tls = TLS_MODE_NONE;
 	c->backend.ca_file = xstrdup("");
 	c->backend.verify = true;
@@ -596,7 +599,8 @@ load_listen(struct loader *ld, const config_setting_t *root, struct config *c)
 			return -1;
 		}
 		if (p < 0)
-			return fail(ld, g, path, "protocol is required (\"imap\" or \"pop3\")");
+			return fail(ld, g, path,
+			    "protocol is required (\"imap\", \"pop3\" or \"sieve\")");
 		if (l->address == NULL)
 			return fail(ld, g, path, "address is required");
 		l->proto = (enum proto_id)p;
@@ -657,7 +661,7 @@ bad:
 static int
 load_capability(struct loader *ld, const config_setting_t *root, struct config *c)
 {
-	static const char *const keys[] = { "imap", "pop3", NULL };
+	static const char *const keys[] = { "imap", "pop3", "sieve", NULL };
 	const config_setting_t *g;
 
 	if (get_group(ld, root, "", "capability", &g) < 0)
@@ -666,11 +670,16 @@ load_capability(struct loader *ld, const config_setting_t *root, struct config *
 		return 0;
 	if (check_keys(ld, g, "capability", keys) < 0 ||
 	    get_str(ld, g, "capability", "imap", &c->capability[PROTO_IMAP]) < 0 ||
-	    get_str(ld, g, "capability", "pop3", &c->capability[PROTO_POP3]) < 0)
+	    get_str(ld, g, "capability", "pop3", &c->capability[PROTO_POP3]) < 0 ||
+	    get_str(ld, g, "capability", "sieve", &c->capability[PROTO_SIEVE]) < 0)
 		return -1;
 	for (int p = 0; p < PROTO_COUNT; p++)
 		if (strpbrk(c->capability[p], "\r\n") != NULL)
 			return fail(ld, g, "capability", "must not contain line breaks");
+	/* Sent inside a quoted string, so nothing there may need escaping. */
+	if (strpbrk(c->capability[PROTO_SIEVE], "\"\\") != NULL)
+		return fail(ld, config_setting_get_member(g, "sieve"), "capability.sieve",
+		    "must not contain quotes or backslashes");
 	return 0;
 }
 
@@ -971,15 +980,16 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 static int
 load_backend(struct loader *ld, const config_setting_t *root, struct config *c)
 {
-	static const char *const keys[] = { "imap_port", "pop3_port", "tls",
-	    "ca_file", "verify", "login", "master_user", "master_password",
-	    "master_password_file", NULL };
+	static const char *const keys[] = { "imap_port", "pop3_port",
+	    "sieve_port", "tls", "ca_file", "verify", "login", "master_user",
+	    "master_password", "master_password_file", NULL };
 	static const char *const logins[] = { [BACKEND_LOGIN_PASSTHROUGH] =
 	    "passthrough", [BACKEND_LOGIN_MASTER] = "master" };
 	char *pwfile;
 	int login = (int)c->master.login;
 	const config_setting_t *g;
 	unsigned imap = c->backend.port[PROTO_IMAP], pop3 = c->backend.port[PROTO_POP3];
+	unsigned sieve = c->backend.port[PROTO_SIEVE];
 	int tls = (int)c->backend.tls;
 
 	if (get_group(ld, root, "", "backend", &g) < 0)
@@ -990,6 +1000,7 @@ load_backend(struct loader *ld, const config_setting_t *root, struct config *c)
 	if (check_keys(ld, g, "backend", keys) < 0 ||
 	    get_uint(ld, g, "backend", "imap_port", 1, 65535, &imap) < 0 ||
 	    get_uint(ld, g, "backend", "pop3_port", 1, 65535, &pop3) < 0 ||
+	    get_uint(ld, g, "backend", "sieve_port", 1, 65535, &sieve) < 0 ||
 	    get_enum(ld, g, "backend", "tls", tls_mode_names,
 	    nitems(tls_mode_names), &tls) < 0 ||
 	    get_path(ld, g, "backend", "ca_file", &c->backend.ca_file) < 0 ||
@@ -1030,6 +1041,7 @@ load_backend(struct loader *ld, const config_setting_t *root, struct config *c)
 		    "must be \"none\", \"starttls\" or \"implicit\"");
 	c->backend.port[PROTO_IMAP] = (uint16_t)imap;
 	c->backend.port[PROTO_POP3] = (uint16_t)pop3;
+	c->backend.port[PROTO_SIEVE] = (uint16_t)sieve;
 	c->backend.tls = (enum tls_mode)tls;
 	return 0;
 }
@@ -1062,8 +1074,8 @@ static int
 load_backends(struct loader *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const keys[] = { "name", "addresses", "imap_port",
-	    "pop3_port", "tls", "verify", "ca_file", "proxy_protocol", "xclient",
-	    NULL };
+	    "pop3_port", "sieve_port", "tls", "verify", "ca_file",
+	    "proxy_protocol", "xclient", NULL };
 	static const char *const proxies[] = { "none", "v1", "v2" };
 	const config_setting_t *list = config_setting_get_member(root, "backends");
 	int n;
@@ -1078,7 +1090,7 @@ load_backends(struct loader *ld, const config_setting_t *root, struct config *c)
 		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
 		struct backend_cfg *b = &c->backends[i];
 		char path[32], *addrs = NULL, *save = NULL;
-		unsigned imap = 0, pop3 = 0;
+		unsigned imap = 0, pop3 = 0, sieve = 0;
 		int tls = TLS_MODE_NONE, proxy = BACKEND_PROXY_NONE;
 
 		snprintf(path, sizeof(path), "backends[%d]", i);
@@ -1092,6 +1104,7 @@ load_backends(struct loader *ld, const config_setting_t *root, struct config *c)
 		    get_str(ld, g, path, "addresses", &addrs) < 0 ||
 		    get_uint(ld, g, path, "imap_port", 0, 65535, &imap) < 0 ||
 		    get_uint(ld, g, path, "pop3_port", 0, 65535, &pop3) < 0 ||
+		    get_uint(ld, g, path, "sieve_port", 0, 65535, &sieve) < 0 ||
 		    get_enum(ld, g, path, "tls", tls_mode_names,
 		    nitems(tls_mode_names), &tls) < 0 ||
 		    get_bool(ld, g, path, "verify", &b->verify) < 0 ||
@@ -1120,6 +1133,7 @@ load_backends(struct loader *ld, const config_setting_t *root, struct config *c)
 			    "tls must be \"none\", \"starttls\" or \"implicit\"");
 		b->port[PROTO_IMAP] = (uint16_t)imap;
 		b->port[PROTO_POP3] = (uint16_t)pop3;
+		b->port[PROTO_SIEVE] = (uint16_t)sieve;
 		b->tls = (enum tls_mode)tls;
 		b->proxy_protocol = (enum backend_proxy)proxy;
 		for (int k = 0; k < i; k++)

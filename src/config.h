@@ -24,6 +24,7 @@
 enum proto_id {
 	PROTO_IMAP,
 	PROTO_POP3,
+	PROTO_SIEVE,		/* ManageSieve, RFC 5804 */
 	PROTO_COUNT
 };
 
@@ -181,7 +182,12 @@ struct config {
 
 	struct username_cfg	 username;
 
-	char			*capability[PROTO_COUNT];	/* "" = default */
+	/*
+	 * "" = default.  IMAP and POP3: the list sent after login.  Sieve:
+	 * the SIEVE extensions announced before login (the backend's own
+	 * capabilities are relayed after it).
+	 */
+	char			*capability[PROTO_COUNT];
 
 	struct {
 		enum dir_type	 type;

@@ -611,7 +611,7 @@ static const struct {
 	{ "sessions", VERB_SESSIONS, 0, 1, "sessions [USER]" },
 	{ "kick", VERB_KICK, 1, 1, "kick USER" },
 	{ "flush", VERB_FLUSH, 1, 1, "flush USER|all" },
-	{ "route", VERB_ROUTE, 1, 2, "route USER [imap|pop3]" },
+	{ "route", VERB_ROUTE, 1, 2, "route USER [imap|pop3|sieve]" },
 	{ "drain", VERB_DRAIN, 1, 1, "drain BACKEND" },
 	{ "undrain", VERB_UNDRAIN, 1, 1, "undrain BACKEND" },
 	{ "reload", VERB_RELOAD, 0, 0, "reload" },
@@ -641,13 +641,13 @@ cmd_flush(struct ctl_query *q, const char *arg)
 		return error;
 	q->user = xstrdup(name.full);
 	if (cache != NULL) {
-		snprintf(key, sizeof(key), "%s:%s", proto_name(PROTO_IMAP), name.full);
-		q->old = route_cache_get_stale(cache, key);
-		q->flushed += route_cache_remove(cache, key);
-		snprintf(key, sizeof(key), "%s:%s", proto_name(PROTO_POP3), name.full);
-		if (q->old == NULL)
-			q->old = route_cache_get_stale(cache, key);
-		q->flushed += route_cache_remove(cache, key);
+		for (int p = 0; p < PROTO_COUNT; p++) {
+			snprintf(key, sizeof(key), "%s:%s", proto_name((enum proto_id)p),
+			    name.full);
+			if (q->old == NULL)
+				q->old = route_cache_get_stale(cache, key);
+			q->flushed += route_cache_remove(cache, key);
+		}
 	}
 	log_info("control: route cache entries of %s flushed (%zu)", q->user,
 	    q->flushed);
@@ -729,11 +729,12 @@ command(struct ctl_client *c, char **words, size_t n)
 		if (q->verb == VERB_FLUSH)
 			error = cmd_flush(q, words[1]);
 		else if (n > 2 && strcmp(words[2], "pop3") != 0 &&
-		    strcmp(words[2], "imap") != 0)
+		    strcmp(words[2], "imap") != 0 && strcmp(words[2], "sieve") != 0)
 			error = verbs[v].usage;
 		else if (normalise(ctl, words[1], &name, &error) == 0) {
 			q->proto = n > 2 && strcmp(words[2], "pop3") == 0 ?
-			    PROTO_POP3 : PROTO_IMAP;
+			    PROTO_POP3 : n > 2 && strcmp(words[2], "sieve") == 0 ?
+			    PROTO_SIEVE : PROTO_IMAP;
 			q->user = xstrdup(name.full);
 			q->lookup = directory_lookup(q->gen->dir, ctl->loop,
 			    &name, q->proto, route_done, q);

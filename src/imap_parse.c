@@ -34,11 +34,28 @@ imap_parser_init(struct imap_parser *p, size_t max)
 }
 
 void
+imap_parser_init_untagged(struct imap_parser *p, size_t max)
+{
+	imap_parser_init(p, max);
+	p->untagged = true;
+	p->state = P_CMD;
+}
+
+/* Where a line starts: at its tag, or at its command when there is none. */
+static int
+line_start(const struct imap_parser *p)
+{
+	if (p->args_only)
+		return P_ARG_START;
+	return p->untagged ? P_CMD : P_TAG;
+}
+
+void
 imap_parser_reset(struct imap_parser *p)
 {
 	if (p->arena != NULL && p->arenalen > 0)
 		explicit_bzero(p->arena, p->arenalen);	/* may hold a password */
-	p->state = P_TAG;
+	p->state = line_start(p);
 	p->used = p->taglen = p->cmdlen = p->arenalen = p->nargs = 0;
 	p->tag[0] = p->cmd[0] = '\0';
 	p->depth = 0;
@@ -129,7 +146,7 @@ fail(struct imap_parser *p, const char *why, unsigned char c)
 			p->skiptail[p->skiplen++] = '}';
 	}
 	if (c == '\n') {
-		p->state = P_TAG;
+		p->state = line_start(p);
 		if (was == P_LIT_LF && p->litplus)
 			p->fatal = true;
 	} else {
@@ -193,9 +210,14 @@ skipped_line_announced_literal(const struct imap_parser *p)
 
 	if (n > 0 && t[n - 1] == '\r')
 		n--;
-	if (n < 4 || t[n - 1] != '}' || t[n - 2] != '+')
+	if (n < 3 || t[n - 1] != '}')
 		return false;
-	plus = n - 2;
+	if (t[n - 2] == '+')
+		plus = n - 2;
+	else if (p->untagged)
+		plus = n - 1;	/* "{n}" does not wait either */
+	else
+		return false;
 	for (n = plus; n > 0 && t[n - 1] >= '0' && t[n - 1] <= '9'; n--)
 		;
 	/* At least one digit between '{' and '+'. */
@@ -207,7 +229,7 @@ end_of_line(struct imap_parser *p, unsigned char c)
 {
 	if (p->depth != 0)
 		return fail(p, "unbalanced parentheses", c);
-	p->state = P_TAG;
+	p->state = line_start(p);
 	return IMAP_PARSE_DONE;
 }
 
@@ -384,9 +406,12 @@ imap_parser_feed(struct imap_parser *p, const char *data, size_t len,
 					p->litlen = (unsigned long long)p->max + 1;
 			} else if (c == '+' && !p->litplus && p->litdigits > 0)
 				p->litplus = true;
-			else if (c == '}' && p->litdigits > 0)
+			else if (c == '}' && p->litdigits > 0) {
+				/* No continuation request exists to wait for. */
+				if (p->untagged)
+					p->litplus = true;
 				p->state = P_LIT_CR;
-			else {
+			} else {
 				r = fail(p, "invalid literal length", c);
 				goto out;
 			}
@@ -415,7 +440,7 @@ imap_parser_feed(struct imap_parser *p, const char *data, size_t len,
 				 * sending bytes we cannot tell from commands.
 				 */
 				p->fatal = p->litplus;
-				p->state = P_TAG;
+				p->state = line_start(p);
 				r = IMAP_PARSE_ERROR;
 				goto out;
 			}

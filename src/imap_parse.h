@@ -8,6 +8,11 @@
  * Every command (line plus literal contents) must fit in `max` bytes.  A
  * literal that would not fit is refused from its header, before the
  * continuation request, so the client never sends it.
+ *
+ * ManageSieve (RFC 5804) shares the grammar without the tag: a parser set
+ * up with imap_parser_init_untagged() starts each line at the command
+ * name, and takes every literal as non-synchronising ({n} as {n+}), since
+ * that protocol has no continuation request for a client to wait for.
  */
 #ifndef POSTERN_IMAP_PARSE_H
 #define POSTERN_IMAP_PARSE_H
@@ -64,9 +69,17 @@ struct imap_parser {
 	size_t		 skiplen;
 	const char	*error;		/* reason, for the BAD reply */
 	bool		 fatal;		/* the stream cannot be resynchronised */
+	bool		 untagged;	/* ManageSieve: no tag, literals never wait */
+	/*
+	 * Lines hold arguments only (a ManageSieve SASL response); takes
+	 * effect at the next imap_parser_reset().
+	 */
+	bool		 args_only;
 };
 
 void	imap_parser_init(struct imap_parser *p, size_t max);
+/* The same for ManageSieve commands: no tag, no synchronising literals. */
+void	imap_parser_init_untagged(struct imap_parser *p, size_t max);
 /* Forget the last command (after DONE or a non-fatal ERROR). */
 void	imap_parser_reset(struct imap_parser *p);
 void	imap_parser_free(struct imap_parser *p);

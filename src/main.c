@@ -56,7 +56,7 @@ usage(FILE *fp)
 	fprintf(fp,
 	    "usage: postern [-c FILE] [-d]\n"
 	    "       postern [-c FILE] --check-config\n"
-	    "       postern [-c FILE] --lookup USER [--protocol imap|pop3]\n"
+	    "       postern [-c FILE] --lookup USER [--protocol imap|pop3|sieve]\n"
 	    "       postern ctl [-c FILE | -s SOCKET] [--json] VERB [ARGS]\n"
 	    "       postern --version | --help\n"
 	    "\n"
@@ -980,6 +980,8 @@ main(int argc, char **argv)
 				proto = PROTO_IMAP;
 			else if (strcmp(optarg, "pop3") == 0)
 				proto = PROTO_POP3;
+			else if (strcmp(optarg, "sieve") == 0)
+				proto = PROTO_SIEVE;
 			else {
 				usage(stderr);
 				return 1;

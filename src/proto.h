@@ -37,5 +37,6 @@ struct proto_ops {
 
 extern const struct proto_ops imap_proto;
 extern const struct proto_ops pop3_proto;
+extern const struct proto_ops sieve_proto;
 
 #endif

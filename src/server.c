@@ -511,9 +511,12 @@ refuse(struct server *srv, int fd, const struct listener *l, const char *why)
 {
 	static const char imap[] = "* BYE Too many connections, try again later\r\n";
 	static const char pop3[] = "-ERR [SYS/TEMP] Too many connections, try again later\r\n";
+	static const char sieve[] = "BYE (TRYLATER) \"Too many connections, try again later\"\r\n";
 
 	if (l->cfg.proto == PROTO_IMAP)
 		(void)!write(fd, imap, sizeof(imap) - 1);
+	else if (l->cfg.proto == PROTO_SIEVE)
+		(void)!write(fd, sieve, sizeof(sieve) - 1);
 	else
 		(void)!write(fd, pop3, sizeof(pop3) - 1);
 	close(fd);

@@ -185,7 +185,8 @@ session_start(struct worker *w, struct gen *gen, const struct listen_cfg *listen
 	s->gen = gen_ref(gen);
 	s->cfg = cfg;
 	s->listen = listen;
-	s->proto = listen->proto == PROTO_IMAP ? &imap_proto : &pop3_proto;
+	s->proto = listen->proto == PROTO_IMAP ? &imap_proto :
+	    listen->proto == PROTO_SIEVE ? &sieve_proto : &pop3_proto;
 	s->state = SESSION_GREETING;
 	s->started_ms = loop_now(s->loop);
 	s->since = time(NULL);

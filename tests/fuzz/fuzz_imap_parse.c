@@ -1,4 +1,7 @@
-/* Fuzz the IMAP tokenizer: whole, and split at a data-chosen point. */
+/*
+ * Fuzz the IMAP tokenizer: whole, and split at a data-chosen point; and
+ * its untagged ManageSieve mode, with argument-only lines on a data bit.
+ */
 #include "autoconf.h"
 
 #include <string.h>
@@ -18,12 +21,18 @@ const char *const fuzz_seeds[] = {
 };
 
 static void
-feed(const uint8_t *data, size_t size, size_t max, size_t split)
+feed(const uint8_t *data, size_t size, size_t max, size_t split, int mode)
 {
 	struct imap_parser p;
 	size_t off = 0, guard = 0;
 
-	imap_parser_init(&p, max);
+	if (mode == 0)
+		imap_parser_init(&p, max);
+	else {
+		imap_parser_init_untagged(&p, max);
+		p.args_only = mode == 2;
+		imap_parser_reset(&p);
+	}
 	while (off < size && guard++ < size + 16) {
 		size_t end = off < split && split < size ? split : size, used;
 		enum imap_parse_result r = imap_parser_feed(&p,
@@ -44,7 +53,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t split = size ? data[0] % (size + 1) : 0;
 
-	feed(data, size, 8192, size);
-	feed(data, size, 64, split);
+	feed(data, size, 8192, size, 0);
+	feed(data, size, 64, split, 0);
+	feed(data, size, 8192, split, size > 1 && (data[1] & 1) ? 2 : 1);
 	return 0;
 }

@@ -99,9 +99,10 @@ check_client_out(struct session *s)
 }
 
 /*
- * Backend output: lines ending in CRLF with no CR or LF inside; for IMAP a
- * line ending in {N} or {N+} is followed by N bytes of literal data.  The
- * stream may stop inside a literal (its data waits for the backend's "+").
+ * Backend output: lines ending in CRLF with no CR or LF inside; for IMAP
+ * and ManageSieve a line ending in {N} or {N+} is followed by N bytes of
+ * literal data.  The stream may stop inside a literal (its data waits for
+ * the backend's "+").
  */
 static void
 check_backend_out(const struct session *s, enum proto_id id)
@@ -122,7 +123,8 @@ check_backend_out(const struct session *s, enum proto_id id)
 			abort();	/* bare CR/LF, or an unterminated line */
 		end = i;
 		i += 2;
-		if (id == PROTO_IMAP && end > start && p[end - 1] == '}') {
+		if ((id == PROTO_IMAP || id == PROTO_SIEVE) && end > start &&
+		    p[end - 1] == '}') {
 			size_t j = end - 1, lit = 0, mul = 1;
 
 			if (j > start && p[j - 1] == '+')

@@ -795,6 +795,41 @@ START_TEST(test_capability_line_break)
 }
 END_TEST
 
+START_TEST(test_sieve_keys)
+{
+	struct config *c = load_ok("");
+
+	ck_assert_str_eq(proto_name(PROTO_SIEVE), "sieve");
+	ck_assert_uint_eq(c->backend.port[PROTO_SIEVE], 4190);
+	ck_assert_str_eq(c->capability[PROTO_SIEVE], "");
+	config_free(&c);
+	c = load_ok("listen = ( { protocol = \"sieve\"; address = \"127.0.0.1:4190\"; "
+	    "tls = \"starttls\"; } );\n"
+	    "capability = { sieve = \"fileinto vacation\"; };\n"
+	    "backend = { sieve_port = 2000; };\n"
+	    "backends = ( { name = \"a\"; addresses = \"10.0.0.1\"; sieve_port = 3000; },\n"
+	    "  { name = \"b\"; addresses = \"10.0.0.2\"; } );\n");
+	ck_assert_uint_eq(c->nlisten, 1);
+	ck_assert_int_eq(c->listen[0].proto, PROTO_SIEVE);
+	ck_assert_str_eq(c->capability[PROTO_SIEVE], "fileinto vacation");
+	ck_assert_uint_eq(c->backend.port[PROTO_SIEVE], 2000);
+	ck_assert_uint_eq(c->backends[0].port[PROTO_SIEVE], 3000);
+	ck_assert_uint_eq(c->backends[1].port[PROTO_SIEVE], 0);
+	config_free(&c);
+	ASSERT_BAD("capability = { sieve = \"fileinto \\\"x\\\"\"; };",
+	    "test.conf:1: capability.sieve: must not contain quotes or backslashes");
+	ASSERT_BAD_CONTAINS("capability = { sieve = \"a\\nb\"; };",
+	    "must not contain line breaks");
+	ASSERT_BAD("backend = { sieve_port = 0; };",
+	    "test.conf:1: backend.sieve_port: must be between 1 and 65535");
+	ASSERT_BAD("backends = ( { name = \"a\"; addresses = \"x\"; sieve_port = 70000; } );",
+	    "test.conf:1: backends[0].sieve_port: must be between 0 and 65535");
+	ASSERT_BAD("listen = ( { protocol = \"smtp\"; address = \"127.0.0.1:25\"; } );",
+	    "test.conf:1: listen[0].protocol: unknown value \"smtp\" "
+	    "(one of: \"imap\", \"pop3\", \"sieve\")");
+}
+END_TEST
+
 START_TEST(test_greeting_applied)
 {
 	struct config *c = load_ok("daemon = { greeting = \"Mail service at your door\"; };");
@@ -1330,6 +1365,7 @@ config_suite(void)
 	tcase_add_test(tc, test_listen_empty_and_incomplete);
 	tcase_add_test(tc, test_username_rules);
 	tcase_add_test(tc, test_capability_line_break);
+	tcase_add_test(tc, test_sieve_keys);
 	tcase_add_test(tc, test_greeting_rules);
 	tcase_add_test(tc, test_ldap_rules);
 	tcase_add_test(tc, test_file_path_required);
