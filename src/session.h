@@ -70,6 +70,7 @@ enum session_fail {
 	FAIL_CONNECT,		/* connect refused or timed out: next address/host */
 	FAIL_BACKEND,		/* backend broke protocol, closed or stalled: [UNAVAILABLE] */
 	FAIL_DRAINED,		/* every host of the route is drained: [UNAVAILABLE] */
+	FAIL_DOWN,		/* every address left is down (health): [UNAVAILABLE] */
 	FAIL_USER_LIMIT,	/* limits.per_user reached: IMAP [LIMIT], POP3 [SYS/TEMP] */
 	FAIL_COUNT
 };
@@ -119,6 +120,7 @@ struct session {
 	bool			 client_tls;	/* TLS is up with the client */
 	bool			 greet_after_tls;	/* implicit TLS: greet when up */
 	bool			 backend_greeted;	/* backend TLS comes after its greeting */
+	bool			 health_told;	/* this address's verdict is reported */
 	uint64_t		 bytes_in;	/* client to backend, after login */
 	uint64_t		 bytes_out;	/* backend to client, after login */
 	struct relay		*relay;
