@@ -450,7 +450,8 @@ health_register_config(struct health *h, const struct config *cfg)
 					struct health_entry *e = lookup_add(h,
 					    &al->a[j].u.sa, (enum proto_id)p, b->name);
 
-					if (e == NULL)
+					/* Shared by two backends: the first names it. */
+					if (e == NULL || atomic_load(&e->named))
 						continue;
 					pthread_mutex_lock(&e->mtx);
 					str_copy(e->name, b->name, sizeof(e->name));

@@ -127,7 +127,8 @@ void	health_report(struct health *h, const struct sockaddr *sa,
 /*
  * Main thread, at start and on reload: make sure the named backends'
  * numeric addresses have entries, for the protocols a listener serves,
- * and mark exactly those as probed while up.
+ * and mark exactly those as probed while up.  An address two backends
+ * share is named (and probed with the TLS settings of) the first.
  */
 void	health_register_config(struct health *h, const struct config *cfg);
 

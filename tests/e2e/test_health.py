@@ -23,7 +23,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fixtures.common import free_ports, loopback  # noqa: E402
+from fixtures.common import (free_ports, loopback, make_server_cert,  # noqa: E402
+                             make_tempdir, make_test_ca, remove_tempdir)
 from fixtures.dovecot import Dovecot, stop_all  # noqa: E402
 from fixtures.hostile import HostileBackend, wait_until  # noqa: E402
 from fixtures.postern import Postern, binary  # noqa: E402
@@ -291,6 +292,59 @@ class HostileProbeTargets(unittest.TestCase):
                 self.assertIn("probe: no greeting in time", errors)
             finally:
                 stop_checked(self, q)
+
+
+class ImplicitTls(unittest.TestCase):
+    """Probes of an implicit-TLS backend hand-shake and verify as logins
+    do: the right name keeps it up, a wrong one takes it down."""
+
+    def test_probe_handshakes(self):
+        tmp = make_tempdir("postern-health-tls-")
+        store = None
+        try:
+            ca = make_test_ca(tmp, ["localhost"])
+            crt = make_server_cert(ca, tmp, ["tls.example.net"], stem="store")
+            imaps, pop3s = free_ports(2, host=loopback(20))
+            store = Dovecot("healthtls", USERS, host=loopback(20),
+                            ssl={"cert": crt.cert, "key": crt.key, "mode": "implicit"},
+                            imaps_port=imaps, pop3s_port=pop3s).start()
+            b = ('{ name = "%s"; addresses = "%s"; imap_port = %d; pop3_port = %d; '
+                 'tls = "implicit"; ca_file = "%s"; }')
+            q = start(config(b % ("tls.example.net", loopback(20), imaps, pop3s, ca.ca_cert)
+                             + ", " + b % ("wrong.example.net", loopback(20), imaps,
+                                           pop3s, ca.ca_cert),
+                             {"alice": "tls.example.net"}))
+            try:
+                # One address, two names: the table keeps the first name.
+                self.assertTrue(wait_until(
+                    lambda: all(r["probes"] >= 2 for r in backends(q).values()), 8))
+                recs = backends(q)
+                self.assertEqual(len(recs), 2, recs)
+                for r in recs.values():
+                    self.assertEqual(r["state"], "up", r)
+                    self.assertEqual(r["probes_failed"], 0, r)
+                line, _ = imap_login(q, "alice")
+                self.assertTrue(line.startswith(b"a OK"), line)
+            finally:
+                stop_checked(self, q)
+            # Only the wrong name now: its probes fail the certificate check.
+            q = start(config(b % ("wrong.example.net", loopback(20), imaps, pop3s,
+                                  ca.ca_cert), {"alice": "wrong.example.net"}))
+            try:
+                self.assertTrue(wait_until(
+                    lambda: all(r["state"] == "down" for r in backends(q).values()), 10),
+                    backends(q))
+                for r in backends(q).values():
+                    self.assertIn("TLS handshake failed", r["last_error"])
+                line, took = imap_login(q, "alice")
+                self.assertTrue(line.startswith(b"a NO [UNAVAILABLE]"), line)
+                self.assertLess(took, PROMPT)
+            finally:
+                stop_checked(self, q)
+        finally:
+            if store is not None:
+                stop_all(store)
+            remove_tempdir(tmp)
 
 
 class Bounds(unittest.TestCase):
