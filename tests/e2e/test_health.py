@@ -156,11 +156,14 @@ class FailoverAndRecovery(unittest.TestCase):
             self.assertEqual(logins_to(q, dead), 1)
 
             STORES[2].stop()
+            # Logins fail over; they and the probes (which may fail first)
+            # take it down after health.failures failures in all.
             for _ in range(2):
                 line, _ = imap_login(q, "alice")
                 self.assertTrue(line.startswith(b"a OK"), line)
-            self.assertEqual(connects_failed(q, dead), 2)
             self.assertTrue(wait_until(lambda: state(q, a) in ("down", "probing"), 5))
+            tried = connects_failed(q, dead)
+            self.assertIn(tried, (1, 2))
             self.assertIn("health: backend %s (pair) is down after 2 consecutive "
                           "failures" % dead, q.log())
             # Now skipped: no more connects to it, however many logins.
@@ -168,7 +171,7 @@ class FailoverAndRecovery(unittest.TestCase):
                 line, took = imap_login(q, "bob")
                 self.assertTrue(line.startswith(b"a OK"), line)
                 self.assertLess(took, PROMPT)
-            self.assertEqual(connects_failed(q, dead), 2)
+            self.assertEqual(connects_failed(q, dead), tried)
             rec = backends(q)[dead]
             self.assertGreaterEqual(rec["skipped"], 5)
             self.assertEqual(rec["backend"], "pair")
