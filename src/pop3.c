@@ -456,6 +456,7 @@ backend_line(struct session *s, char *line)
 			session_backend_failed(s, FAIL_BACKEND, status_text(line));
 			return false;
 		}
+		session_backend_greeted(s);
 		if (session_backend_tls(s) == TLS_MODE_STARTTLS) {
 			ps->step = STEP_STLS;
 			return session_backend_send(s, "STLS\r\n", 6) == 0;

@@ -143,8 +143,6 @@ session_enter_state(struct session *s, enum session_state state)
 {
 	log_debug("session %s: %s -> %s", s->peer, state_names[s->state],
 	    state_names[state]);
-	if (s->state == SESSION_BACKEND_GREETING && state == SESSION_BACKEND_LOGIN)
-		backend_health(s, NULL);
 	s->state = state;
 }
 
@@ -1312,9 +1310,14 @@ backend_tls_step(struct session *s)
 }
 
 void
+session_backend_greeted(struct session *s)
+{
+	backend_health(s, NULL);
+}
+
+void
 session_backend_starttls(struct session *s)
 {
-	backend_health(s, NULL);	/* it greeted, and agreed to STARTTLS */
 	s->backend_greeted = true;
 	if (buf_len(&s->backend.in) > 0) {
 		/* Bytes after the STARTTLS reply: a man in the middle. */

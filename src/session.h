@@ -219,6 +219,11 @@ bool	session_tls_required(const struct session *s);
 void	session_starttls(struct session *s);
 /* TLS mode towards the backend being tried. */
 enum tls_mode session_backend_tls(const struct session *s);
+/*
+ * The backend's greeting was a good one: its address answers (health),
+ * whatever becomes of the login after it.
+ */
+void	session_backend_greeted(struct session *s);
 /* The backend said yes to STARTTLS/STLS: hand-shake, then backend_tls_ready. */
 void	session_backend_starttls(struct session *s);
 
