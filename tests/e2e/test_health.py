@@ -399,6 +399,33 @@ class Bounds(unittest.TestCase):
                 m.stop()
 
 
+class Flapping(unittest.TestCase):
+    """HEALTH_LOG_CHANGES: an address that keeps going down and up logs at
+    most four changes a minute."""
+
+    def test_state_change_lines_limited(self):
+        store = HostileBackend("imap", "ok", host=loopback(21), port=PORT).start()
+        q = start(config('{ name = "flappy"; addresses = "%s"; }' % loopback(21), {},
+                         {"failures": "1", "down_time": "1"}))
+        addr = "%s:%d" % (loopback(21), PORT)
+        try:
+            changes = 0
+            for _ in range(4):
+                store.stop()
+                self.assertTrue(wait_until(lambda: state(q, loopback(21)) != "up", 6))
+                store.start()
+                self.assertTrue(wait_until(lambda: state(q, loopback(21)) == "up", 6))
+                changes += 2
+            lines = re.findall(r"health: backend %s \(flappy\) is (down|up)" %
+                               re.escape(addr), q.log())
+            self.assertEqual(changes, 8)
+            self.assertEqual(len(lines), 4, lines)
+            self.assertEqual(lines, ["down", "up", "down", "up"])
+        finally:
+            store.stop()
+            stop_checked(self, q)
+
+
 class Ctl(unittest.TestCase):
 
     def test_verb_and_exit_codes(self):
