@@ -156,14 +156,15 @@ class FailoverAndRecovery(unittest.TestCase):
             self.assertEqual(logins_to(q, dead), 1)
 
             STORES[2].stop()
-            # Logins fail over; they and the probes (which may fail first)
-            # take it down after health.failures failures in all.
+            # Logins fail over; they and the probes (which may come first,
+            # even twice on a slow machine) take it down after
+            # health.failures failures in all.
             for _ in range(2):
                 line, _ = imap_login(q, "alice")
                 self.assertTrue(line.startswith(b"a OK"), line)
             self.assertTrue(wait_until(lambda: state(q, a) in ("down", "probing"), 5))
             tried = connects_failed(q, dead)
-            self.assertIn(tried, (1, 2))
+            self.assertLessEqual(tried, 2)
             self.assertIn("health: backend %s (pair) is down after 2 consecutive "
                           "failures" % dead, q.log())
             # Now skipped: no more connects to it, however many logins.
