@@ -117,6 +117,7 @@ struct health_entry {
 	socklen_t	 addrlen;
 	char		 address[64];
 	uint32_t	 next;		/* chain: index + 1, 0 ends */
+	uint32_t	 group;		/* hash of the first name: picks the prober */
 
 	/* Under mtx. */
 	enum proto_id	 proto;
@@ -129,7 +130,7 @@ struct health_entry {
 	uint64_t	 log_window_ms;	/* start of the state-change log window */
 	unsigned	 log_count, log_held;
 
-	/* The owning prober's alone (index modulo workers). */
+	/* The owning prober's alone (group modulo workers). */
 	uint64_t	 next_probe_ms;
 	bool		 in_flight;
 };
@@ -175,6 +176,16 @@ key_hash(const struct health_key *k)
 
 	for (size_t i = 0; i < sizeof(*k); i++)
 		hash = (hash ^ p[i]) * 16777619u;
+	return hash;
+}
+
+static uint32_t
+name_hash(const char *name)
+{
+	uint32_t hash = 2166136261u;
+
+	for (; *name != '\0'; name++)
+		hash = (hash ^ (uint8_t)(*name | 0x20)) * 16777619u;
 	return hash;
 }
 
@@ -298,6 +309,7 @@ lookup_add(struct health *h, const struct sockaddr *sa, enum proto_id proto,
 	sockaddr_format(sa, e->address, sizeof(e->address));
 	e->proto = proto;
 	str_copy(e->name, name, sizeof(e->name));
+	e->group = name_hash(name);
 	e->changed = time(NULL);
 	b = key_hash(&k) & (uint32_t)(h->nbuckets - 1);
 	e->next = h->buckets[b];
@@ -809,10 +821,17 @@ prober_tick(struct timer *t)
 	if (max == 0)
 		max = 1;
 	n = atomic_load(&p->h->n);
-	for (size_t i = p->index; i < n && p->nprobes < max; i += p->nworkers) {
+	for (size_t i = 0; i < n && p->nprobes < max; i++) {
 		struct health_entry *e = &p->h->e[i];
 		enum proto_id proto;
 
+		/*
+		 * One backend's addresses all belong to one prober, so its TLS
+		 * context is never in two probes' handshakes at once: OpenSSL
+		 * fills caches in the context's certificate store on first use.
+		 */
+		if (e->group % p->nworkers != p->index)
+			continue;
 		if (e->in_flight || !probe_due(e, cfg, now, &proto))
 			continue;
 		e->next_probe_ms = now + (uint64_t)cfg->health.interval * 1000;

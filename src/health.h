@@ -143,8 +143,9 @@ void	health_foreach(struct health *h,
 
 /*
  * Active checks, one prober per worker loop: every HEALTH_TICK_MS it
- * starts the probes that are due among its share of the entries (index
- * modulo nworkers), at most health.probes / nworkers (at least one) at
+ * starts the probes that are due among its share of the entries (those
+ * whose first name hashes to it, so all of one backend's addresses share
+ * a prober), at most health.probes / nworkers (at least one) at
  * once; due probes past that wait for a later tick.  A probe connects,
  * sends a PROXY header if the backend wants one (v1 UNKNOWN / v2 LOCAL),
  * hand-shakes TLS for implicit-TLS backends (verifying as logins do), and
