@@ -271,6 +271,14 @@ config_defaults(struct config *c)
 	c->limits.auth_failures = 3;
 	c->limits.bad_commands = 10;
 	c->limits.throttle = true;
+	c->health.passive = true;
+	c->health.active = true;
+	c->health.failures = 3;
+	c->health.down_time = 30;
+	c->health.interval = 10;
+	c->health.timeout = 5;
+	c->health.entries = 1024;
+	c->health.probes = 16;
 	c->limits.throttle_entries = 100000;
 	c->limits.throttle_max = 30;
 	c->limits.throttle_window = 300;
@@ -446,6 +454,36 @@ load_limits(struct loader *ld, const config_setting_t *root, struct config *c)
 		return -1;
 	/* load_uint_group() checked that g, if present, is a group. */
 	return get_bool(ld, g, "limits", "throttle", &c->limits.throttle);
+}
+
+static int
+load_health(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	static const struct uint_key table[] = {
+		{ "failures", 1, 100, offsetof(struct config, health.failures) },
+		{ "down_time", 1, 86400, offsetof(struct config, health.down_time) },
+		{ "interval", 1, 86400, offsetof(struct config, health.interval) },
+		{ "timeout", 1, 3600, offsetof(struct config, health.timeout) },
+		{ "entries", 1, 1000000, offsetof(struct config, health.entries) },
+		{ "probes", 1, 1024, offsetof(struct config, health.probes) },
+	};
+	static const char *const extra[] = { "passive", "active", NULL };
+	const config_setting_t *g = config_setting_get_member(root, "health");
+
+	if (load_uint_group(ld, root, "health", table, nitems(table), extra, c) < 0)
+		return -1;
+	/* load_uint_group() checked that g, if present, is a group. */
+	if (get_bool(ld, g, "health", "passive", &c->health.passive) < 0 ||
+	    get_bool(ld, g, "health", "active", &c->health.active) < 0)
+		return -1;
+	if (c->health.timeout > c->health.interval) {
+		const config_setting_t *s = config_setting_get_member(g, "timeout");
+
+		return fail(ld, s != NULL ? s : config_setting_get_member(g,
+		    "interval"), "health.timeout", "must not be longer than "
+		    "health.interval (%u)", c->health.interval);
+	}
+	return 0;
 }
 
 static int
@@ -1307,7 +1345,7 @@ config_build(struct loader *ld, config_t *cf, struct config **config_r)
 {
 	static const char *const keys[] = { "daemon", "limits", "timeouts", "tls",
 	    "listen", "username", "capability", "directory", "backend",
-	    "backends", "auth", "proxy", "metrics", NULL };
+	    "backends", "auth", "proxy", "metrics", "health", NULL };
 	const config_setting_t *root = config_root_setting(cf);
 	struct config *c = xcalloc(1, sizeof(*c));
 
@@ -1319,6 +1357,7 @@ config_build(struct loader *ld, config_t *cf, struct config **config_r)
 	    load_daemon(ld, root, c) < 0 ||
 	    load_limits(ld, root, c) < 0 ||
 	    load_timeouts(ld, root, c) < 0 ||
+	    load_health(ld, root, c) < 0 ||
 	    load_tls(ld, root, c) < 0 ||
 	    load_listen(ld, root, c) < 0 ||
 	    load_username(ld, root, c) < 0 ||

@@ -215,6 +215,17 @@ struct config {
 	size_t			 nbackends;
 
 	struct {
+		bool		 passive;	/* logins' failures count */
+		bool		 active;	/* probes */
+		unsigned	 failures;	/* consecutive, then down */
+		unsigned	 down_time;	/* seconds down before a trial */
+		unsigned	 interval;	/* seconds between probes of an up address */
+		unsigned	 timeout;	/* seconds for a probe's connect + greeting */
+		unsigned	 entries;	/* addresses tracked (restart) */
+		unsigned	 probes;	/* probes in flight, all workers */
+	} health;
+
+	struct {
 		enum auth_verify verify;
 		unsigned	 failure_delay;	/* seconds before a refusal is sent */
 	} auth;

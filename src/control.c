@@ -15,6 +15,7 @@
 #include "control.h"
 #include "ctl_proto.h"
 #include "directory.h"
+#include "health.h"
 #include "log.h"
 #include "loop.h"
 #include "proto.h"
@@ -37,6 +38,7 @@ enum verb {
 	VERB_UNDRAIN,
 	VERB_RELOAD,
 	VERB_STATS,
+	VERB_BACKENDS,
 };
 
 struct ctl_client;
@@ -616,6 +618,7 @@ static const struct {
 	{ "undrain", VERB_UNDRAIN, 1, 1, "undrain BACKEND" },
 	{ "reload", VERB_RELOAD, 0, 0, "reload" },
 	{ "stats", VERB_STATS, 0, 0, "stats" },
+	{ "backends", VERB_BACKENDS, 0, 0, "backends" },
 };
 
 static const char *
@@ -683,6 +686,47 @@ cmd_drain(struct ctl_query *q, const char *host, bool drain)
 	return NULL;
 }
 
+struct backends_out {
+	struct buf	*b;
+	int		 rc;
+};
+
+static void
+backends_record(const struct health_info *i, void *arg)
+{
+	struct backends_out *o = arg;
+	struct ctl_rec r;
+
+	ctl_rec_begin(&r, o->b);
+	o->rc |= ctl_rec_str(&r, "address", i->address);
+	o->rc |= ctl_rec_str(&r, "backend", i->name);
+	o->rc |= ctl_rec_str(&r, "proto", proto_name(i->proto));
+	o->rc |= ctl_rec_str(&r, "state", health_state_name(i->state));
+	o->rc |= ctl_rec_u64(&r, "failures", i->failures);
+	o->rc |= ctl_rec_u64(&r, "changed", (uint64_t)i->changed);
+	o->rc |= ctl_rec_str(&r, "last_error", i->last_error);
+	o->rc |= ctl_rec_str(&r, "probed", i->named ? "yes" : "no");
+	o->rc |= ctl_rec_u64(&r, "failures_total", i->failures_total);
+	o->rc |= ctl_rec_u64(&r, "probes", i->probes);
+	o->rc |= ctl_rec_u64(&r, "probes_failed", i->probes_failed);
+	o->rc |= ctl_rec_u64(&r, "skipped", i->skipped);
+	o->rc |= ctl_rec_u64(&r, "transitions", i->transitions);
+	o->rc |= ctl_rec_end(&r);
+}
+
+/* Every tracked backend address and its health, from the shared table. */
+static const char *
+cmd_backends(struct ctl_query *q)
+{
+	struct backends_out o = { &q->client->out, 0 };
+
+	health_foreach(q->ctl->srv->health, backends_record, &o);
+	if (o.rc != 0)
+		return "reply too large";
+	query_done(q, NULL);
+	return NULL;
+}
+
 /*
  * Run one request.  Returns NULL when the command is under way or done
  * (the query answers), or an error for the client.
@@ -701,7 +745,7 @@ command(struct ctl_client *c, char **words, size_t n)
 			break;
 	if (v == nitems(verbs))
 		return "unknown command (sessions, kick, flush, route, drain, "
-		    "undrain, reload, stats)";
+		    "undrain, reload, stats, backends)";
 	if (n - 1 < verbs[v].min || n - 1 > verbs[v].max)
 		return verbs[v].usage;
 	q = query_new(c, verbs[v].verb);
@@ -744,6 +788,9 @@ command(struct ctl_client *c, char **words, size_t n)
 	case VERB_DRAIN:
 	case VERB_UNDRAIN:
 		error = cmd_drain(q, words[1], q->verb == VERB_DRAIN);
+		break;
+	case VERB_BACKENDS:
+		error = cmd_backends(q);
 		break;
 	case VERB_RELOAD:
 		q->reloads = server_reload_status(ctl->srv, NULL, 0);

@@ -698,6 +698,7 @@ backend_line(struct session *s, char *line)
 			session_backend_failed(s, FAIL_BACKEND, "unexpected greeting");
 			return false;
 		}
+		session_backend_greeted(s);
 		rest = line[4] == ' ' ? line + 5 : line + 4;
 		if ((caps = resp_capability(rest, &rest)) != NULL) {
 			learn_capabilities(is, caps);

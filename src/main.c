@@ -83,6 +83,7 @@ usage(FILE *fp)
 	    "  undrain BACKEND     ... and no longer\n"
 	    "  reload              reload the configuration (as SIGHUP)\n"
 	    "  stats               counters\n"
+	    "  backends            backend addresses' health (state, failures)\n"
 	    "  --json prints one JSON object per record.  Exit 0 ok, 1 error,\n"
 	    "  2 when the daemon cannot be reached.\n");
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "directory.h"
+#include "health.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -523,6 +524,89 @@ write_self(struct metrics_writer *w, const struct metrics *m)
  * Every family, in order.  A new one goes here (or, from another module,
  * through metrics_add_collector).
  */
+/*
+ * Backend health (health.c), per tracked address: its state as one gauge
+ * per state (1 for the current one), and its counters.  Read through
+ * health_foreach(), a consistent snapshot per address.
+ */
+struct health_pass {
+	struct metrics_writer	*w;
+	int			 which;	/* the family being written */
+};
+
+enum {
+	HEALTH_FAM_STATE,
+	HEALTH_FAM_FAILURES,
+	HEALTH_FAM_PROBES,
+	HEALTH_FAM_PROBES_FAILED,
+	HEALTH_FAM_SKIPPED,
+	HEALTH_FAM_COUNT
+};
+
+static const struct {
+	const char	*name, *type, *help;
+} health_fams[HEALTH_FAM_COUNT] = {
+	{ "postern_backend_health", "gauge", "Backend address state: 1 for "
+	    "the current one of up, suspect, down, probing." },
+	{ "postern_backend_health_failures_total", "counter", "Connect or "
+	    "greeting failures of the address, logins' and probes'." },
+	{ "postern_backend_health_probes_total", "counter",
+	    "Active probes of the address." },
+	{ "postern_backend_health_probes_failed_total", "counter",
+	    "Active probes of the address that failed." },
+	{ "postern_backend_health_skipped_total", "counter",
+	    "Login attempts that skipped the address while it was down." },
+};
+
+static void
+health_sample(const struct health_info *in, void *arg)
+{
+	struct health_pass *hp = arg;
+	const char *names[] = { "address", "backend", "proto", "state" };
+	const char *values[] = { in->address, in->name, proto_name(in->proto),
+	    NULL };
+	struct metrics_labels l = { names, values, 3 };
+	uint64_t v = 0;
+
+	switch (hp->which) {
+	case HEALTH_FAM_STATE:
+		l.n = 4;
+		for (int st = 0; st < HEALTH_STATE_COUNT; st++) {
+			values[3] = health_state_name((enum health_state)st);
+			metrics_sample(hp->w, health_fams[hp->which].name, &l,
+			    in->state == (enum health_state)st);
+		}
+		return;
+	case HEALTH_FAM_FAILURES:
+		v = in->failures_total;
+		break;
+	case HEALTH_FAM_PROBES:
+		v = in->probes;
+		break;
+	case HEALTH_FAM_PROBES_FAILED:
+		v = in->probes_failed;
+		break;
+	case HEALTH_FAM_SKIPPED:
+		v = in->skipped;
+		break;
+	}
+	metrics_sample(hp->w, health_fams[hp->which].name, &l, v);
+}
+
+static void
+write_health(struct metrics_writer *w, struct metrics *m)
+{
+	struct health_pass hp = { w, 0 };
+
+	if (m->srv->health == NULL)
+		return;
+	for (hp.which = 0; hp.which < HEALTH_FAM_COUNT; hp.which++) {
+		metrics_family(w, health_fams[hp.which].name,
+		    health_fams[hp.which].type, health_fams[hp.which].help);
+		health_foreach(m->srv->health, health_sample, &hp);
+	}
+}
+
 static int
 write_exposition(struct buf *body, struct scrape *sc)
 {
@@ -537,6 +621,7 @@ write_exposition(struct buf *body, struct scrape *sc)
 	write_traffic(&w, sc);
 	write_directory(&w, sc);
 	write_shared(&w, m);
+	write_health(&w, m);
 	for (size_t i = 0; i < m->ncollectors; i++)
 		m->collectors[i].fn(&w, m->srv, m->collectors[i].arg);
 	write_self(&w, m);

@@ -43,7 +43,7 @@ struct metrics;
 #define METRICS_BACKEND_NAME	256
 
 /* Outcomes of a login: ok, then one per enum session_fail (session.c). */
-#define METRICS_LOGIN_OUTCOMES	11
+#define METRICS_LOGIN_OUTCOMES	12
 
 /* Upper bounds (seconds) of the directory lookup latency histogram. */
 #define METRICS_LATENCY_BUCKETS	12

@@ -468,6 +468,7 @@ backend_line(struct session *s, char *line)
 			return false;
 		}
 		ps->xclient = greeting_offers_xclient(line);
+		session_backend_greeted(s);
 		if (session_backend_tls(s) == TLS_MODE_STARTTLS) {
 			ps->step = STEP_STLS;
 			return session_backend_send(s, "STLS\r\n", 6) == 0;

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "health.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
@@ -484,6 +485,8 @@ server_bind(struct server *srv, const struct config *cfg, unsigned nworkers,
 		pthread_mutex_init(&srv->per_user[i].mtx, NULL);
 	srv->throttle_addr = throttle_new();
 	srv->throttle_user = throttle_new();
+	srv->health = health_new(cfg->health.entries);
+	health_register_config(srv->health, cfg);
 	for (unsigned i = 0; i < nworkers; i++) {
 		struct worker *w = &srv->workers[i];
 
@@ -683,6 +686,10 @@ server_start(struct server *srv, struct gen *gen)
 		if ((w->loop = loop_new()) == NULL)
 			return -1;
 		w->gen = gen_ref(gen);
+		w->prober = health_prober_new(srv->health, w->loop, i,
+		    srv->nworkers);
+		health_prober_set_gen(w->prober, w->gen);
+		health_prober_start(w->prober);
 		for (size_t k = 0; k < w->nlisteners; k++) {
 			struct listener *l = &w->listeners[k];
 
@@ -713,12 +720,14 @@ worker_take_gen(void *arg)
 
 	gen_unref(&h->worker->gen);
 	h->worker->gen = h->gen;
+	health_prober_set_gen(h->worker->prober, h->gen);
 	free(h);
 }
 
 void
 server_reload(struct server *srv, struct gen *gen)
 {
+	health_register_config(srv->health, gen->cfg);
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		struct gen_handoff *h = xmalloc(sizeof(*h));
 
@@ -755,6 +764,7 @@ worker_wind_down(struct worker *w, bool relays_too)
 
 	w->draining = true;
 	worker_close_listeners(w);
+	health_prober_stop(w->prober);
 	for (s = w->sessions; s != NULL; s = next) {
 		next = s->next;
 		if (relays_too)
@@ -831,6 +841,7 @@ server_release(struct server *srv)
 		worker_close_listeners(w);
 		/* Sessions closed on the way out are freed by queued tasks. */
 		loop_run_pending(w->loop);
+		health_prober_free(&w->prober);
 		gen_unref(&w->gen);
 	}
 }
@@ -879,6 +890,7 @@ server_free(struct server *srv)
 	}
 	throttle_free(&srv->throttle_addr);
 	throttle_free(&srv->throttle_user);
+	health_free(&srv->health);
 	server_set_gen(srv, NULL);
 	for (size_t i = 0; i < srv->ndrained; i++)
 		free(srv->drained[i]);

@@ -20,6 +20,8 @@
 #include "tls.h"
 
 struct session;
+struct health;
+struct health_prober;
 
 struct reaper;
 struct server;
@@ -81,6 +83,7 @@ struct worker {
 	unsigned		 nsessions;
 	bool			 draining;
 	struct pipe_pool	 pipes;
+	struct health_prober	*prober;	/* active checks of its share */
 	/* Written by this worker only; read on its thread (loop_post). */
 	uint64_t		 logins_ok;
 	uint64_t		 logins_failed;		/* refused: user, password */
@@ -123,6 +126,8 @@ struct server {
 	struct per_user_shard	 per_user[PER_USER_SHARDS];
 	/* Failed logins (limits.throttle), by client address and by user. */
 	struct throttle		*throttle_addr, *throttle_user;
+	/* Backend addresses' health (health.entries fixed at start). */
+	struct health		*health;
 	struct log_limit	 log_refused, log_accept, log_per_user;
 	struct log_limit	 log_untrusted;	/* proxy_protocol: peer not trusted */
 	struct log_limit	 log_proxy;	/* bad or missing PROXY headers */

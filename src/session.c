@@ -16,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "directory.h"
+#include "health.h"
 #include "log.h"
 #include "proto.h"
 #include "relay.h"
@@ -83,6 +84,7 @@ static const struct {
 	[FAIL_CONNECT] = { "backend-unreachable", true, true, true },
 	[FAIL_BACKEND] = { "backend-failed", true, true, false },
 	[FAIL_DRAINED] = { "backend-drained", true, true, false },
+	[FAIL_DOWN] = { "backend-down", true, true, true },
 	[FAIL_USER_LIMIT] = { "user-session-limit", true, true, false },
 };
 _Static_assert(nitems(fail_table) == FAIL_COUNT, "fail_table");
@@ -92,6 +94,7 @@ static void	backend_event(struct watch *w, uint32_t events);
 static void	session_timeout(struct timer *t);
 static void	backend_try_host(struct session *s);
 static void	backend_try_addr(struct session *s);
+static void	backend_health(struct session *s, const char *error);
 static void	session_update_client(struct session *s);
 static void	auth_verify_start(struct session *s);
 static void	session_refuse(struct session *s, enum session_fail fail,
@@ -1120,17 +1123,10 @@ backend_try_host(struct session *s)
 	s->resolving = resolve_start(s->loop, host, port, resolve_done, s);
 }
 
+/* The next address of this host, or the next host. */
 static void
-backend_connect_failed(struct session *s, const char *why)
+backend_next_addr(struct session *s)
 {
-	char f[FAIL_FIELDS_MAX];
-
-	log_warning("backend connect failed %s reason=\"%s\"",
-	    fail_fields(s, f, sizeof(f)), why);
-	metrics_connect_failed(&s->worker->metrics,
-	    s->route->hosts[s->host_idx].host);
-	conn_close(&s->backend, s->loop);
-	s->last_fail = FAIL_CONNECT;
 	if (s->addrs != NULL && s->addr_pos + 1 < s->addrs->n) {
 		s->addr_pos++;
 		backend_try_addr(s);
@@ -1141,12 +1137,70 @@ backend_connect_failed(struct session *s, const char *why)
 }
 
 static void
+backend_connect_failed(struct session *s, const char *why)
+{
+	char f[FAIL_FIELDS_MAX];
+
+	log_warning("backend connect failed %s reason=\"%s\"",
+	    fail_fields(s, f, sizeof(f)), why);
+	metrics_connect_failed(&s->worker->metrics,
+	    s->route->hosts[s->host_idx].host);
+	/* A socket that never was is our trouble, not the backend's. */
+	if (s->backend.fd >= 0)
+		backend_health(s, why);
+	conn_close(&s->backend, s->loop);
+	s->last_fail = FAIL_CONNECT;
+	backend_next_addr(s);
+}
+
+/* The route host or named backend being tried, as health checks name it. */
+static const char *
+backend_label(const struct session *s)
+{
+	const struct backend_cfg *b = current_backend(s);
+
+	return b != NULL ? b->name : s->route->hosts[s->host_idx].host;
+}
+
+/*
+ * Tell the health table what the current address came to: error NULL
+ * once its greeting came, else why the connect or greeting failed.  Once
+ * per address tried.
+ */
+static void
+backend_health(struct session *s, const char *error)
+{
+	const struct config *cfg = s->cfg;
+
+	if (s->health_told || s->addrs == NULL || s->route == NULL)
+		return;
+	s->health_told = true;
+	if (!cfg->health.passive)
+		return;
+	health_report(s->worker->server->health, &s->addrs->a[s->addr_pos].u.sa,
+	    s->listen->proto, backend_label(s), error, cfg->health.failures,
+	    (uint64_t)cfg->health.down_time * 1000, loop_now(s->loop));
+}
+
+static void
 backend_try_addr(struct session *s)
 {
 	const struct sockaddr *sa = &s->addrs->a[s->addr_pos].u.sa;
+	const struct config *cfg = s->cfg;
 	int fd;
 
 	sockaddr_format(sa, s->backend_name, sizeof(s->backend_name));
+	s->health_told = false;
+	/* Without probes, one login past down_time is the address's trial. */
+	if (!health_usable(s->worker->server->health, sa, !cfg->health.active,
+	    (uint64_t)cfg->health.down_time * 1000, loop_now(s->loop))) {
+		log_debug("backend skipped client=%s user=%s backend=%s "
+		    "reason=\"down\"", s->peer, s->user, s->backend_name);
+		if (s->last_fail == FAIL_NONE)
+			s->last_fail = FAIL_DOWN;
+		backend_next_addr(s);
+		return;
+	}
 	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		backend_connect_failed(s, strerror(errno));
@@ -1317,6 +1371,12 @@ backend_tls_step(struct session *s)
 }
 
 void
+session_backend_greeted(struct session *s)
+{
+	backend_health(s, NULL);
+}
+
+void
 session_backend_starttls(struct session *s)
 {
 	s->backend_greeted = true;
@@ -1404,6 +1464,10 @@ session_backend_failed(struct session *s, enum session_fail fail,
 
 	if (!session_alive(s))
 		return;
+	/* No greeting, a bad one, or an implicit-TLS handshake that failed. */
+	if (fail == FAIL_BACKEND && (s->state == SESSION_BACKEND_GREETING ||
+	    (s->state == SESSION_BACKEND_STARTTLS && !s->backend_greeted)))
+		backend_health(s, text != NULL ? text : "protocol error");
 	if (!session_fail_temporary(fail) && !s->refusing) {
 		char reason[160];
 
@@ -1424,6 +1488,9 @@ session_backend_failed(struct session *s, enum session_fail fail,
 	else if (fail == FAIL_CONNECT || fail == FAIL_RESOLVE)
 		log_warning("login failed %s reason=\"no backend host "
 		    "answered\"", fail_fields(s, f, sizeof(f)));
+	else if (fail == FAIL_DOWN)
+		log_warning("login failed %s reason=\"every backend address of "
+		    "the route is down\"", fail_fields(s, f, sizeof(f)));
 
 	s->worker->metrics.logins[s->listen->proto][fail]++;
 	if (session_fail_temporary(fail))

@@ -70,6 +70,7 @@ enum session_fail {
 	FAIL_CONNECT,		/* connect refused or timed out: next address/host */
 	FAIL_BACKEND,		/* backend broke protocol, closed or stalled: [UNAVAILABLE] */
 	FAIL_DRAINED,		/* every host of the route is drained: [UNAVAILABLE] */
+	FAIL_DOWN,		/* every address left is down (health): [UNAVAILABLE] */
 	FAIL_USER_LIMIT,	/* limits.per_user reached: IMAP [LIMIT], POP3 [SYS/TEMP] */
 	FAIL_COUNT
 };
@@ -121,6 +122,7 @@ struct session {
 	bool			 client_tls;	/* TLS is up with the client */
 	bool			 greet_after_tls;	/* implicit TLS: greet when up */
 	bool			 backend_greeted;	/* backend TLS comes after its greeting */
+	bool			 health_told;	/* this address's verdict is reported */
 	uint64_t		 bytes_in;	/* client to backend, after login */
 	uint64_t		 bytes_out;	/* backend to client, after login */
 	struct relay		*relay;
@@ -219,6 +221,11 @@ bool	session_tls_required(const struct session *s);
 void	session_starttls(struct session *s);
 /* TLS mode towards the backend being tried. */
 enum tls_mode session_backend_tls(const struct session *s);
+/*
+ * The backend's greeting was a good one: its address answers (health),
+ * whatever becomes of the login after it.
+ */
+void	session_backend_greeted(struct session *s);
 /* The backend said yes to STARTTLS/STLS: hand-shake, then backend_tls_ready. */
 void	session_backend_starttls(struct session *s);
 

@@ -491,6 +491,7 @@ backend_line(struct session *s, char *line)
 			return false;
 		if (line[0] == '"')
 			return true;
+		session_backend_greeted(s);
 		if (session_backend_tls(s) == TLS_MODE_STARTTLS) {
 			ss->step = STEP_STARTTLS;
 			return session_backend_send(s, "STARTTLS\r\n", 10) == 0;

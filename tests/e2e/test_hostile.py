@@ -561,6 +561,7 @@ class SmallLimits(unittest.TestCase):
 tls = { cert = "%s"; key = "%s"; };
 backends = ( { name = "tlsfake.example.net"; addresses = "127.0.0.1"; tls = "starttls";
                imap_port = %d; ca_file = "%s"; } );
+health = { active = false; };  # the fake store counts connections: no probes
 """ % (cls.CERTS.cert, cls.CERTS.key, cls.TLS_STORE.port, cls.CERTS.ca_cert)
         cls.Q = Postern(lambda p: base_config(
             p, limits="line_length = 1024;",

@@ -270,6 +270,16 @@ class Counters(unittest.TestCase):
                                  direction="client_to_backend"), 0)
         self.assertGreater(moved("postern_relayed_bytes_total",
                                  direction="backend_to_client"), 0)
+        # ghost's store refused: passive health tracks its address.
+        failed = {dict(k[1])["address"]: v for k, v in after.items()
+                  if k[0] == "postern_backend_health_failures_total"}
+        self.assertTrue(any(a.startswith(loopback(9) + ":") and v >= 1
+                            for a, v in failed.items()), failed)
+        states = [dict(k[1]) for k, v in after.items()
+                  if k[0] == "postern_backend_health" and v == 1]
+        self.assertTrue(any(st["address"].startswith(loopback(9) + ":") and
+                            st["state"] in ("suspect", "down")
+                            for st in states), states)
         # The two held sessions are relayed, to the store.
         self.assertEqual(value(after, "postern_sessions", proto="imap", state="relay"), 1)
         self.assertEqual(value(after, "postern_sessions", proto="pop3", state="relay"), 1)

@@ -184,6 +184,9 @@ listen = ( { protocol = "imap"; address = "127.0.0.1:%d"; proxy_protocol = true;
              proxy_protocol = true; } );
 proxy = { trusted_networks = [ "%s/32", "::1/128" ]; };
 directory = { type = "file"; file = { path = "%s"; }; };
+# The fake stores record every connection and its PROXY header: no probes
+# (v1 UNKNOWN / v2 LOCAL) among them.  Health checks have their own suite.
+health = { active = false; };
 backends = (
   { name = "idstore"; addresses = "127.0.0.1"; imap_port = %d; },
   { name = "ppv2"; addresses = "127.0.0.1"; imap_port = %d; proxy_protocol = "v2"; },

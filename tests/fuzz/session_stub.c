@@ -373,6 +373,11 @@ session_backend_tls(const struct session *s)
 }
 
 void
+session_backend_greeted(struct session *s)
+{
+}
+
+void
 session_backend_starttls(struct session *s)
 {
 	if (s->backend_greeted)

@@ -123,6 +123,15 @@ START_TEST(test_empty_config_defaults)
 	ck_assert_uint_eq(c->limits.throttle_max, 30);
 	ck_assert_uint_eq(c->limits.throttle_window, 300);
 
+	ck_assert(c->health.passive);
+	ck_assert(c->health.active);
+	ck_assert_uint_eq(c->health.failures, 3);
+	ck_assert_uint_eq(c->health.down_time, 30);
+	ck_assert_uint_eq(c->health.interval, 10);
+	ck_assert_uint_eq(c->health.timeout, 5);
+	ck_assert_uint_eq(c->health.entries, 1024);
+	ck_assert_uint_eq(c->health.probes, 16);
+
 	ck_assert_uint_eq(c->timeouts.login, 60);
 	ck_assert_uint_eq(c->timeouts.idle, 1800);
 	ck_assert_uint_eq(c->timeouts.connect, 10);
@@ -1322,6 +1331,50 @@ START_TEST(test_proxy_protocol_bad)
 }
 END_TEST
 
+START_TEST(test_health_keys)
+{
+	struct config *c = load_ok(
+	    "health = { passive = false; active = false; failures = 1; down_time = 2;\n"
+	    "  interval = 3; timeout = 3; entries = 4; probes = 5; };\n");
+
+	ck_assert(!c->health.passive);
+	ck_assert(!c->health.active);
+	ck_assert_uint_eq(c->health.failures, 1);
+	ck_assert_uint_eq(c->health.down_time, 2);
+	ck_assert_uint_eq(c->health.interval, 3);
+	ck_assert_uint_eq(c->health.timeout, 3);
+	ck_assert_uint_eq(c->health.entries, 4);
+	ck_assert_uint_eq(c->health.probes, 5);
+	config_free(&c);
+
+	ASSERT_BAD("health = 3;\n", NAME ":1: health: must be a group { ... }");
+	ASSERT_BAD("health = {\n  failure = 3; };\n",
+	    NAME ":2: health.failure: unknown key");
+	ASSERT_BAD("health = { failures = 0; };\n",
+	    NAME ":1: health.failures: must be between 1 and 100");
+	ASSERT_BAD("health = { failures = 101; };\n",
+	    NAME ":1: health.failures: must be between 1 and 100");
+	ASSERT_BAD("health = { down_time = 0; };\n",
+	    NAME ":1: health.down_time: must be between 1 and 86400");
+	ASSERT_BAD("health = { interval = 86401; };\n",
+	    NAME ":1: health.interval: must be between 1 and 86400");
+	ASSERT_BAD("health = { timeout = 0; };\n",
+	    NAME ":1: health.timeout: must be between 1 and 3600");
+	ASSERT_BAD("health = { entries = 0; };\n",
+	    NAME ":1: health.entries: must be between 1 and 1000000");
+	ASSERT_BAD("health = { probes = 1025; };\n",
+	    NAME ":1: health.probes: must be between 1 and 1024");
+	ASSERT_BAD("health = { active = \"yes\"; };\n",
+	    NAME ":1: health.active: must be true or false");
+	ASSERT_BAD("health = { passive = 1; };\n",
+	    NAME ":1: health.passive: must be true or false");
+	ASSERT_BAD("health = {\n  interval = 5;\n  timeout = 6; };\n",
+	    NAME ":3: health.timeout: must not be longer than health.interval (5)");
+	ASSERT_BAD("health = {\n  interval = 2; };\n",
+	    NAME ":2: health.timeout: must not be longer than health.interval (2)");
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -1368,6 +1421,7 @@ config_suite(void)
 	tcase_add_test(tc, test_sieve_keys);
 	tcase_add_test(tc, test_greeting_rules);
 	tcase_add_test(tc, test_ldap_rules);
+	tcase_add_test(tc, test_health_keys);
 	tcase_add_test(tc, test_file_path_required);
 	tcase_add_test(tc, test_syntax_error);
 	tcase_add_test(tc, test_error_truncated);
