@@ -578,7 +578,13 @@ class Startup(unittest.TestCase):
         try:
             s = scrape(q)
             self.assertEqual(value(s, "postern_workers"), 2)
-            uid = int(subprocess.run(["ps", "-o", "uid=", "-p", str(q.proc.pid)],
+            # Privilege separation: the root parent (q.proc) bound the
+            # port; its one child, which serves, runs as nobody.
+            kids = subprocess.run(["ps", "-o", "pid=", "--ppid",
+                                   str(q.proc.pid)], capture_output=True,
+                                  text=True).stdout.split()
+            self.assertEqual(len(kids), 1, kids)
+            uid = int(subprocess.run(["ps", "-o", "uid=", "-p", kids[0]],
                                      capture_output=True, text=True).stdout)
             self.assertNotEqual(uid, 0)
         finally:

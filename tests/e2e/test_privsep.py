@@ -295,7 +295,7 @@ class B_Reload(unittest.TestCase):
         try:
             r = ctl(P, "reload")
             self.assertEqual(r.returncode, 1)
-            self.assertIn("tls key", r.stderr)
+            self.assertIn("tls.key", r.stderr)
             self.assertEqual(tls_fingerprint(), fingerprint_of(CERT3.cert))
             self.assertTrue(tls_login())
         finally:
