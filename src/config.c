@@ -247,7 +247,8 @@ config_defaults(struct config *c)
 	c->username.strip_domain = false;
 	c->capability[PROTO_IMAP] = xstrdup("");
 	c->capability[PROTO_POP3] = xstrdup("");
-	c->directory.type = DIR_TYPE_LDAP;
+	c->directory.type[0] = DIR_TYPE_LDAP;
+	c->directory.ntypes = 1;
 	c->directory.cache.ttl = 60;
 	c->directory.cache.negative_ttl = 10;
 	c->directory.cache.entries = 100000;
@@ -882,6 +883,84 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 	return 0;
 }
 
+static const char *const dir_type_names[] = { [DIR_TYPE_LDAP] = "ldap",
+    [DIR_TYPE_FILE] = "file" };
+_Static_assert(nitems(dir_type_names) == DIR_TYPE_COUNT, "dir_type_names");
+
+bool
+config_dir_uses(const struct config *c, enum dir_type type)
+{
+	for (size_t i = 0; i < c->directory.ntypes; i++)
+		if (c->directory.type[i] == type)
+			return true;
+	return false;
+}
+
+const char *
+dir_type_name(enum dir_type type)
+{
+	return dir_type_names[type];
+}
+
+/* One name of directory.type (a string, or an element of its list). */
+static int
+dir_type_parse(struct loader *ld, const config_setting_t *s, enum dir_type *out)
+{
+	const char *v;
+	char choices[256];
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return fail(ld, s, "directory.type", "must be a string or a list "
+		    "of strings");
+	v = config_setting_get_string(s);
+	for (size_t i = 0; i < nitems(dir_type_names); i++) {
+		if (strcmp(v, dir_type_names[i]) == 0) {
+			*out = (enum dir_type)i;
+			return 0;
+		}
+	}
+	return fail(ld, s, "directory.type", "unknown value \"%s\" (%s)", v,
+	    enum_choices(dir_type_names, nitems(dir_type_names), choices,
+	    sizeof(choices)));
+}
+
+/* directory.type = "ldap" or a chain: [ "file", "ldap" ] */
+static int
+load_dir_types(struct loader *ld, const config_setting_t *g, struct config *c)
+{
+	const config_setting_t *s = config_setting_get_member(g, "type");
+	int n;
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		c->directory.ntypes = 1;
+		return dir_type_parse(ld, s, &c->directory.type[0]);
+	}
+	if (!config_setting_is_aggregate(s) ||
+	    config_setting_type(s) == CONFIG_TYPE_GROUP)
+		return fail(ld, s, "directory.type", "must be a string or a list "
+		    "of strings");
+	if ((n = config_setting_length(s)) == 0)
+		return fail(ld, s, "directory.type", "names no back-end");
+	if (n > DIR_CHAIN_MAX)
+		return fail(ld, s, "directory.type", "more than %d back-ends",
+		    DIR_CHAIN_MAX);
+	for (int i = 0; i < n; i++) {
+		enum dir_type t;
+
+		if (dir_type_parse(ld, config_setting_get_elem(s, (unsigned)i), &t) < 0)
+			return -1;
+		for (int k = 0; k < i; k++)
+			if (c->directory.type[k] == t)
+				return fail(ld, s, "directory.type", "\"%s\" listed "
+				    "twice", dir_type_names[t]);
+		c->directory.type[i] = t;
+	}
+	c->directory.ntypes = (size_t)n;
+	return 0;
+}
+
 static int
 load_directory(struct loader *ld, const config_setting_t *root, struct config *c)
 {
@@ -892,22 +971,19 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 	static const char *const cache_keys[] = { "ttl", "negative_ttl", "entries",
 	    "negative_entries", "serve_stale", NULL };
 	static const char *const file_keys[] = { "path", NULL };
-	static const char *const types[] = { [DIR_TYPE_LDAP] = "ldap",
-	    [DIR_TYPE_FILE] = "file" };
 	const config_setting_t *g, *cache, *file;
-	int type = (int)c->directory.type, move = (int)c->directory.on_move;
+	int move = (int)c->directory.on_move;
 
 	if (get_group(ld, root, "", "directory", &g) < 0)
 		return -1;
 	if (g == NULL)
 		return 0;
 	if (check_keys(ld, g, "directory", keys) < 0 ||
-	    get_enum(ld, g, "directory", "type", types, nitems(types), &type) < 0 ||
+	    load_dir_types(ld, g, c) < 0 ||
 	    get_enum(ld, g, "directory", "on_move", moves, nitems(moves), &move) < 0 ||
 	    get_group(ld, g, "directory", "cache", &cache) < 0 ||
 	    get_group(ld, g, "directory", "file", &file) < 0)
 		return -1;
-	c->directory.type = (enum dir_type)type;
 	c->directory.on_move = (enum on_move)move;
 	if (cache != NULL && (check_keys(ld, cache, "directory.cache", cache_keys) < 0 ||
 	    get_uint(ld, cache, "directory.cache", "ttl", 0, 86400 * 7, &c->directory.cache.ttl) < 0 ||
@@ -921,7 +997,7 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 		return -1;
 	if (load_ldap(ld, g, c) < 0 || load_host_map(ld, g, c) < 0)
 		return -1;
-	if (c->directory.type == DIR_TYPE_FILE && c->directory.file_path[0] == '\0')
+	if (config_dir_uses(c, DIR_TYPE_FILE) && c->directory.file_path[0] == '\0')
 		return fail(ld, file, "directory.file.path", "must name the map file");
 	return 0;
 }
@@ -1010,9 +1086,10 @@ load_auth(struct loader *ld, const config_setting_t *root, struct config *c)
 	    get_uint(ld, g, "auth", "failure_delay", 0, 60, &c->auth.failure_delay) < 0)
 		return -1;
 	c->auth.verify = (enum auth_verify)v;
-	if (c->auth.verify == AUTH_VERIFY_LDAP_BIND && c->directory.type != DIR_TYPE_LDAP)
+	if (c->auth.verify == AUTH_VERIFY_LDAP_BIND &&
+	    !config_dir_uses(c, DIR_TYPE_LDAP))
 		return fail(ld, config_setting_get_member(g, "verify"), "auth.verify",
-		    "\"ldap-bind\" needs directory.type = \"ldap\"");
+		    "\"ldap-bind\" needs \"ldap\" in directory.type");
 	return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "directory.h"
+#include "directory/backend.h"
 #include "log.h"
 #include "loop.h"
 #include "util.h"
@@ -48,27 +49,35 @@ dir_status_name(enum dir_status status)
 	return status_names[status];
 }
 
+/* Does any back-end of the chain want a route cache in front of it? */
+static bool
+directory_cacheable(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->directory.ntypes; i++) {
+		const struct dir_backend *b = dir_backend_get(cfg->directory.type[i]);
+
+		if (b->cacheable != NULL && b->cacheable(cfg))
+			return true;
+	}
+	return false;
+}
+
 int
 directory_open(const struct config *cfg, struct directory **dir_r, char *err,
     size_t errlen)
 {
 	struct directory *dir;
-	int rc = -1;
+	int rc;
 
-	switch (cfg->directory.type) {
-	case DIR_TYPE_FILE:
-		/* Already in memory: a cache would only add a copy. */
-		return dir_file_open(cfg->directory.file_path, dir_r, err, errlen);
-	case DIR_TYPE_LDAP:
-		/* The replica is already in memory and current: no cache. */
-		if (cfg->directory.ldap.sync)
-			return dir_ldap_sync_open(cfg, dir_r, err, errlen);
-		rc = dir_ldap_open(cfg, &dir, err, errlen);
-		break;
-	}
+	if (cfg->directory.ntypes == 1)
+		rc = dir_backend_get(cfg->directory.type[0])->open(cfg, &dir,
+		    err, errlen);
+	else
+		rc = dir_chain_open(cfg, &dir, err, errlen);
 	if (rc < 0)
 		return -1;
-	if (cfg->directory.cache.entries > 0) {
+	/* The cache sits in front of the whole chain. */
+	if (cfg->directory.cache.entries > 0 && directory_cacheable(cfg)) {
 		dir->cache = route_cache_new(cfg->directory.cache.entries,
 		    cfg->directory.cache.negative_entries,
 		    cfg->directory.cache.ttl, cfg->directory.cache.negative_ttl);
@@ -96,20 +105,19 @@ directory_close(struct directory **dirp)
 int
 directory_check(const struct config *cfg, char *err, size_t errlen)
 {
-	struct directory *dir;
-
-	switch (cfg->directory.type) {
-	case DIR_TYPE_FILE:
-		if (dir_file_open(cfg->directory.file_path, &dir, err, errlen) < 0)
+	for (size_t i = 0; i < cfg->directory.ntypes; i++)
+		if (dir_backend_get(cfg->directory.type[i])->check(cfg, err,
+		    errlen) < 0)
 			return -1;
-		dir->ops->free(dir);
-		return 0;
-	case DIR_TYPE_LDAP:
-		if (cfg->directory.ldap.sync)
-			return dir_ldap_sync_check(cfg, err, errlen);
-		return dir_ldap_check(cfg, err, errlen);
-	}
-	return -1;
+	return 0;
+}
+
+int
+directory_replica_stats(struct directory *dir, struct replica_stats *st)
+{
+	if (dir == NULL || dir->ops->replica_stats == NULL)
+		return -1;
+	return dir->ops->replica_stats(dir, st);
 }
 
 static void
@@ -195,6 +203,12 @@ const char *
 dir_request_password(const struct dir_request *req)
 {
 	return req->password;
+}
+
+struct loop *
+dir_request_loop(const struct dir_request *req)
+{
+	return req->loop;
 }
 
 void
@@ -338,6 +352,8 @@ void
 directory_listen(struct directory *dir, const struct dir_listener *l)
 {
 	atomic_store_explicit(&dir->listener, l, memory_order_release);
+	if (dir->ops->listen != NULL)
+		dir->ops->listen(dir, l);
 }
 
 void

@@ -135,7 +135,7 @@ START_TEST(test_empty_config_defaults)
 	ck_assert_str_eq(c->capability[PROTO_IMAP], "");
 	ck_assert_str_eq(c->capability[PROTO_POP3], "");
 
-	ck_assert_int_eq(c->directory.type, DIR_TYPE_LDAP);
+	ck_assert_int_eq(c->directory.type[0], DIR_TYPE_LDAP);
 	ck_assert_uint_eq(c->directory.cache.ttl, 60);
 	ck_assert_uint_eq(c->directory.cache.negative_ttl, 10);
 	ck_assert_uint_eq(c->directory.cache.entries, 100000);
@@ -180,7 +180,7 @@ START_TEST(test_minimal_config)
 	ck_assert_int_eq(c->listen[0].addr.ss_family, AF_INET);
 	ck_assert_uint_eq(c->listen[0].addrlen, sizeof(struct sockaddr_in));
 	ck_assert_uint_eq(sa_port(&c->listen[0]), 1143);
-	ck_assert_int_eq(c->directory.type, DIR_TYPE_FILE);
+	ck_assert_int_eq(c->directory.type[0], DIR_TYPE_FILE);
 	ck_assert_str_eq(c->directory.file_path, "/etc/postern/popmap");
 	ck_assert_uint_gt(c->daemon.threads, 0);
 	config_free(&c);
@@ -199,7 +199,7 @@ START_TEST(test_contract_accepted)
 	ck_assert_int_eq(c->listen[1].proto, PROTO_POP3);
 	ck_assert_int_eq(c->listen[1].tls, TLS_MODE_STARTTLS);
 	ck_assert_str_eq(c->listen[1].address, "127.0.0.1:110");
-	ck_assert_int_eq(c->directory.type, DIR_TYPE_FILE);
+	ck_assert_int_eq(c->directory.type[0], DIR_TYPE_FILE);
 	ck_assert_str_eq(c->directory.ldap.base, "dc=example,dc=net");
 	ck_assert_str_eq(c->directory.ldap.filter, "(uid=%u)");
 	ck_assert_str_eq(c->directory.file_path, "config/popmap");
@@ -273,7 +273,7 @@ START_TEST(test_every_key_applied)
 	ck_assert(c->username.strip_domain);
 	ck_assert_str_eq(c->capability[PROTO_IMAP], "IMAP4rev1 ID");
 	ck_assert_str_eq(c->capability[PROTO_POP3], "USER");
-	ck_assert_int_eq(c->directory.type, DIR_TYPE_LDAP);
+	ck_assert_int_eq(c->directory.type[0], DIR_TYPE_LDAP);
 	ck_assert_uint_eq(c->directory.cache.ttl, 120);
 	ck_assert_uint_eq(c->directory.cache.negative_ttl, 0);
 	ck_assert_uint_eq(c->directory.cache.entries, 0);

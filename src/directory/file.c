@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "directory.h"
+#include "directory/backend.h"
+#include "directory/file.h"
 #include "util.h"
 
 /*
@@ -221,3 +223,28 @@ dir_file_open(const char *path, struct directory **dir_r, char *err,
 	*dir_r = &df->dir;
 	return 0;
 }
+
+static int
+file_backend_open(const struct config *cfg, struct directory **dir_r,
+    char *err, size_t errlen)
+{
+	return dir_file_open(cfg->directory.file_path, dir_r, err, errlen);
+}
+
+static int
+file_backend_check(const struct config *cfg, char *err, size_t errlen)
+{
+	struct directory *dir;
+
+	if (dir_file_open(cfg->directory.file_path, &dir, err, errlen) < 0)
+		return -1;
+	dir->ops->free(dir);
+	return 0;
+}
+
+const struct dir_backend dir_backend_file = {
+	.name = "file",
+	.open = file_backend_open,
+	.check = file_backend_check,
+	.cacheable = NULL,	/* already in memory: a cache would add a copy */
+};
