@@ -277,6 +277,7 @@ config_defaults(struct config *c)
 	c->directory.ldap.sync_keys = xstrdup("uid mail");
 	c->directory.on_move = ON_MOVE_KEEP;
 	c->directory.file_path = xstrdup("config/popmap");
+	c->directory.regex_path = xstrdup("");
 	c->backend.port[PROTO_IMAP] = 143;
 	c->backend.port[PROTO_POP3] = 110;
 	c->backend.tls = TLS_MODE_NONE;
@@ -884,7 +885,7 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 }
 
 static const char *const dir_type_names[] = { [DIR_TYPE_LDAP] = "ldap",
-    [DIR_TYPE_FILE] = "file" };
+    [DIR_TYPE_FILE] = "file", [DIR_TYPE_REGEX] = "regex" };
 _Static_assert(nitems(dir_type_names) == DIR_TYPE_COUNT, "dir_type_names");
 
 bool
@@ -924,7 +925,7 @@ dir_type_parse(struct loader *ld, const config_setting_t *s, enum dir_type *out)
 	    sizeof(choices)));
 }
 
-/* directory.type = "ldap" or a chain: [ "file", "ldap" ] */
+/* directory.type = "ldap" or a chain: [ "file", "regex", "ldap" ] */
 static int
 load_dir_types(struct loader *ld, const config_setting_t *g, struct config *c)
 {
@@ -965,13 +966,14 @@ static int
 load_directory(struct loader *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const keys[] = { "type", "cache", "ldap", "file",
-	    "on_move", "host_map", NULL };
+	    "regex", "on_move", "host_map", NULL };
 	static const char *const moves[] = { [ON_MOVE_KEEP] = "keep",
 	    [ON_MOVE_KICK] = "kick" };
 	static const char *const cache_keys[] = { "ttl", "negative_ttl", "entries",
 	    "negative_entries", "serve_stale", NULL };
 	static const char *const file_keys[] = { "path", NULL };
-	const config_setting_t *g, *cache, *file;
+	static const char *const regex_keys[] = { "path", NULL };
+	const config_setting_t *g, *cache, *file, *regex;
 	int move = (int)c->directory.on_move;
 
 	if (get_group(ld, root, "", "directory", &g) < 0)
@@ -982,7 +984,8 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 	    load_dir_types(ld, g, c) < 0 ||
 	    get_enum(ld, g, "directory", "on_move", moves, nitems(moves), &move) < 0 ||
 	    get_group(ld, g, "directory", "cache", &cache) < 0 ||
-	    get_group(ld, g, "directory", "file", &file) < 0)
+	    get_group(ld, g, "directory", "file", &file) < 0 ||
+	    get_group(ld, g, "directory", "regex", &regex) < 0)
 		return -1;
 	c->directory.on_move = (enum on_move)move;
 	if (cache != NULL && (check_keys(ld, cache, "directory.cache", cache_keys) < 0 ||
@@ -995,10 +998,16 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 	if (file != NULL && (check_keys(ld, file, "directory.file", file_keys) < 0 ||
 	    get_str(ld, file, "directory.file", "path", &c->directory.file_path) < 0))
 		return -1;
+	if (regex != NULL && (check_keys(ld, regex, "directory.regex", regex_keys) < 0 ||
+	    get_str(ld, regex, "directory.regex", "path", &c->directory.regex_path) < 0))
+		return -1;
 	if (load_ldap(ld, g, c) < 0 || load_host_map(ld, g, c) < 0)
 		return -1;
 	if (config_dir_uses(c, DIR_TYPE_FILE) && c->directory.file_path[0] == '\0')
 		return fail(ld, file, "directory.file.path", "must name the map file");
+	if (config_dir_uses(c, DIR_TYPE_REGEX) && c->directory.regex_path[0] == '\0')
+		return fail(ld, regex != NULL ? regex : config_setting_get_member(g,
+		    "type"), "directory.regex.path", "must name the regex map file");
 	return 0;
 }
 
@@ -1430,6 +1439,7 @@ config_free(struct config **configp)
 	free(c->directory.ldap.sync_filter);
 	free(c->directory.ldap.sync_keys);
 	free(c->directory.file_path);
+	free(c->directory.regex_path);
 	free(c->backend.ca_file);
 	for (size_t i = 0; i < c->nbackends; i++) {
 		struct backend_cfg *b = &c->backends[i];

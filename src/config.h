@@ -48,6 +48,7 @@ enum backend_login {
 enum dir_type {
 	DIR_TYPE_LDAP,
 	DIR_TYPE_FILE,
+	DIR_TYPE_REGEX,
 	DIR_TYPE_COUNT
 };
 
@@ -195,6 +196,7 @@ struct config {
 		} cache;
 		struct ldap_cfg	 ldap;
 		char		*file_path;
+		char		*regex_path;
 		enum on_move	 on_move;
 		struct host_map	 host_map;	/* directory values to hosts */
 	} directory;

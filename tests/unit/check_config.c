@@ -587,6 +587,74 @@ START_TEST(test_out_of_range)
 }
 END_TEST
 
+START_TEST(test_directory_chain)
+{
+	struct config *c = load_ok("directory = { type = [ \"file\", \"regex\", "
+	    "\"ldap\" ]; regex = { path = \"/etc/postern/popmap.re\"; }; };");
+
+	ck_assert_uint_eq(c->directory.ntypes, 3);
+	ck_assert_int_eq(c->directory.type[0], DIR_TYPE_FILE);
+	ck_assert_int_eq(c->directory.type[1], DIR_TYPE_REGEX);
+	ck_assert_int_eq(c->directory.type[2], DIR_TYPE_LDAP);
+	ck_assert_str_eq(c->directory.regex_path, "/etc/postern/popmap.re");
+	ck_assert(config_dir_uses(c, DIR_TYPE_REGEX));
+	config_free(&c);
+
+	/* A string is a chain of one; so is a list of one. */
+	c = load_ok("directory = { type = ( \"file\" ); };");
+	ck_assert_uint_eq(c->directory.ntypes, 1);
+	ck_assert_int_eq(c->directory.type[0], DIR_TYPE_FILE);
+	ck_assert(!config_dir_uses(c, DIR_TYPE_LDAP));
+	config_free(&c);
+	c = load_ok("directory = { type = \"regex\"; regex = { path = \"m\"; }; };");
+	ck_assert_uint_eq(c->directory.ntypes, 1);
+	ck_assert_int_eq(c->directory.type[0], DIR_TYPE_REGEX);
+	config_free(&c);
+	/* The default: LDAP alone. */
+	c = load_ok("");
+	ck_assert_uint_eq(c->directory.ntypes, 1);
+	ck_assert_int_eq(c->directory.type[0], DIR_TYPE_LDAP);
+	config_free(&c);
+}
+END_TEST
+
+START_TEST(test_directory_chain_bad)
+{
+	ASSERT_BAD("directory = { type = [ ]; };",
+	    "test.conf:1: directory.type: names no back-end");
+	ASSERT_BAD("directory = { type = [ \"file\", \"file\" ]; };",
+	    "test.conf:1: directory.type: \"file\" listed twice");
+	ASSERT_BAD_CONTAINS("directory = { type = [ \"file\", \"sql\" ]; };",
+	    "test.conf:1: directory.type: unknown value \"sql\" (one of: ");
+	ASSERT_BAD("directory = { type = ( \"file\", 3 ); };",
+	    "test.conf:1: directory.type: must be a string or a list of strings");
+	ASSERT_BAD("directory = { type = 3; };",
+	    "test.conf:1: directory.type: must be a string or a list of strings");
+	ASSERT_BAD("directory = { type = { a = 1; }; };",
+	    "test.conf:1: directory.type: must be a string or a list of strings");
+	/* Every back-end at most once: more than DIR_CHAIN_MAX is a repeat. */
+	ck_assert_int_le(DIR_TYPE_COUNT, DIR_CHAIN_MAX);
+	ASSERT_BAD("directory = { type = [ \"file\", \"ldap\", \"regex\", "
+	    "\"file\", \"file\", \"file\", \"file\", \"file\", \"file\" ]; };",
+	    "test.conf:1: directory.type: more than 8 back-ends");
+	ASSERT_BAD("directory = { type = [ \"file\", \"regex\" ]; };",
+	    "test.conf:1: directory.regex.path: must name the regex map file");
+	ASSERT_BAD("directory = {\n type = \"regex\";\n regex = { path = \"\"; };\n};",
+	    "test.conf:3: directory.regex.path: must name the regex map file");
+	ASSERT_BAD("directory = { regex = { path = \"m\"; file = \"x\"; }; };",
+	    "test.conf:1: directory.regex.file: unknown key");
+	ASSERT_BAD("directory = { regex = { path = 1; }; };",
+	    "test.conf:1: directory.regex.path: must be a string");
+	ASSERT_BAD("directory = { regex = \"m\"; };",
+	    "test.conf:1: directory.regex: must be a group { ... }");
+	ASSERT_BAD("directory = { type = [ \"file\" ]; };\n"
+	    "auth = { verify = \"ldap-bind\"; };",
+	    "test.conf:2: auth.verify: \"ldap-bind\" needs \"ldap\" in directory.type");
+	config_free_ok("directory = { type = [ \"file\", \"ldap\" ]; };\n"
+	    "auth = { verify = \"ldap-bind\"; };");
+}
+END_TEST
+
 START_TEST(test_bad_enum)
 {
 	ASSERT_BAD("daemon = { log_level = \"verbose\"; };",
@@ -1027,6 +1095,8 @@ config_suite(void)
 	tcase_add_test(tc, test_ldap_attribute_full_key);
 	tcase_add_test(tc, test_out_of_range);
 	tcase_add_test(tc, test_bad_enum);
+	tcase_add_test(tc, test_directory_chain);
+	tcase_add_test(tc, test_directory_chain_bad);
 	tcase_add_test(tc, test_tls_min_version);
 	tcase_add_test(tc, test_listen_address_without_port);
 	tcase_add_test(tc, test_listen_bad_addresses);
