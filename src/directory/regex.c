@@ -78,17 +78,52 @@ read_count(const char **pp, unsigned long *n_r)
 
 /*
  * Refuse what would make matching or compiling costly: back-references
- * (\1..\9) outside brackets, which glibc matches by backtracking, and
- * counted repetitions whose bounds multiply past REGEX_MAP_REPEAT_MAX
- * (nested, each multiplies the automaton regcomp builds).  NULL if the
- * pattern is fine, else the reason.
+ * (\\1..\\9) outside brackets, which glibc matches by backtracking;
+ * repetition operators stacked on one another ("a++", "a*{2}": undefined
+ * in POSIX EREs, exponential in glibc's regcomp and regexec); counted
+ * repetitions whose bounds multiply past REGEX_MAP_REPEAT_MAX (nested,
+ * each multiplies the automaton regcomp builds).  NULL if the pattern is
+ * fine, else the reason.
  */
 static const char *
 pattern_unsafe(const char *p)
 {
+	static const char stacked[] = "repetition operators follow one another";
 	unsigned long product = 1;
+	bool after_op = false;
 
 	for (; *p != '\0'; p++) {
+		if (*p == '*' || *p == '+' || *p == '?') {
+			if (after_op)
+				return stacked;
+			after_op = true;
+			continue;
+		}
+		if (*p == '{') {
+			const char *q = p + 1;
+			unsigned long lo, hi;
+
+			if (!read_count(&q, &lo)) {
+				if (*q != ',') {
+					after_op = false;
+					continue;
+				}
+				lo = 0;		/* glibc reads {,n} as {0,n} */
+			}
+			if (after_op)
+				return stacked;
+			hi = lo;
+			if (*q == ',' && (q++, !read_count(&q, &hi)))
+				hi = lo;
+			product *= (hi > lo ? hi : lo) + 1;
+			if (product > REGEX_MAP_REPEAT_MAX)
+				return "counted repetitions {m,n} allow more than "
+				    "1000 repeats in all";
+			p = *q == '}' ? q : q - 1;	/* else regcomp complains */
+			after_op = true;
+			continue;
+		}
+		after_op = false;
 		if (*p == '\\') {
 			if (p[1] >= '1' && p[1] <= '9')
 				return "back-references (\\1..\\9) are not allowed "
@@ -99,23 +134,6 @@ pattern_unsafe(const char *p)
 		} else if (*p == '[') {
 			if ((p = skip_bracket(p)) == NULL)
 				return NULL;	/* regcomp says what is wrong */
-		} else if (*p == '{') {
-			const char *q = p + 1;
-			unsigned long lo, hi;
-
-			if (!read_count(&q, &lo)) {
-				if (*q != ',')
-					continue;
-				lo = 0;		/* glibc reads {,n} as {0,n} */
-			}
-			hi = lo;
-			if (*q == ',' && (q++, !read_count(&q, &hi)))
-				hi = lo;
-			product *= (hi > lo ? hi : lo) + 1;
-			if (product > REGEX_MAP_REPEAT_MAX)
-				return "counted repetitions {m,n} allow more than "
-				    "1000 repeats in all";
-			p = q - 1;
 		}
 	}
 	return NULL;

@@ -219,6 +219,13 @@ START_TEST(test_repeat_bound)
 	ASSERT_BAD_CONTAINS("^((a{32767}){32767}){32767}$: host", "counted repetitions");
 	ASSERT_BAD_CONTAINS("^a{2,99999999999999999999}$: host", "counted repetitions");
 	ASSERT_BAD_CONTAINS("^a{,32767}$: host", "counted repetitions");
+	/* Stacked operators: undefined in POSIX, exponential in glibc. */
+	ASSERT_BAD_CONTAINS("^ae++++++++++++++++$: host", "repetition operators follow");
+	ASSERT_BAD_CONTAINS("^a*?$: host", "repetition operators follow");
+	ASSERT_BAD_CONTAINS("^a{2}*$: host", "repetition operators follow");
+	ASSERT_BAD_CONTAINS("^a+{2}$: host", "repetition operators follow");
+	parse_ok("^((a+)+)*(b?)?[+*]\\*+$: host", &rule);
+	regex_rule_free(&rule);
 	/* In brackets or escaped, a brace is a character. */
 	parse_ok("^[{]5000}x\\{5000}$: host", &rule);
 	regex_rule_free(&rule);
