@@ -278,6 +278,9 @@ config_defaults(struct config *c)
 	c->directory.on_move = ON_MOVE_KEEP;
 	c->directory.file_path = xstrdup("config/popmap");
 	c->directory.regex_path = xstrdup("");
+	c->directory.http.url = xstrdup("");
+	c->directory.http.timeout = 5;
+	c->directory.http.queue = 4096;
 	c->backend.port[PROTO_IMAP] = 143;
 	c->backend.port[PROTO_POP3] = 110;
 	c->backend.tls = TLS_MODE_NONE;
@@ -885,7 +888,8 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 }
 
 static const char *const dir_type_names[] = { [DIR_TYPE_LDAP] = "ldap",
-    [DIR_TYPE_FILE] = "file", [DIR_TYPE_REGEX] = "regex" };
+    [DIR_TYPE_FILE] = "file", [DIR_TYPE_REGEX] = "regex",
+    [DIR_TYPE_HTTP] = "http" };
 _Static_assert(nitems(dir_type_names) == DIR_TYPE_COUNT, "dir_type_names");
 
 bool
@@ -966,14 +970,16 @@ static int
 load_directory(struct loader *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const keys[] = { "type", "cache", "ldap", "file",
-	    "regex", "on_move", "host_map", NULL };
+	    "regex", "http", "on_move", "host_map", NULL };
 	static const char *const moves[] = { [ON_MOVE_KEEP] = "keep",
 	    [ON_MOVE_KICK] = "kick" };
 	static const char *const cache_keys[] = { "ttl", "negative_ttl", "entries",
 	    "negative_entries", "serve_stale", NULL };
 	static const char *const file_keys[] = { "path", NULL };
 	static const char *const regex_keys[] = { "path", NULL };
-	const config_setting_t *g, *cache, *file, *regex;
+	static const char *const http_keys[] = { "url", "timeout", "queue",
+	    "pass_password", NULL };
+	const config_setting_t *g, *cache, *file, *regex, *http;
 	int move = (int)c->directory.on_move;
 
 	if (get_group(ld, root, "", "directory", &g) < 0)
@@ -985,7 +991,8 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 	    get_enum(ld, g, "directory", "on_move", moves, nitems(moves), &move) < 0 ||
 	    get_group(ld, g, "directory", "cache", &cache) < 0 ||
 	    get_group(ld, g, "directory", "file", &file) < 0 ||
-	    get_group(ld, g, "directory", "regex", &regex) < 0)
+	    get_group(ld, g, "directory", "regex", &regex) < 0 ||
+	    get_group(ld, g, "directory", "http", &http) < 0)
 		return -1;
 	c->directory.on_move = (enum on_move)move;
 	if (cache != NULL && (check_keys(ld, cache, "directory.cache", cache_keys) < 0 ||
@@ -1001,6 +1008,17 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 	if (regex != NULL && (check_keys(ld, regex, "directory.regex", regex_keys) < 0 ||
 	    get_str(ld, regex, "directory.regex", "path", &c->directory.regex_path) < 0))
 		return -1;
+	if (http != NULL && (check_keys(ld, http, "directory.http", http_keys) < 0 ||
+	    get_str(ld, http, "directory.http", "url", &c->directory.http.url) < 0 ||
+	    get_uint(ld, http, "directory.http", "timeout", 1, 300, &c->directory.http.timeout) < 0 ||
+	    get_uint(ld, http, "directory.http", "queue", 1, 1000000, &c->directory.http.queue) < 0 ||
+	    get_bool(ld, http, "directory.http", "pass_password", &c->directory.http.pass_password) < 0))
+		return -1;
+	if (http != NULL && c->directory.http.url[0] != '\0' &&
+	    strncmp(c->directory.http.url, "http://", 7) != 0 &&
+	    strncmp(c->directory.http.url, "https://", 8) != 0)
+		return fail(ld, config_setting_get_member(http, "url"),
+		    "directory.http.url", "must be an http:// or https:// URL");
 	if (load_ldap(ld, g, c) < 0 || load_host_map(ld, g, c) < 0)
 		return -1;
 	if (config_dir_uses(c, DIR_TYPE_FILE) && c->directory.file_path[0] == '\0')
@@ -1008,6 +1026,9 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 	if (config_dir_uses(c, DIR_TYPE_REGEX) && c->directory.regex_path[0] == '\0')
 		return fail(ld, regex != NULL ? regex : config_setting_get_member(g,
 		    "type"), "directory.regex.path", "must name the regex map file");
+	if (config_dir_uses(c, DIR_TYPE_HTTP) && c->directory.http.url[0] == '\0')
+		return fail(ld, http != NULL ? http : config_setting_get_member(g,
+		    "type"), "directory.http.url", "must name the auth service");
 	return 0;
 }
 
@@ -1440,6 +1461,7 @@ config_free(struct config **configp)
 	free(c->directory.ldap.sync_keys);
 	free(c->directory.file_path);
 	free(c->directory.regex_path);
+	free(c->directory.http.url);
 	free(c->backend.ca_file);
 	for (size_t i = 0; i < c->nbackends; i++) {
 		struct backend_cfg *b = &c->backends[i];

@@ -49,6 +49,7 @@ enum dir_type {
 	DIR_TYPE_LDAP,
 	DIR_TYPE_FILE,
 	DIR_TYPE_REGEX,
+	DIR_TYPE_HTTP,
 	DIR_TYPE_COUNT
 };
 
@@ -197,6 +198,12 @@ struct config {
 		struct ldap_cfg	 ldap;
 		char		*file_path;
 		char		*regex_path;
+		struct {			/* nginx's auth_http protocol */
+			char		*url;
+			unsigned	 timeout;	/* seconds */
+			unsigned	 queue;		/* requests waiting or in flight */
+			bool		 pass_password;	/* send Auth-Pass */
+		} http;
 		enum on_move	 on_move;
 		struct host_map	 host_map;	/* directory values to hosts */
 	} directory;

@@ -34,7 +34,9 @@ struct dir_request {
 	struct route		*route;
 	char			 detail[512];
 	char			*dn;		/* verify requests */
-	char			*password;	/* verify requests; wiped */
+	char			*password;	/* verify requests, client's; wiped */
+	char			 client_addr[64];
+	unsigned		 attempt;
 };
 
 static const char *const status_names[] = {
@@ -137,7 +139,23 @@ directory_lookup(struct directory *dir, struct loop *loop,
     const struct username *name, enum proto_id proto, dir_result_cb *cb,
     void *arg)
 {
+	return directory_lookup_client(dir, loop, name, proto, NULL, cb, arg);
+}
+
+struct dir_request *
+directory_lookup_client(struct directory *dir, struct loop *loop,
+    const struct username *name, enum proto_id proto,
+    const struct dir_client *client, dir_result_cb *cb, void *arg)
+{
 	struct dir_request *req = xcalloc(1, sizeof(*req));
+
+	if (client != NULL) {
+		str_copy(req->client_addr, client->addr != NULL ? client->addr :
+		    "", sizeof(req->client_addr));
+		if (client->password != NULL)
+			req->password = xstrdup(client->password);
+		req->attempt = client->attempt;
+	}
 
 	atomic_init(&req->refs, 2);
 	req->loop = loop;
@@ -203,6 +221,18 @@ const char *
 dir_request_password(const struct dir_request *req)
 {
 	return req->password;
+}
+
+const char *
+dir_request_client_addr(const struct dir_request *req)
+{
+	return req->client_addr;
+}
+
+unsigned
+dir_request_attempt(const struct dir_request *req)
+{
+	return req->attempt;
 }
 
 struct loop *

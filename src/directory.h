@@ -111,6 +111,21 @@ struct dir_request *directory_lookup(struct directory *dir, struct loop *loop,
 		    const struct username *name, enum proto_id proto,
 		    dir_result_cb *cb, void *arg);
 /*
+ * What a lookup may tell a back-end about the login, for back-ends that
+ * decide on more than the name (http).  Copied; the password is wiped
+ * after use.
+ */
+struct dir_client {
+	const char	*addr;		/* the client's address, no port */
+	const char	*password;	/* NULL: none */
+	unsigned	 attempt;	/* 1 for a session's first login */
+};
+/* directory_lookup with the client's details. */
+struct dir_request *directory_lookup_client(struct directory *dir,
+		    struct loop *loop, const struct username *name,
+		    enum proto_id proto, const struct dir_client *client,
+		    dir_result_cb *cb, void *arg);
+/*
  * Check a user's password against the directory (auth.verify = "ldap-bind").
  * Answers DIR_OK (right), DIR_NOT_FOUND (wrong) or DIR_TEMPFAIL, with no
  * route.  The password is copied and wiped after use.
@@ -130,9 +145,15 @@ enum dir_status	 directory_lookup_sync(struct directory *dir,
 /* For implementations. */
 const struct username	*dir_request_name(const struct dir_request *req);
 enum proto_id		 dir_request_proto(const struct dir_request *req);
-/* For verify requests: the entry and the password (NULL for lookups). */
+/*
+ * For verify requests: the entry and the password; for lookups with a
+ * client (directory_lookup_client), its password; else NULL.
+ */
 const char		*dir_request_dn(const struct dir_request *req);
 const char		*dir_request_password(const struct dir_request *req);
+/* The client's address ("" if unknown) and login attempt (0 if unknown). */
+const char		*dir_request_client_addr(const struct dir_request *req);
+unsigned		 dir_request_attempt(const struct dir_request *req);
 /* The loop the answer goes to (a chain asks its members on it). */
 struct loop		*dir_request_loop(const struct dir_request *req);
 void			 dir_request_done(struct dir_request *req,

@@ -46,5 +46,6 @@ int	dir_chain_open(const struct config *cfg, struct directory **dir_r,
 extern const struct dir_backend dir_backend_file;
 extern const struct dir_backend dir_backend_ldap;
 extern const struct dir_backend dir_backend_regex;
+extern const struct dir_backend dir_backend_http;
 
 #endif

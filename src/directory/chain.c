@@ -68,9 +68,13 @@ chain_answer(void *arg, enum dir_status status, struct route *route,
 static void
 chain_ask(struct chain_step *st)
 {
-	(void)directory_lookup(st->chain->members[st->i],
+	struct dir_client client = { .addr = dir_request_client_addr(st->req),
+	    .password = dir_request_password(st->req),
+	    .attempt = dir_request_attempt(st->req) };
+
+	(void)directory_lookup_client(st->chain->members[st->i],
 	    dir_request_loop(st->req), dir_request_name(st->req),
-	    dir_request_proto(st->req), chain_answer, st);
+	    dir_request_proto(st->req), &client, chain_answer, st);
 }
 
 static void

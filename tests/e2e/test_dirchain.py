@@ -3,16 +3,21 @@ posix_regex format) routes real logins to real Dovecot stores; a chain
 file -> regex -> ldap (a throwaway slapd) answers each user from the
 back-end that knows it; a directory that is down or mute stops the chain
 with a prompt temporary failure instead of letting a later back-end guess.
+The http back-end speaks nginx's auth_http protocol to a small auth
+service started here (http.server), which can answer, refuse, fail, be
+mute or be down.
 """
 
 from __future__ import annotations
 
+import http.server
 import imaplib
 import os
 import poplib
 import socket
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -36,7 +41,8 @@ USERS = {
     "store-b.example.net": {"kim": "kim-secret"},
     "store-c.example.net": {"filly": "filly-secret", "rex": "rex-secret",
                             "rex_south": "rex-secret",
-                            "alice-override": "alice-secret"},
+                            "alice-override": "alice-secret",
+                            "hank": "hank-secret"},
 }
 POPMAP = ("# static overrides, asked first\n"
           "filly@example.net store-c.example.net filly\n"
@@ -51,7 +57,7 @@ IMAP_PORT = POP3_PORT = None
 
 
 def dir_config(types: str, ldap_uri: str = "", *, cache: str = "entries = 0;",
-               regex: str = REGEXMAP):
+               regex: str = REGEXMAP, http: str = ""):
     """A config function for Postern: writes the regex map beside it."""
     def render(p: dict) -> str:
         path = os.path.join(p["dir"], "popmap.re")
@@ -77,11 +83,12 @@ directory = {
   file = { path = "%s"; };
   regex = { path = "%s"; };
   %s
+  %s
 };
 backends = ( %s );
 backend = { imap_port = %d; pop3_port = %d; };
 """ % (LDAP_TIMEOUT + 2, p["imap"], p["pop3"], types, cache, p["popmap"], path,
-       ldap, backends, IMAP_PORT, POP3_PORT)
+       ldap, http, backends, IMAP_PORT, POP3_PORT)
     return render
 
 
@@ -328,6 +335,196 @@ class D_CheckConfig(unittest.TestCase):
             self.assertIn("popmap.re:2: back-references", p.log())
         finally:
             p.cleanup()
+
+
+class AuthService:
+    """nginx auth_http peer: routes USERS' logins by Auth-User, records
+    every request's headers; ``mode`` is "ok", "mute" (never answers),
+    "500" or "temp" (a 4xx Auth-Error-Code)."""
+
+    def __init__(self):
+        self.mode = "ok"
+        self.requests = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                outer.requests.append(dict(self.headers.items()))
+                if outer.mode == "mute":
+                    time.sleep(HTTP_TIMEOUT + 3)
+                    return
+                if outer.mode == "500":
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                user = self.headers.get("Auth-User", "")
+                pw = self.headers.get("Auth-Pass", "")
+                if outer.mode == "temp":
+                    self.send_header("Auth-Status", "Temporary server problem")
+                    self.send_header("Auth-Error-Code", "451 4.3.0")
+                elif user == "hank@http.example" and pw == "hank-secret":
+                    self.send_header("Auth-Status", "OK")
+                    self.send_header("Auth-Server", STORES["store-c.example.net"])
+                    self.send_header("Auth-Port", str(IMAP_PORT if
+                                     self.headers.get("Auth-Protocol") == "imap"
+                                     else POP3_PORT))
+                    self.send_header("Auth-User", "hank")
+                else:
+                    self.send_header("Auth-Status", "Invalid login or password")
+                    self.send_header("Auth-Wait", "3")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d/auth" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+HTTP_TIMEOUT = 2
+
+
+def http_config(url: str, extra: str = "pass_password = true;") -> str:
+    return 'http = { url = "%s"; timeout = %d; %s };' % (url, HTTP_TIMEOUT, extra)
+
+
+class E_Http(unittest.TestCase):
+    """directory.type = "http": nginx's auth_http protocol."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.auth = AuthService()
+        cls.p = Postern(dir_config('[ "file", "http" ]',
+                                   http=http_config(cls.auth.url)),
+                        popmap=POPMAP).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.p.stop()
+        leaks = cls.p.leaks()
+        cls.p.cleanup()
+        cls.auth.stop()
+        assert rc == 0 and leaks == "", (rc, leaks)
+
+    def setUp(self):
+        self.auth.mode = "ok"
+        self.auth.requests.clear()
+
+    def test_ok_routes_to_auth_server_and_port(self):
+        self.assertTrue(lands(self.p.imap_port, "hank@http.example", "hank-secret",
+                              "store-c.example.net", "hank"))
+        h = self.auth.requests[-1]
+        self.assertEqual(h["Auth-Method"], "plain")
+        self.assertEqual(h["Auth-User"], "hank@http.example")
+        self.assertEqual(h["Auth-Pass"], "hank-secret")
+        self.assertEqual(h["Auth-Protocol"], "imap")
+        self.assertEqual(h["Auth-Login-Attempt"], "1")
+        self.assertEqual(h["Client-IP"], "127.0.0.1")
+        self.assertEqual(h["Client-Host"], "[UNAVAILABLE]")
+
+    def test_pop3(self):
+        p = poplib.POP3("127.0.0.1", self.p.pop3_port, timeout=15)
+        p.user("hank@http.example")
+        p.pass_("hank-secret")
+        _, lines, _ = p.retr(1)
+        self.assertIn(STORE["store-c.example.net"].welcome_line.encode(),
+                      b"\n".join(lines))
+        p.quit()
+        self.assertEqual(self.auth.requests[-1]["Auth-Protocol"], "pop3")
+
+    def test_refusal_is_an_authentication_failure(self):
+        reply, _ = login_reply(self.p.imap_port, "hank@http.example", "wrong")
+        self.assertTrue(reply.startswith(b"a NO [AUTHENTICATIONFAILED]"), reply)
+
+    def test_values_are_escaped(self):
+        # CR and LF never get this far (refused at the login); the rest of
+        # what a client sends is escaped as nginx escapes it.
+        r = Raw(self.p.imap_port)
+        try:
+            r.line()
+            pw = "p%ss w\u00f6rd:\t1".encode()
+            r.send(b"a LOGIN hank@http.example {%d+}\r\n%s\r\n" % (len(pw), pw))
+            reply = r.line()
+        finally:
+            r.close()
+        self.assertTrue(reply.startswith(b"a NO [AUTHENTICATIONFAILED]"), reply)
+        self.assertEqual(self.auth.requests[-1]["Auth-Pass"],
+                         "p%25ss%20w%C3%B6rd:%091")
+
+    def test_file_map_first(self):
+        self.assertTrue(lands(self.p.imap_port, "filly@example.net", "filly-secret",
+                              "store-c.example.net", "filly"))
+        self.assertEqual(self.auth.requests, [])
+
+    def test_service_trouble_is_temporary(self):
+        for mode, within in (("500", PROMPT), ("temp", PROMPT),
+                             ("mute", HTTP_TIMEOUT + 1.5)):
+            with self.subTest(mode=mode):
+                self.auth.mode = mode
+                reply, took = login_reply(self.p.imap_port, "hank@http.example",
+                                          "hank-secret")
+                self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+                self.assertLess(took, within)
+
+    def test_service_down_is_temporary_at_once(self):
+        p = Postern(dir_config('"http"', http=http_config(
+            "http://127.0.0.1:%d/auth" % refused_port()))).start()
+        try:
+            reply, took = login_reply(p.imap_port, "hank@http.example", "hank-secret")
+            self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            self.assertLess(took, PROMPT)
+        finally:
+            rc = p.stop()
+            leaks = p.leaks()
+            p.cleanup()
+        self.assertEqual(rc, 0)
+        self.assertEqual(leaks, "")
+
+    def test_queue_bound_sheds_load(self):
+        p = Postern(dir_config('"http"', http=http_config(self.auth.url,
+                                                          "queue = 1;"))).start()
+        first = Raw(p.imap_port)
+        try:
+            self.auth.mode = "mute"
+            first.line()
+            first.send(b"a LOGIN hank@http.example hank-secret\r\n")
+            deadline = time.monotonic() + 5
+            while not self.auth.requests:     # the one slot is taken
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+            reply, took = login_reply(p.imap_port, "hank@http.example", "hank-secret")
+            self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            self.assertLess(took, PROMPT)
+            self.assertIn(b"a NO [UNAVAILABLE]", first.line())   # its deadline
+            self.assertIn("directory overloaded", p.log())
+            self.assertIn("(directory.http.queue)", p.log())
+        finally:
+            first.close()
+            rc = p.stop()
+            leaks = p.leaks()
+            p.cleanup()
+        self.assertEqual(rc, 0)
+        self.assertEqual(leaks, "")
+
+    def test_password_not_sent_unless_asked(self):
+        p = Postern(dir_config('"http"', http=http_config(self.auth.url, ""))).start()
+        try:
+            login_reply(p.imap_port, "hank@http.example", "hank-secret")
+            self.assertNotIn("Auth-Pass", self.auth.requests[-1])
+        finally:
+            rc = p.stop()
+            leaks = p.leaks()
+            p.cleanup()
+        self.assertEqual(rc, 0)
+        self.assertEqual(leaks, "")
 
 
 if __name__ == "__main__":

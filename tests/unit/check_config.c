@@ -655,6 +655,37 @@ START_TEST(test_directory_chain_bad)
 }
 END_TEST
 
+START_TEST(test_directory_http)
+{
+	struct config *c = load_ok("directory = { type = [ \"file\", \"http\" ];\n"
+	    " http = { url = \"http://127.0.0.1:9000/auth\"; timeout = 3; queue = 10;"
+	    " pass_password = true; }; };");
+
+	ck_assert_int_eq(c->directory.type[1], DIR_TYPE_HTTP);
+	ck_assert_str_eq(c->directory.http.url, "http://127.0.0.1:9000/auth");
+	ck_assert_uint_eq(c->directory.http.timeout, 3);
+	ck_assert_uint_eq(c->directory.http.queue, 10);
+	ck_assert(c->directory.http.pass_password);
+	config_free(&c);
+	c = load_ok("");
+	ck_assert_uint_eq(c->directory.http.timeout, 5);
+	ck_assert_uint_eq(c->directory.http.queue, 4096);
+	ck_assert(!c->directory.http.pass_password);
+	config_free(&c);
+
+	ASSERT_BAD("directory = { type = \"http\"; };",
+	    "test.conf:1: directory.http.url: must name the auth service");
+	ASSERT_BAD("directory = { http = { url = \"ftp://x/\"; }; };",
+	    "test.conf:1: directory.http.url: must be an http:// or https:// URL");
+	ASSERT_BAD("directory = { http = { url = \"http://x/\"; timeout = 0; }; };",
+	    "test.conf:1: directory.http.timeout: must be between 1 and 300");
+	ASSERT_BAD("directory = { http = { url = \"http://x/\"; queue = 0; }; };",
+	    "test.conf:1: directory.http.queue: must be between 1 and 1000000");
+	ASSERT_BAD("directory = { http = { uri = \"http://x/\"; }; };",
+	    "test.conf:1: directory.http.uri: unknown key");
+}
+END_TEST
+
 START_TEST(test_bad_enum)
 {
 	ASSERT_BAD("daemon = { log_level = \"verbose\"; };",
@@ -1097,6 +1128,7 @@ config_suite(void)
 	tcase_add_test(tc, test_bad_enum);
 	tcase_add_test(tc, test_directory_chain);
 	tcase_add_test(tc, test_directory_chain_bad);
+	tcase_add_test(tc, test_directory_http);
 	tcase_add_test(tc, test_tls_min_version);
 	tcase_add_test(tc, test_listen_address_without_port);
 	tcase_add_test(tc, test_listen_bad_addresses);
