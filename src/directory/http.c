@@ -271,12 +271,12 @@ req_answer(struct dir_http *dh, struct http_req *hr, CURLcode rc)
 	}
 	curl_easy_getinfo(hr->easy, CURLINFO_RESPONSE_CODE, &code);
 	if (code != 200 || !hr->have_status) {
-		snprintf(detail, sizeof(detail), "http: %s", code != 200 ?
-		    "the auth service answered with a status other than 200" :
-		    "no Auth-Status in the answer");
 		if (code != 200)
 			snprintf(detail, sizeof(detail), "http: the auth service "
 			    "answered %ld", code);
+		else
+			snprintf(detail, sizeof(detail), "http: no Auth-Status "
+			    "in the answer");
 		log_limited(&dh->log_fail, HTTP_LOG_EVERY_MS, LOG_LVL_WARNING,
 		    "http: %s: %s", dh->url, detail + 6);
 		req_finish(dh, hr, DIR_TEMPFAIL, NULL, detail);
