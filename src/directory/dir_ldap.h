@@ -1,7 +1,7 @@
 /*
  * What the LDAP search pool (directory/ldap.c) and the replica
- * (directory/ldap_sync.c) share: one way to open, secure and bind a connection, and one way to say
- * why that failed.
+ * (directory/ldap_sync.c) share: one way to open, secure and bind a
+ * connection, and one way to say why that failed.
  */
 #ifndef POSTERN_DIR_LDAP_H
 #define POSTERN_DIR_LDAP_H
@@ -25,7 +25,7 @@ int	dir_ldap_check(const struct config *cfg, char *err, size_t errlen);
  */
 int	dir_ldap_sync_open(const struct config *cfg, struct directory **dir_r,
 	    char *err, size_t errlen);
-/* --check-config: connect, bind and prove the provider takes the sync control. */
+/* --check-config: connect, bind, prove the provider takes the sync control. */
 int	dir_ldap_sync_check(const struct config *cfg, char *err, size_t errlen);
 
 /* A handle for uri with postern's options and, if configured, StartTLS. */

@@ -263,7 +263,8 @@ req_answer(struct dir_http *dh, struct http_req *hr, CURLcode rc)
 	long code = 0;
 
 	if (rc != CURLE_OK) {
-		snprintf(detail, sizeof(detail), "http: %s", curl_easy_strerror(rc));
+		snprintf(detail, sizeof(detail), "auth service: %s",
+		    curl_easy_strerror(rc));
 		log_limited(&dh->log_fail, HTTP_LOG_EVERY_MS, LOG_LVL_WARNING,
 		    "http: %s: %s", dh->url, curl_easy_strerror(rc));
 		req_finish(dh, hr, DIR_TEMPFAIL, NULL, detail);
@@ -272,19 +273,19 @@ req_answer(struct dir_http *dh, struct http_req *hr, CURLcode rc)
 	curl_easy_getinfo(hr->easy, CURLINFO_RESPONSE_CODE, &code);
 	if (code != 200 || !hr->have_status) {
 		if (code != 200)
-			snprintf(detail, sizeof(detail), "http: the auth service "
+			snprintf(detail, sizeof(detail), "auth service: "
 			    "answered %ld", code);
 		else
-			snprintf(detail, sizeof(detail), "http: no Auth-Status "
+			snprintf(detail, sizeof(detail), "auth service: no Auth-Status "
 			    "in the answer");
 		log_limited(&dh->log_fail, HTTP_LOG_EVERY_MS, LOG_LVL_WARNING,
-		    "http: %s: %s", dh->url, detail + 6);
+		    "http: %s: %s", dh->url, detail + 14);
 		req_finish(dh, hr, DIR_TEMPFAIL, NULL, detail);
 		return;
 	}
 	if (strcmp(hr->status, "OK") != 0) {
 		/* Like nginx: "4xx" error codes say "try again later". */
-		snprintf(detail, sizeof(detail), "http: Auth-Status \"%s\"%s%s",
+		snprintf(detail, sizeof(detail), "auth service: Auth-Status \"%s\"%s%s",
 		    hr->status, hr->error_code[0] ? " Auth-Error-Code " : "",
 		    hr->error_code);
 		req_finish(dh, hr, hr->error_code[0] == '4' ? DIR_TEMPFAIL :
@@ -293,7 +294,7 @@ req_answer(struct dir_http *dh, struct http_req *hr, CURLcode rc)
 	}
 	if (hr->server[0] == '\0') {
 		req_finish(dh, hr, DIR_TEMPFAIL, NULL,
-		    "http: Auth-Status OK without Auth-Server");
+		    "auth service: Auth-Status OK without Auth-Server");
 		return;
 	}
 	snprintf(spec, sizeof(spec), strchr(hr->server, ':') != NULL ? "[%s]%s%s" :
@@ -302,12 +303,12 @@ req_answer(struct dir_http *dh, struct http_req *hr, CURLcode rc)
 	if (route_add_host(route, spec, &error) < 0 || (hr->user[0] != '\0' &&
 	    route_set_backend_user(route, hr->user, &error) < 0)) {
 		route_unref(&route);
-		snprintf(detail, sizeof(detail), "http: unusable answer (%s): %s",
+		snprintf(detail, sizeof(detail), "auth service: unusable answer (%s): %s",
 		    spec, error);
 		req_finish(dh, hr, DIR_TEMPFAIL, NULL, detail);
 		return;
 	}
-	snprintf(detail, sizeof(detail), "http: Auth-Server %s", spec);
+	snprintf(detail, sizeof(detail), "auth service: Auth-Server %s", spec);
 	req_finish(dh, hr, DIR_OK, route, detail);
 }
 
@@ -363,7 +364,7 @@ http_main(void *arg)
 				req_finish(dh, taken, DIR_TEMPFAIL, NULL,
 				    "directory shutting down");
 			else if (req_start(dh, taken, &why) < 0) {
-				snprintf(detail, sizeof(detail), "http: %s", why);
+				snprintf(detail, sizeof(detail), "auth service: %s", why);
 				req_finish(dh, taken, DIR_TEMPFAIL, NULL, detail);
 			}
 		}

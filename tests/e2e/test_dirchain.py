@@ -15,6 +15,7 @@ import imaplib
 import os
 import poplib
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -340,7 +341,8 @@ class D_CheckConfig(unittest.TestCase):
 class AuthService:
     """nginx auth_http peer: routes USERS' logins by Auth-User, records
     every request's headers; ``mode`` is "ok", "mute" (never answers),
-    "500" or "temp" (a 4xx Auth-Error-Code)."""
+    "500", "temp" (a 4xx Auth-Error-Code), "reset" (RST, no answer) or
+    "bigbody" (an answer with a body past postern's bound)."""
 
     def __init__(self):
         self.mode = "ok"
@@ -355,6 +357,20 @@ class AuthService:
                 outer.requests.append(dict(self.headers.items()))
                 if outer.mode == "mute":
                     time.sleep(HTTP_TIMEOUT + 3)
+                    return
+                if outer.mode == "reset":
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                               struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    self.close_connection = True
+                    return
+                if outer.mode == "bigbody":     # past HTTP_BODY_MAX (64 KiB)
+                    self.send_response(200)
+                    self.send_header("Auth-Status", "OK")
+                    self.send_header("Auth-Server", STORES["store-c.example.net"])
+                    self.send_header("Content-Length", str(65 * 1024))
+                    self.end_headers()
+                    self.wfile.write(b"x" * (65 * 1024))
                     return
                 if outer.mode == "500":
                     self.send_response(500)
@@ -465,14 +481,19 @@ class E_Http(unittest.TestCase):
         self.assertEqual(self.auth.requests, [])
 
     def test_service_trouble_is_temporary(self):
-        for mode, within in (("500", PROMPT), ("temp", PROMPT),
-                             ("mute", HTTP_TIMEOUT + 1.5)):
+        for mode, within in (("500", PROMPT), ("temp", PROMPT), ("reset", PROMPT),
+                             ("bigbody", PROMPT), ("mute", HTTP_TIMEOUT + 1.5)):
             with self.subTest(mode=mode):
                 self.auth.mode = mode
                 reply, took = login_reply(self.p.imap_port, "hank@http.example",
                                           "hank-secret")
                 self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
                 self.assertLess(took, within)
+        # The body's bound, not anything else, fails the big answer.
+        self.auth.mode = "bigbody"
+        res = lookup(self.p.conf_path, "hank@http.example")
+        self.assertIn("status: tempfail", res.stdout)
+        self.assertIn("source: http: auth service: Failed writing received data", res.stdout)
 
     def test_service_down_is_temporary_at_once(self):
         p = Postern(dir_config('"http"', http=http_config(
