@@ -48,7 +48,7 @@ http_header_escape(const char *in, char *out, size_t outlen)
 
 #define HTTP_LOG_EVERY_MS	10000
 #define HTTP_BODY_MAX		(64 * 1024)	/* an answer's body is read and dropped */
-#define HTTP_VALUE_MAX		512		/* an Auth-* header's value */
+#define HTTP_VALUE_MAX		512		/* an Auth-* header's value, NUL included */
 
 /* One lookup on its way; the thread's own once taken from the queue. */
 struct http_req {
@@ -58,6 +58,7 @@ struct http_req {
 	struct curl_slist	*headers;
 	size_t			 body;
 	bool			 have_status;
+	bool			 too_long;	/* an Auth-* value past HTTP_VALUE_MAX */
 	char			 status[HTTP_VALUE_MAX];
 	char			 server[HTTP_VALUE_MAX];
 	char			 port[HTTP_VALUE_MAX];
@@ -137,10 +138,12 @@ header_is(const char *line, size_t len, const char *name, const char **value_r,
 }
 
 static void
-copy_value(char *dst, const char *v, size_t vlen)
+copy_value(struct http_req *hr, char *dst, const char *v, size_t vlen)
 {
-	if (vlen >= HTTP_VALUE_MAX)
+	if (vlen >= HTTP_VALUE_MAX) {
+		hr->too_long = true;
 		vlen = HTTP_VALUE_MAX - 1;
+	}
 	memcpy(dst, v, vlen);
 	dst[vlen] = '\0';
 }
@@ -154,22 +157,22 @@ on_header(char *buf, size_t size, size_t n, void *arg)
 
 	/* A new status line (after a 100 Continue, say) starts afresh. */
 	if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
-		hr->have_status = false;
+		hr->have_status = hr->too_long = false;
 		hr->status[0] = hr->server[0] = hr->port[0] = hr->user[0] = '\0';
 		hr->error_code[0] = hr->wait[0] = '\0';
 	} else if (header_is(buf, len, "Auth-Status", &v, &vlen)) {
-		copy_value(hr->status, v, vlen);
+		copy_value(hr, hr->status, v, vlen);
 		hr->have_status = true;
 	} else if (header_is(buf, len, "Auth-Server", &v, &vlen))
-		copy_value(hr->server, v, vlen);
+		copy_value(hr, hr->server, v, vlen);
 	else if (header_is(buf, len, "Auth-Port", &v, &vlen))
-		copy_value(hr->port, v, vlen);
+		copy_value(hr, hr->port, v, vlen);
 	else if (header_is(buf, len, "Auth-User", &v, &vlen))
-		copy_value(hr->user, v, vlen);
+		copy_value(hr, hr->user, v, vlen);
 	else if (header_is(buf, len, "Auth-Error-Code", &v, &vlen))
-		copy_value(hr->error_code, v, vlen);
+		copy_value(hr, hr->error_code, v, vlen);
 	else if (header_is(buf, len, "Auth-Wait", &v, &vlen))
-		copy_value(hr->wait, v, vlen);
+		copy_value(hr, hr->wait, v, vlen);
 	return len;
 }
 
@@ -281,6 +284,11 @@ req_answer(struct dir_http *dh, struct http_req *hr, CURLcode rc)
 		log_limited(&dh->log_fail, HTTP_LOG_EVERY_MS, LOG_LVL_WARNING,
 		    "http: %s: %s", dh->url, detail + 14);
 		req_finish(dh, hr, DIR_TEMPFAIL, NULL, detail);
+		return;
+	}
+	if (hr->too_long) {
+		req_finish(dh, hr, DIR_TEMPFAIL, NULL, "auth service: an Auth-* "
+		    "header value is longer than 511 bytes");
 		return;
 	}
 	if (strcmp(hr->status, "OK") != 0) {

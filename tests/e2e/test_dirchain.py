@@ -342,7 +342,8 @@ class AuthService:
     """nginx auth_http peer: routes USERS' logins by Auth-User, records
     every request's headers; ``mode`` is "ok", "mute" (never answers),
     "500", "temp" (a 4xx Auth-Error-Code), "reset" (RST, no answer) or
-    "bigbody" (an answer with a body past postern's bound)."""
+    "bigbody" (an answer with a body past postern's bound) or "longvalue"
+    (an Auth-User past postern's bound)."""
 
     def __init__(self):
         self.mode = "ok"
@@ -371,6 +372,14 @@ class AuthService:
                     self.send_header("Content-Length", str(65 * 1024))
                     self.end_headers()
                     self.wfile.write(b"x" * (65 * 1024))
+                    return
+                if outer.mode == "longvalue":   # past HTTP_VALUE_MAX (511)
+                    self.send_response(200)
+                    self.send_header("Auth-Status", "OK")
+                    self.send_header("Auth-Server", STORES["store-c.example.net"])
+                    self.send_header("Auth-User", "h" * 512)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 if outer.mode == "500":
                     self.send_response(500)
@@ -482,7 +491,8 @@ class E_Http(unittest.TestCase):
 
     def test_service_trouble_is_temporary(self):
         for mode, within in (("500", PROMPT), ("temp", PROMPT), ("reset", PROMPT),
-                             ("bigbody", PROMPT), ("mute", HTTP_TIMEOUT + 1.5)):
+                             ("bigbody", PROMPT), ("longvalue", PROMPT),
+                             ("mute", HTTP_TIMEOUT + 1.5)):
             with self.subTest(mode=mode):
                 self.auth.mode = mode
                 reply, took = login_reply(self.p.imap_port, "hank@http.example",
@@ -494,6 +504,10 @@ class E_Http(unittest.TestCase):
         res = lookup(self.p.conf_path, "hank@http.example")
         self.assertIn("status: tempfail", res.stdout)
         self.assertIn("source: http: auth service: Failed writing received data", res.stdout)
+        self.auth.mode = "longvalue"
+        res = lookup(self.p.conf_path, "hank@http.example")
+        self.assertIn("status: tempfail", res.stdout)
+        self.assertIn("header value is longer than 511 bytes", res.stdout)
 
     def test_service_down_is_temporary_at_once(self):
         p = Postern(dir_config('"http"', http=http_config(
