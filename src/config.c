@@ -299,7 +299,8 @@ config_defaults(struct config *c)
 	c->capability[PROTO_IMAP] = xstrdup("");
 	c->capability[PROTO_POP3] = xstrdup("");
 	c->capability[PROTO_SIEVE] = xstrdup("");
-	c->directory.type = DIR_TYPE_LDAP;
+	c->directory.type[0] = DIR_TYPE_LDAP;
+	c->directory.ntypes = 1;
 	c->directory.cache.ttl = 60;
 	c->directory.cache.negative_ttl = 10;
 	c->directory.cache.entries = 100000;
@@ -328,6 +329,10 @@ config_defaults(struct config *c)
 	c->directory.ldap.sync_keys = xstrdup("uid mail");
 	c->directory.on_move = ON_MOVE_KEEP;
 	c->directory.file_path = xstrdup("popmap");
+	c->directory.regex_path = xstrdup("");
+	c->directory.http.url = xstrdup("");
+	c->directory.http.timeout = 5;
+	c->directory.http.queue = 4096;
 	c->backend.port[PROTO_IMAP] = 143;
 	c->backend.port[PROTO_POP3] = 110;
 	c->backend.port[PROTO_SIEVE] = 4190;
@@ -971,32 +976,113 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 	return 0;
 }
 
+static const char *const dir_type_names[] = { [DIR_TYPE_LDAP] = "ldap",
+    [DIR_TYPE_FILE] = "file", [DIR_TYPE_REGEX] = "regex",
+    [DIR_TYPE_HTTP] = "http" };
+_Static_assert(nitems(dir_type_names) == DIR_TYPE_COUNT, "dir_type_names");
+
+bool
+config_dir_uses(const struct config *c, enum dir_type type)
+{
+	for (size_t i = 0; i < c->directory.ntypes; i++)
+		if (c->directory.type[i] == type)
+			return true;
+	return false;
+}
+
+const char *
+dir_type_name(enum dir_type type)
+{
+	return dir_type_names[type];
+}
+
+/* One name of directory.type (a string, or an element of its list). */
+static int
+dir_type_parse(struct loader *ld, const config_setting_t *s, enum dir_type *out)
+{
+	const char *v;
+	char choices[256];
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return fail(ld, s, "directory.type", "must be a string or a list "
+		    "of strings");
+	v = config_setting_get_string(s);
+	for (size_t i = 0; i < nitems(dir_type_names); i++) {
+		if (strcmp(v, dir_type_names[i]) == 0) {
+			*out = (enum dir_type)i;
+			return 0;
+		}
+	}
+	return fail(ld, s, "directory.type", "unknown value \"%s\" (%s)", v,
+	    enum_choices(dir_type_names, nitems(dir_type_names), choices,
+	    sizeof(choices)));
+}
+
+/* directory.type = "ldap" or a chain: [ "file", "regex", "ldap" ] */
+static int
+load_dir_types(struct loader *ld, const config_setting_t *g, struct config *c)
+{
+	const config_setting_t *s = config_setting_get_member(g, "type");
+	int n;
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		c->directory.ntypes = 1;
+		return dir_type_parse(ld, s, &c->directory.type[0]);
+	}
+	if (!config_setting_is_aggregate(s) ||
+	    config_setting_type(s) == CONFIG_TYPE_GROUP)
+		return fail(ld, s, "directory.type", "must be a string or a list "
+		    "of strings");
+	if ((n = config_setting_length(s)) == 0)
+		return fail(ld, s, "directory.type", "names no back-end");
+	if (n > DIR_CHAIN_MAX)
+		return fail(ld, s, "directory.type", "more than %d back-ends",
+		    DIR_CHAIN_MAX);
+	for (int i = 0; i < n; i++) {
+		enum dir_type t;
+
+		if (dir_type_parse(ld, config_setting_get_elem(s, (unsigned)i), &t) < 0)
+			return -1;
+		for (int k = 0; k < i; k++)
+			if (c->directory.type[k] == t)
+				return fail(ld, s, "directory.type", "\"%s\" listed "
+				    "twice", dir_type_names[t]);
+		c->directory.type[i] = t;
+	}
+	c->directory.ntypes = (size_t)n;
+	return 0;
+}
+
 static int
 load_directory(struct loader *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const keys[] = { "type", "cache", "ldap", "file",
-	    "on_move", "host_map", NULL };
+	    "regex", "http", "on_move", "host_map", NULL };
 	static const char *const moves[] = { [ON_MOVE_KEEP] = "keep",
 	    [ON_MOVE_KICK] = "kick" };
 	static const char *const cache_keys[] = { "ttl", "negative_ttl", "entries",
 	    "negative_entries", "serve_stale", NULL };
 	static const char *const file_keys[] = { "path", NULL };
-	static const char *const types[] = { [DIR_TYPE_LDAP] = "ldap",
-	    [DIR_TYPE_FILE] = "file" };
-	const config_setting_t *g, *cache, *file;
-	int type = (int)c->directory.type, move = (int)c->directory.on_move;
+	static const char *const regex_keys[] = { "path", NULL };
+	static const char *const http_keys[] = { "url", "timeout", "queue",
+	    "pass_password", NULL };
+	const config_setting_t *g, *cache, *file, *regex, *http;
+	int move = (int)c->directory.on_move;
 
 	if (get_group(ld, root, "", "directory", &g) < 0)
 		return -1;
 	if (g == NULL)
 		return 0;
 	if (check_keys(ld, g, "directory", keys) < 0 ||
-	    get_enum(ld, g, "directory", "type", types, nitems(types), &type) < 0 ||
+	    load_dir_types(ld, g, c) < 0 ||
 	    get_enum(ld, g, "directory", "on_move", moves, nitems(moves), &move) < 0 ||
 	    get_group(ld, g, "directory", "cache", &cache) < 0 ||
-	    get_group(ld, g, "directory", "file", &file) < 0)
+	    get_group(ld, g, "directory", "file", &file) < 0 ||
+	    get_group(ld, g, "directory", "regex", &regex) < 0 ||
+	    get_group(ld, g, "directory", "http", &http) < 0)
 		return -1;
-	c->directory.type = (enum dir_type)type;
 	c->directory.on_move = (enum on_move)move;
 	if (cache != NULL && (check_keys(ld, cache, "directory.cache", cache_keys) < 0 ||
 	    get_uint(ld, cache, "directory.cache", "ttl", 0, 86400 * 7, &c->directory.cache.ttl) < 0 ||
@@ -1008,10 +1094,30 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 	if (file != NULL && (check_keys(ld, file, "directory.file", file_keys) < 0 ||
 	    get_path(ld, file, "directory.file", "path", &c->directory.file_path) < 0))
 		return -1;
+	if (regex != NULL && (check_keys(ld, regex, "directory.regex", regex_keys) < 0 ||
+	    get_path(ld, regex, "directory.regex", "path", &c->directory.regex_path) < 0))
+		return -1;
+	if (http != NULL && (check_keys(ld, http, "directory.http", http_keys) < 0 ||
+	    get_str(ld, http, "directory.http", "url", &c->directory.http.url) < 0 ||
+	    get_uint(ld, http, "directory.http", "timeout", 1, 300, &c->directory.http.timeout) < 0 ||
+	    get_uint(ld, http, "directory.http", "queue", 1, 1000000, &c->directory.http.queue) < 0 ||
+	    get_bool(ld, http, "directory.http", "pass_password", &c->directory.http.pass_password) < 0))
+		return -1;
+	if (http != NULL && c->directory.http.url[0] != '\0' &&
+	    strncmp(c->directory.http.url, "http://", 7) != 0 &&
+	    strncmp(c->directory.http.url, "https://", 8) != 0)
+		return fail(ld, config_setting_get_member(http, "url"),
+		    "directory.http.url", "must be an http:// or https:// URL");
 	if (load_ldap(ld, g, c) < 0 || load_host_map(ld, g, c) < 0)
 		return -1;
-	if (c->directory.type == DIR_TYPE_FILE && c->directory.file_path[0] == '\0')
+	if (config_dir_uses(c, DIR_TYPE_FILE) && c->directory.file_path[0] == '\0')
 		return fail(ld, file, "directory.file.path", "must name the map file");
+	if (config_dir_uses(c, DIR_TYPE_REGEX) && c->directory.regex_path[0] == '\0')
+		return fail(ld, regex != NULL ? regex : config_setting_get_member(g,
+		    "type"), "directory.regex.path", "must name the regex map file");
+	if (config_dir_uses(c, DIR_TYPE_HTTP) && c->directory.http.url[0] == '\0')
+		return fail(ld, http != NULL ? http : config_setting_get_member(g,
+		    "type"), "directory.http.url", "must name the auth service");
 	return 0;
 }
 
@@ -1102,9 +1208,10 @@ load_auth(struct loader *ld, const config_setting_t *root, struct config *c)
 	    get_uint(ld, g, "auth", "failure_delay", 0, 60, &c->auth.failure_delay) < 0)
 		return -1;
 	c->auth.verify = (enum auth_verify)v;
-	if (c->auth.verify == AUTH_VERIFY_LDAP_BIND && c->directory.type != DIR_TYPE_LDAP)
+	if (c->auth.verify == AUTH_VERIFY_LDAP_BIND &&
+	    !config_dir_uses(c, DIR_TYPE_LDAP))
 		return fail(ld, config_setting_get_member(g, "verify"), "auth.verify",
-		    "\"ldap-bind\" needs directory.type = \"ldap\"");
+		    "\"ldap-bind\" needs \"ldap\" in directory.type");
 	return 0;
 }
 
@@ -1505,6 +1612,8 @@ config_free(struct config **configp)
 	free(c->directory.ldap.sync_filter);
 	free(c->directory.ldap.sync_keys);
 	free(c->directory.file_path);
+	free(c->directory.regex_path);
+	free(c->directory.http.url);
 	free(c->backend.ca_file);
 	for (size_t i = 0; i < c->nbackends; i++) {
 		struct backend_cfg *b = &c->backends[i];

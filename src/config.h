@@ -45,10 +45,17 @@ enum backend_login {
 	BACKEND_LOGIN_MASTER,		/* AUTHENTICATE PLAIN as a master user */
 };
 
+/* Directory back-ends (src/directory/), as directory.type names them. */
 enum dir_type {
 	DIR_TYPE_LDAP,
 	DIR_TYPE_FILE,
+	DIR_TYPE_REGEX,
+	DIR_TYPE_HTTP,
+	DIR_TYPE_COUNT
 };
+
+/* Back-ends in one directory.type list (a chain). */
+#define DIR_CHAIN_MAX	8
 
 struct listen_cfg {
 	enum proto_id		 proto;
@@ -190,7 +197,9 @@ struct config {
 	char			*capability[PROTO_COUNT];
 
 	struct {
-		enum dir_type	 type;
+		/* asked in order; one entry unless directory.type is a list */
+		enum dir_type	 type[DIR_CHAIN_MAX];
+		size_t		 ntypes;
 		struct {
 			unsigned	 ttl;
 			unsigned	 negative_ttl;
@@ -200,6 +209,13 @@ struct config {
 		} cache;
 		struct ldap_cfg	 ldap;
 		char		*file_path;
+		char		*regex_path;
+		struct {			/* nginx's auth_http protocol */
+			char		*url;
+			unsigned	 timeout;	/* seconds */
+			unsigned	 queue;		/* requests waiting or in flight */
+			bool		 pass_password;	/* send Auth-Pass */
+		} http;
 		enum on_move	 on_move;
 		struct host_map	 host_map;	/* directory values to hosts */
 	} directory;
@@ -235,6 +251,11 @@ struct config {
 		char		*master_password;
 	} master;
 };
+
+/* Is `type` one of directory.type's back-ends? */
+bool		 config_dir_uses(const struct config *cfg, enum dir_type type);
+/* directory.type's name for `type`. */
+const char	*dir_type_name(enum dir_type type);
 
 /* The named backend called `name` (case-insensitive), or NULL. */
 const struct backend_cfg *config_backend(const struct config *cfg,

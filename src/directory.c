@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "directory.h"
+#include "directory/backend.h"
 #include "log.h"
 #include "loop.h"
 #include "util.h"
@@ -34,7 +35,9 @@ struct dir_request {
 	struct route		*route;
 	char			 detail[512];
 	char			*dn;		/* verify requests */
-	char			*password;	/* verify requests; wiped */
+	char			*password;	/* verify requests, client's; wiped */
+	char			 client_addr[64];
+	unsigned		 attempt;
 };
 
 static const char *const status_names[] = {
@@ -49,18 +52,17 @@ dir_status_name(enum dir_status status)
 	return status_names[status];
 }
 
-/* The map's errors name the map; say which key of which file named it. */
-static int
-file_open(const struct config *cfg, struct directory **dir_r, char *err,
-    size_t errlen)
+/* Does any back-end of the chain want a route cache in front of it? */
+static bool
+directory_cacheable(const struct config *cfg)
 {
-	char why[512];
+	for (size_t i = 0; i < cfg->directory.ntypes; i++) {
+		const struct dir_backend *b = dir_backend_get(cfg->directory.type[i]);
 
-	if (dir_file_open(cfg->directory.file_path, dir_r, why, sizeof(why)) < 0) {
-		snprintf(err, errlen, "%s: directory.file.path: %s", cfg->path, why);
-		return -1;
+		if (b->cacheable != NULL && b->cacheable(cfg))
+			return true;
 	}
-	return 0;
+	return false;
 }
 
 int
@@ -68,22 +70,17 @@ directory_open(const struct config *cfg, struct directory **dir_r, char *err,
     size_t errlen)
 {
 	struct directory *dir;
-	int rc = -1;
+	int rc;
 
-	switch (cfg->directory.type) {
-	case DIR_TYPE_FILE:
-		/* Already in memory: a cache would only add a copy. */
-		return file_open(cfg, dir_r, err, errlen);
-	case DIR_TYPE_LDAP:
-		/* The replica is already in memory and current: no cache. */
-		if (cfg->directory.ldap.sync)
-			return dir_ldap_sync_open(cfg, dir_r, err, errlen);
-		rc = dir_ldap_open(cfg, &dir, err, errlen);
-		break;
-	}
+	if (cfg->directory.ntypes == 1)
+		rc = dir_backend_get(cfg->directory.type[0])->open(cfg, &dir,
+		    err, errlen);
+	else
+		rc = dir_chain_open(cfg, &dir, err, errlen);
 	if (rc < 0)
 		return -1;
-	if (cfg->directory.cache.entries > 0) {
+	/* The cache sits in front of the whole chain. */
+	if (cfg->directory.cache.entries > 0 && directory_cacheable(cfg)) {
 		dir->cache = route_cache_new(cfg->directory.cache.entries,
 		    cfg->directory.cache.negative_entries,
 		    cfg->directory.cache.ttl, cfg->directory.cache.negative_ttl);
@@ -111,20 +108,19 @@ directory_close(struct directory **dirp)
 int
 directory_check(const struct config *cfg, char *err, size_t errlen)
 {
-	struct directory *dir;
-
-	switch (cfg->directory.type) {
-	case DIR_TYPE_FILE:
-		if (file_open(cfg, &dir, err, errlen) < 0)
+	for (size_t i = 0; i < cfg->directory.ntypes; i++)
+		if (dir_backend_get(cfg->directory.type[i])->check(cfg, err,
+		    errlen) < 0)
 			return -1;
-		dir->ops->free(dir);
-		return 0;
-	case DIR_TYPE_LDAP:
-		if (cfg->directory.ldap.sync)
-			return dir_ldap_sync_check(cfg, err, errlen);
-		return dir_ldap_check(cfg, err, errlen);
-	}
-	return -1;
+	return 0;
+}
+
+int
+directory_replica_stats(struct directory *dir, struct replica_stats *st)
+{
+	if (dir == NULL || dir->ops->replica_stats == NULL)
+		return -1;
+	return dir->ops->replica_stats(dir, st);
 }
 
 static void
@@ -144,7 +140,23 @@ directory_lookup(struct directory *dir, struct loop *loop,
     const struct username *name, enum proto_id proto, dir_result_cb *cb,
     void *arg)
 {
+	return directory_lookup_client(dir, loop, name, proto, NULL, cb, arg);
+}
+
+struct dir_request *
+directory_lookup_client(struct directory *dir, struct loop *loop,
+    const struct username *name, enum proto_id proto,
+    const struct dir_client *client, dir_result_cb *cb, void *arg)
+{
 	struct dir_request *req = xcalloc(1, sizeof(*req));
+
+	if (client != NULL) {
+		str_copy(req->client_addr, client->addr != NULL ? client->addr :
+		    "", sizeof(req->client_addr));
+		if (client->password != NULL)
+			req->password = xstrdup(client->password);
+		req->attempt = client->attempt;
+	}
 
 	atomic_init(&req->refs, 2);
 	req->loop = loop;
@@ -213,6 +225,24 @@ const char *
 dir_request_password(const struct dir_request *req)
 {
 	return req->password;
+}
+
+const char *
+dir_request_client_addr(const struct dir_request *req)
+{
+	return req->client_addr;
+}
+
+unsigned
+dir_request_attempt(const struct dir_request *req)
+{
+	return req->attempt;
+}
+
+struct loop *
+dir_request_loop(const struct dir_request *req)
+{
+	return req->loop;
 }
 
 void
@@ -373,6 +403,8 @@ void
 directory_listen(struct directory *dir, const struct dir_listener *l)
 {
 	atomic_store_explicit(&dir->listener, l, memory_order_release);
+	if (dir->ops->listen != NULL)
+		dir->ops->listen(dir, l);
 }
 
 void

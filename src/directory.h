@@ -2,7 +2,8 @@
  * The directory: user name in, route out.  Lookups are asynchronous: a
  * worker starts one and gets the answer later on its own loop, so nothing
  * a directory does (network round trips, file reads) ever blocks a worker.
- * Implementations: the file map (dir_file.c) and LDAP.
+ * The back-ends live in src/directory/, one file each, and are known here
+ * only through their table (directory/backend.h).
  */
 #ifndef POSTERN_DIRECTORY_H
 #define POSTERN_DIRECTORY_H
@@ -50,6 +51,28 @@ enum dir_cache_result {
 	DIR_CACHE_STALE,	/* asked, it failed, an expired route served */
 };
 
+/* For `stats`: the replica's state. */
+struct replica_stats {
+	size_t		 entries;	/* directory entries held */
+	size_t		 keys;		/* logins they answer for */
+	time_t		 updated;	/* last change applied (0: none yet) */
+	unsigned	 age;		/* seconds since last known in sync */
+	bool		 connected;	/* a provider session is up */
+	bool		 ready;		/* the first refresh completed */
+};
+
+/*
+ * A user's route changed while the daemon runs (a replica update, or a
+ * flush that found another route).  Runs on the directory's own thread and
+ * must not block; `route` is the new route, NULL if the user is gone.
+ */
+typedef void dir_moved_cb(void *arg, const char *login, const struct route *route);
+
+struct dir_listener {
+	dir_moved_cb	*cb;
+	void		*arg;
+};
+
 struct directory_ops {
 	const char	*name;
 	/*
@@ -68,18 +91,11 @@ struct directory_ops {
 	/* Its queues now (NULL: it has none).  Any thread; must not block. */
 	void		(*queue_stats)(struct directory *dir,
 			    struct dir_queue_stats *st);
-};
-
-/*
- * A user's route changed while the daemon runs (a replica update, or a
- * flush that found another route).  Runs on the directory's own thread and
- * must not block; `route` is the new route, NULL if the user is gone.
- */
-typedef void dir_moved_cb(void *arg, const char *login, const struct route *route);
-
-struct dir_listener {
-	dir_moved_cb	*cb;
-	void		*arg;
+	/* The replica's state (NULL: not a replica).  0 with *st filled. */
+	int		(*replica_stats)(struct directory *dir,
+			    struct replica_stats *st);
+	/* Pass a listener on to directories inside this one (NULL: none). */
+	void		(*listen)(struct directory *dir, const struct dir_listener *l);
 };
 
 struct directory {
@@ -115,6 +131,21 @@ struct dir_request *directory_lookup(struct directory *dir, struct loop *loop,
 		    const struct username *name, enum proto_id proto,
 		    dir_result_cb *cb, void *arg);
 /*
+ * What a lookup may tell a back-end about the login, for back-ends that
+ * decide on more than the name (http).  Copied; the password is wiped
+ * after use.
+ */
+struct dir_client {
+	const char	*addr;		/* the client's address, no port */
+	const char	*password;	/* NULL: none */
+	unsigned	 attempt;	/* 1 for a session's first login */
+};
+/* directory_lookup with the client's details. */
+struct dir_request *directory_lookup_client(struct directory *dir,
+		    struct loop *loop, const struct username *name,
+		    enum proto_id proto, const struct dir_client *client,
+		    dir_result_cb *cb, void *arg);
+/*
  * Check a user's password against the directory (auth.verify = "ldap-bind").
  * Answers DIR_OK (right), DIR_NOT_FOUND (wrong) or DIR_TEMPFAIL, with no
  * route.  The password is copied and wiped after use.
@@ -134,9 +165,17 @@ enum dir_status	 directory_lookup_sync(struct directory *dir,
 /* For implementations. */
 const struct username	*dir_request_name(const struct dir_request *req);
 enum proto_id		 dir_request_proto(const struct dir_request *req);
-/* For verify requests: the entry and the password (NULL for lookups). */
+/*
+ * For verify requests: the entry and the password; for lookups with a
+ * client (directory_lookup_client), its password; else NULL.
+ */
 const char		*dir_request_dn(const struct dir_request *req);
 const char		*dir_request_password(const struct dir_request *req);
+/* The client's address ("" if unknown) and login attempt (0 if unknown). */
+const char		*dir_request_client_addr(const struct dir_request *req);
+unsigned		 dir_request_attempt(const struct dir_request *req);
+/* The loop the answer goes to (a chain asks its members on it). */
+struct loop		*dir_request_loop(const struct dir_request *req);
 void			 dir_request_done(struct dir_request *req,
 			    enum dir_status status, struct route *route,
 			    const char *detail);
@@ -152,30 +191,6 @@ enum dir_cache_result dir_request_cache_result(const struct dir_request *req);
 int		 directory_queue_stats(struct directory *dir,
 		    struct dir_queue_stats *st);
 
-/* LDAP (dir_ldap.c): a pool of connections on threads of its own. */
-int		 dir_ldap_open(const struct config *cfg, struct directory **dir_r,
-		    char *err, size_t errlen);
-int		 dir_ldap_check(const struct config *cfg, char *err, size_t errlen);
-/*
- * LDAP with directory.ldap.sync (dir_ldap_sync.c): an RFC 4533 replica
- * kept by a thread of its own; lookups are answered from memory.  Open
- * waits for the first refresh (at most directory.ldap.timeout seconds).
- */
-int		 dir_ldap_sync_open(const struct config *cfg, struct directory **dir_r,
-		    char *err, size_t errlen);
-/* --check-config: connect, bind and prove the provider takes the sync control. */
-int		 dir_ldap_sync_check(const struct config *cfg, char *err,
-		    size_t errlen);
-
-/* For `stats`: the replica's state. */
-struct replica_stats {
-	size_t		 entries;	/* directory entries held */
-	size_t		 keys;		/* logins they answer for */
-	time_t		 updated;	/* last change applied (0: none yet) */
-	unsigned	 age;		/* seconds since last known in sync */
-	bool		 connected;	/* a provider session is up */
-	bool		 ready;		/* the first refresh completed */
-};
 /* 0 with *st filled, or -1 if dir is not a replica. */
 int		 directory_replica_stats(struct directory *dir,
 		    struct replica_stats *st);
@@ -200,15 +215,5 @@ int		 ldap_filter_check(const char *filter, size_t *offset_r,
  */
 int		 ldap_expand(const char *tmpl, const struct username *name,
 		    enum proto_id proto, bool dn, char *out, size_t outlen);
-
-/* File map: "user host[:port][,host2[:port]...] [backend_user]" per line. */
-int		 dir_file_open(const char *path, struct directory **dir_r,
-		    char *err, size_t errlen);
-/*
- * Parse one map line.  1 with *user_r and *route_r set, 0 for a blank or
- * comment line, -1 with a reason.
- */
-int		 popmap_parse_line(const char *line, char **user_r,
-		    struct route **route_r, const char **error_r);
 
 #endif

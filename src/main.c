@@ -234,6 +234,11 @@ cmd_lookup(const struct config *cfg, const char *user, enum proto_id proto)
 	if (open_directory(cfg, &dir) < 0)
 		return 1;
 	status = directory_lookup_sync(dir, &name, proto, &route, detail, sizeof(detail));
+	printf("directory:");
+	for (size_t i = 0; i < cfg->directory.ntypes; i++)
+		printf("%s%s", i == 0 ? " " : ", ",
+		    dir_type_name(cfg->directory.type[i]));
+	printf("\n");
 	printf("user: %s\nlocal: %s\ndomain: %s\nprotocol: %s\nstatus: %s\n"
 	    "cache: %s\nsource: %s\n", name.full, name.local,
 	    name.domain[0] ? name.domain : "-", proto_name(proto),

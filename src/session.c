@@ -95,6 +95,7 @@ static void	session_timeout(struct timer *t);
 static void	backend_try_host(struct session *s);
 static void	backend_try_addr(struct session *s);
 static void	backend_health(struct session *s, const char *error);
+static void	session_peer_ip(const struct session *, char *, size_t);
 static void	session_update_client(struct session *s);
 static void	auth_verify_start(struct session *s);
 static void	session_refuse(struct session *s, enum session_fail fail,
@@ -750,6 +751,8 @@ session_login(struct session *s)
 {
 	const struct config *cfg = s->cfg;
 	struct username name;
+	struct dir_client client = { .attempt = s->auth_failures + 1 };
+	char ip[INET6_ADDRSTRLEN];
 	const char *error;
 	char login[LOGIN_LOG_MAX];
 
@@ -767,8 +770,13 @@ session_login(struct session *s)
 	loop_timer_in(s->loop, &s->timer, (uint64_t)cfg->timeouts.lookup * 1000);
 	s->user = xstrdup(name.full);
 	s->lookup_us = metrics_clock_us();
-	s->lookup = directory_lookup(s->gen->dir, s->loop, &name,
-	    s->listen->proto, lookup_done, s);
+	session_peer_ip(s, ip, sizeof(ip));
+	client.addr = ip;
+	/* The password leaves the session only for a service that asks for it. */
+	if (cfg->directory.http.pass_password && config_dir_uses(cfg, DIR_TYPE_HTTP))
+		client.password = s->creds.password;
+	s->lookup = directory_lookup_client(s->gen->dir, s->loop, &name,
+	    s->listen->proto, &client, lookup_done, s);
 }
 
 /* The lookup's time and what the route cache did, for the metrics. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "directory.h"
+#include "directory/file.h"
 #include "fuzz.h"
 #include "fuzz_route.h"
 

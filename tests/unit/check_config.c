@@ -159,7 +159,7 @@ START_TEST(test_empty_config_defaults)
 	ck_assert_str_eq(c->capability[PROTO_IMAP], "");
 	ck_assert_str_eq(c->capability[PROTO_POP3], "");
 
-	ck_assert_int_eq(c->directory.type, DIR_TYPE_LDAP);
+	ck_assert_int_eq(c->directory.type[0], DIR_TYPE_LDAP);
 	ck_assert_uint_eq(c->directory.cache.ttl, 60);
 	ck_assert_uint_eq(c->directory.cache.negative_ttl, 10);
 	ck_assert_uint_eq(c->directory.cache.entries, 100000);
@@ -205,7 +205,7 @@ START_TEST(test_minimal_config)
 	ck_assert_int_eq(c->listen[0].addr.ss_family, AF_INET);
 	ck_assert_uint_eq(c->listen[0].addrlen, sizeof(struct sockaddr_in));
 	ck_assert_uint_eq(sa_port(&c->listen[0]), 1143);
-	ck_assert_int_eq(c->directory.type, DIR_TYPE_FILE);
+	ck_assert_int_eq(c->directory.type[0], DIR_TYPE_FILE);
 	ck_assert_str_eq(c->directory.file_path, "/etc/postern/popmap");
 	ck_assert_uint_gt(c->daemon.threads, 0);
 	config_free(&c);
@@ -224,7 +224,7 @@ START_TEST(test_contract_accepted)
 	ck_assert_int_eq(c->listen[1].proto, PROTO_POP3);
 	ck_assert_int_eq(c->listen[1].tls, TLS_MODE_STARTTLS);
 	ck_assert_str_eq(c->listen[1].address, "127.0.0.1:110");
-	ck_assert_int_eq(c->directory.type, DIR_TYPE_FILE);
+	ck_assert_int_eq(c->directory.type[0], DIR_TYPE_FILE);
 	ck_assert_str_eq(c->directory.ldap.base, "dc=example,dc=net");
 	ck_assert_str_eq(c->directory.ldap.filter, "(uid=%u)");
 	ck_assert_str_eq(c->directory.file_path, in_cwd("config/popmap"));
@@ -298,7 +298,7 @@ START_TEST(test_every_key_applied)
 	ck_assert(c->username.strip_domain);
 	ck_assert_str_eq(c->capability[PROTO_IMAP], "IMAP4rev1 ID");
 	ck_assert_str_eq(c->capability[PROTO_POP3], "USER");
-	ck_assert_int_eq(c->directory.type, DIR_TYPE_LDAP);
+	ck_assert_int_eq(c->directory.type[0], DIR_TYPE_LDAP);
 	ck_assert_uint_eq(c->directory.cache.ttl, 120);
 	ck_assert_uint_eq(c->directory.cache.negative_ttl, 0);
 	ck_assert_uint_eq(c->directory.cache.entries, 0);
@@ -609,6 +609,105 @@ START_TEST(test_out_of_range)
 	    "test.conf:1: backend.imap_port: must be between 1 and 65535");
 	ASSERT_BAD("backend = { pop3_port = 70000; };",
 	    "test.conf:1: backend.pop3_port: must be between 1 and 65535");
+}
+END_TEST
+
+START_TEST(test_directory_chain)
+{
+	struct config *c = load_ok("directory = { type = [ \"file\", \"regex\", "
+	    "\"ldap\" ]; regex = { path = \"/etc/postern/popmap.re\"; }; };");
+
+	ck_assert_uint_eq(c->directory.ntypes, 3);
+	ck_assert_int_eq(c->directory.type[0], DIR_TYPE_FILE);
+	ck_assert_int_eq(c->directory.type[1], DIR_TYPE_REGEX);
+	ck_assert_int_eq(c->directory.type[2], DIR_TYPE_LDAP);
+	ck_assert_str_eq(c->directory.regex_path, "/etc/postern/popmap.re");
+	ck_assert(config_dir_uses(c, DIR_TYPE_REGEX));
+	config_free(&c);
+
+	/* A string is a chain of one; so is a list of one. */
+	c = load_ok("directory = { type = ( \"file\" ); };");
+	ck_assert_uint_eq(c->directory.ntypes, 1);
+	ck_assert_int_eq(c->directory.type[0], DIR_TYPE_FILE);
+	ck_assert(!config_dir_uses(c, DIR_TYPE_LDAP));
+	config_free(&c);
+	c = load_ok("directory = { type = \"regex\"; regex = { path = \"m\"; }; };");
+	ck_assert_uint_eq(c->directory.ntypes, 1);
+	ck_assert_int_eq(c->directory.type[0], DIR_TYPE_REGEX);
+	config_free(&c);
+	/* The default: LDAP alone. */
+	c = load_ok("");
+	ck_assert_uint_eq(c->directory.ntypes, 1);
+	ck_assert_int_eq(c->directory.type[0], DIR_TYPE_LDAP);
+	config_free(&c);
+}
+END_TEST
+
+START_TEST(test_directory_chain_bad)
+{
+	ASSERT_BAD("directory = { type = [ ]; };",
+	    "test.conf:1: directory.type: names no back-end");
+	ASSERT_BAD("directory = { type = [ \"file\", \"file\" ]; };",
+	    "test.conf:1: directory.type: \"file\" listed twice");
+	ASSERT_BAD_CONTAINS("directory = { type = [ \"file\", \"sql\" ]; };",
+	    "test.conf:1: directory.type: unknown value \"sql\" (one of: ");
+	ASSERT_BAD("directory = { type = ( \"file\", 3 ); };",
+	    "test.conf:1: directory.type: must be a string or a list of strings");
+	ASSERT_BAD("directory = { type = 3; };",
+	    "test.conf:1: directory.type: must be a string or a list of strings");
+	ASSERT_BAD("directory = { type = { a = 1; }; };",
+	    "test.conf:1: directory.type: must be a string or a list of strings");
+	/* Every back-end at most once: more than DIR_CHAIN_MAX is a repeat. */
+	ck_assert_int_le(DIR_TYPE_COUNT, DIR_CHAIN_MAX);
+	ASSERT_BAD("directory = { type = [ \"file\", \"ldap\", \"regex\", "
+	    "\"file\", \"file\", \"file\", \"file\", \"file\", \"file\" ]; };",
+	    "test.conf:1: directory.type: more than 8 back-ends");
+	ASSERT_BAD("directory = { type = [ \"file\", \"regex\" ]; };",
+	    "test.conf:1: directory.regex.path: must name the regex map file");
+	ASSERT_BAD("directory = {\n type = \"regex\";\n regex = { path = \"\"; };\n};",
+	    "test.conf:3: directory.regex.path: must name the regex map file");
+	ASSERT_BAD("directory = { regex = { path = \"m\"; file = \"x\"; }; };",
+	    "test.conf:1: directory.regex.file: unknown key");
+	ASSERT_BAD("directory = { regex = { path = 1; }; };",
+	    "test.conf:1: directory.regex.path: must be a string");
+	ASSERT_BAD("directory = { regex = \"m\"; };",
+	    "test.conf:1: directory.regex: must be a group { ... }");
+	ASSERT_BAD("directory = { type = [ \"file\" ]; };\n"
+	    "auth = { verify = \"ldap-bind\"; };",
+	    "test.conf:2: auth.verify: \"ldap-bind\" needs \"ldap\" in directory.type");
+	config_free_ok("directory = { type = [ \"file\", \"ldap\" ]; };\n"
+	    "auth = { verify = \"ldap-bind\"; };");
+}
+END_TEST
+
+START_TEST(test_directory_http)
+{
+	struct config *c = load_ok("directory = { type = [ \"file\", \"http\" ];\n"
+	    " http = { url = \"http://127.0.0.1:9000/auth\"; timeout = 3; queue = 10;"
+	    " pass_password = true; }; };");
+
+	ck_assert_int_eq(c->directory.type[1], DIR_TYPE_HTTP);
+	ck_assert_str_eq(c->directory.http.url, "http://127.0.0.1:9000/auth");
+	ck_assert_uint_eq(c->directory.http.timeout, 3);
+	ck_assert_uint_eq(c->directory.http.queue, 10);
+	ck_assert(c->directory.http.pass_password);
+	config_free(&c);
+	c = load_ok("");
+	ck_assert_uint_eq(c->directory.http.timeout, 5);
+	ck_assert_uint_eq(c->directory.http.queue, 4096);
+	ck_assert(!c->directory.http.pass_password);
+	config_free(&c);
+
+	ASSERT_BAD("directory = { type = \"http\"; };",
+	    "test.conf:1: directory.http.url: must name the auth service");
+	ASSERT_BAD("directory = { http = { url = \"ftp://x/\"; }; };",
+	    "test.conf:1: directory.http.url: must be an http:// or https:// URL");
+	ASSERT_BAD("directory = { http = { url = \"http://x/\"; timeout = 0; }; };",
+	    "test.conf:1: directory.http.timeout: must be between 1 and 300");
+	ASSERT_BAD("directory = { http = { url = \"http://x/\"; queue = 0; }; };",
+	    "test.conf:1: directory.http.queue: must be between 1 and 1000000");
+	ASSERT_BAD("directory = { http = { uri = \"http://x/\"; }; };",
+	    "test.conf:1: directory.http.uri: unknown key");
 }
 END_TEST
 
@@ -1092,8 +1191,10 @@ START_TEST(test_example_config_states_the_defaults)
 	snprintf(path, sizeof(path), "%s/config/postern.conf", top != NULL ? top : "..");
 	ck_assert_msg(config_load(path, &ex, err, sizeof(err)) == 0, "%s", err);
 	/* The three it marks "not the default". */
-	ck_assert_int_eq(ex->directory.type, DIR_TYPE_FILE);
-	ck_assert_int_eq(d->directory.type, DIR_TYPE_LDAP);
+	ck_assert_uint_eq(ex->directory.ntypes, 1);
+	ck_assert_int_eq(ex->directory.type[0], DIR_TYPE_FILE);
+	ck_assert_uint_eq(d->directory.ntypes, 1);
+	ck_assert_int_eq(d->directory.type[0], DIR_TYPE_LDAP);
 	ck_assert_str_eq(ex->daemon.control, "/run/postern/control");
 	ck_assert_str_eq(d->daemon.control, "");
 	ck_assert_str_eq(d->directory.ldap.base, "");
@@ -1172,6 +1273,21 @@ START_TEST(test_example_config_states_the_defaults)
 	SAME_U(directory.ldap.sync);
 	SAME_S(directory.ldap.sync_filter);
 	SAME_S(directory.ldap.sync_keys);
+	SAME_S(directory.regex_path);
+	SAME_S(directory.http.url);
+	SAME_U(directory.http.timeout);
+	SAME_U(directory.http.queue);
+	SAME_U(directory.http.pass_password);
+	SAME_U(health.passive);
+	SAME_U(health.active);
+	SAME_U(health.failures);
+	SAME_U(health.down_time);
+	SAME_U(health.interval);
+	SAME_U(health.timeout);
+	SAME_U(health.entries);
+	SAME_U(health.probes);
+	SAME_U(backend.port[PROTO_SIEVE]);
+	SAME_S(capability[PROTO_SIEVE]);
 	SAME_U(backend.port[PROTO_IMAP]);
 	SAME_U(backend.port[PROTO_POP3]);
 	SAME_U(backend.tls);
@@ -1410,6 +1526,9 @@ config_suite(void)
 	tcase_add_test(tc, test_ldap_attribute_full_key);
 	tcase_add_test(tc, test_out_of_range);
 	tcase_add_test(tc, test_bad_enum);
+	tcase_add_test(tc, test_directory_chain);
+	tcase_add_test(tc, test_directory_chain_bad);
+	tcase_add_test(tc, test_directory_http);
 	tcase_add_test(tc, test_tls_min_version);
 	tcase_add_test(tc, test_listen_address_without_port);
 	tcase_add_test(tc, test_listen_bad_addresses);

@@ -1,4 +1,4 @@
-/* Unit tests for the file map: line parsing and lookups (src/directory.h). */
+/* Unit tests for the file map: line parsing and lookups (src/directory/file.c). */
 #include "autoconf.h"
 
 #include <check.h>
@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "directory.h"
+#include "directory/file.h"
 #include "route.h"
 #include "username.h"
 

@@ -11,8 +11,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "dir_ldap.h"
 #include "directory.h"
+#include "directory/dir_ldap.h"
 #include "ldap_entry.h"
 #include "log.h"
 #include "replica.h"
@@ -87,6 +87,7 @@ struct dir_sync {
 };
 
 static const struct directory_ops dir_sync_ops;
+static int	dir_sync_stats(struct directory *, struct replica_stats *);
 
 static void
 cookie_set(struct dir_sync *ds, const struct berval *bv)
@@ -589,6 +590,7 @@ static const struct directory_ops dir_sync_ops = {
 	.lookup = dir_sync_lookup,
 	.verify = NULL,
 	.free = dir_sync_free,
+	.replica_stats = dir_sync_stats,
 };
 
 static struct dir_sync *
@@ -745,13 +747,11 @@ dir_ldap_sync_check(const struct config *config, char *err, size_t errlen)
 	return rc;
 }
 
-int
-directory_replica_stats(struct directory *dir, struct replica_stats *st)
+static int
+dir_sync_stats(struct directory *dir, struct replica_stats *st)
 {
 	struct dir_sync *ds = (struct dir_sync *)dir;
 
-	if (dir == NULL || dir->ops != &dir_sync_ops)
-		return -1;
 	st->entries = replica_entries(ds->table);
 	st->keys = replica_keys(ds->table);
 	st->updated = (time_t)atomic_load(&ds->updated);

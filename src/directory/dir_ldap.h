@@ -1,7 +1,7 @@
 /*
- * What the LDAP search pool (dir_ldap.c) and the replica (dir_ldap_sync.c)
- * share: one way to open, secure and bind a connection, and one way to say
- * why that failed.
+ * What the LDAP search pool (directory/ldap.c) and the replica
+ * (directory/ldap_sync.c) share: one way to open, secure and bind a
+ * connection, and one way to say why that failed.
  */
 #ifndef POSTERN_DIR_LDAP_H
 #define POSTERN_DIR_LDAP_H
@@ -11,6 +11,22 @@
 #include <ldap.h>
 
 #include "config.h"
+
+struct directory;
+
+/* The search pool: connections on threads of their own. */
+int	dir_ldap_open(const struct config *cfg, struct directory **dir_r,
+	    char *err, size_t errlen);
+int	dir_ldap_check(const struct config *cfg, char *err, size_t errlen);
+/*
+ * directory.ldap.sync: an RFC 4533 replica kept by a thread of its own;
+ * lookups are answered from memory.  Open waits for the first refresh (at
+ * most directory.ldap.timeout seconds).
+ */
+int	dir_ldap_sync_open(const struct config *cfg, struct directory **dir_r,
+	    char *err, size_t errlen);
+/* --check-config: connect, bind, prove the provider takes the sync control. */
+int	dir_ldap_sync_check(const struct config *cfg, char *err, size_t errlen);
 
 /* A handle for uri with postern's options and, if configured, StartTLS. */
 int	dir_ldap_handle(const struct ldap_cfg *cfg, const char *uri, LDAP **ld_r);

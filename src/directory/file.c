@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "directory.h"
+#include "directory/backend.h"
+#include "directory/file.h"
 #include "util.h"
 
 /*
@@ -221,3 +223,35 @@ dir_file_open(const char *path, struct directory **dir_r, char *err,
 	*dir_r = &df->dir;
 	return 0;
 }
+
+/* The map's errors name the map; say which key of which file named it. */
+static int
+file_backend_open(const struct config *cfg, struct directory **dir_r,
+    char *err, size_t errlen)
+{
+	char why[512];
+
+	if (dir_file_open(cfg->directory.file_path, dir_r, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s: directory.file.path: %s", cfg->path, why);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+file_backend_check(const struct config *cfg, char *err, size_t errlen)
+{
+	struct directory *dir;
+
+	if (file_backend_open(cfg, &dir, err, errlen) < 0)
+		return -1;
+	dir->ops->free(dir);
+	return 0;
+}
+
+const struct dir_backend dir_backend_file = {
+	.name = "file",
+	.open = file_backend_open,
+	.check = file_backend_check,
+	.cacheable = NULL,	/* already in memory: a cache would add a copy */
+};

@@ -14,8 +14,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "dir_ldap.h"
 #include "directory.h"
+#include "directory/backend.h"
+#include "directory/dir_ldap.h"
 #include "ldap_entry.h"
 #include "log.h"
 #include "privsep.h"
@@ -1125,6 +1126,37 @@ dir_ldap_check(const struct config *config, char *err, size_t errlen)
 	dir_ldap_free(&dl->dir);
 	return rc;
 }
+
+static int
+ldap_backend_open(const struct config *cfg, struct directory **dir_r,
+    char *err, size_t errlen)
+{
+	if (cfg->directory.ldap.sync)
+		return dir_ldap_sync_open(cfg, dir_r, err, errlen);
+	return dir_ldap_open(cfg, dir_r, err, errlen);
+}
+
+static int
+ldap_backend_check(const struct config *cfg, char *err, size_t errlen)
+{
+	if (cfg->directory.ldap.sync)
+		return dir_ldap_sync_check(cfg, err, errlen);
+	return dir_ldap_check(cfg, err, errlen);
+}
+
+/* The replica is in memory and current: a cache could only hide changes. */
+static bool
+ldap_backend_cacheable(const struct config *cfg)
+{
+	return !cfg->directory.ldap.sync;
+}
+
+const struct dir_backend dir_backend_ldap = {
+	.name = "ldap",
+	.open = ldap_backend_open,
+	.check = ldap_backend_check,
+	.cacheable = ldap_backend_cacheable,
+};
 
 void
 dir_ldap_check_note(struct dir_ldap_check *c, int r, const char *why,
