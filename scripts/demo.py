@@ -81,6 +81,7 @@ listen = ( { protocol = "imap"; address = "127.0.0.1:%d"; tls = "starttls"; },
 tls = { cert = "%s"; key = "%s"; };
 directory = { type = "ldap";
   cache = { ttl = 5; negative_ttl = 5; };  # a move shows within seconds
+  port_protocols = "imap";  # the entries' ports are IMAP ports
   ldap = { uri = "%s"; base = "%s"; bind_dn = "%s"; bind_password = "%s"; }; };
 backends = ( %s );
 backend = { imap_port = %d; pop3_port = %d; };
@@ -104,8 +105,10 @@ Carol is logged in to store-a under her backend name c.jones:
   curl -u carol:carol-secret 'imap://127.0.0.1:%(imap)d/INBOX;UID=1'
 Kim over POP3 (store-b):
   curl -u kim:kim-secret pop3://127.0.0.1:%(pop3)d/1
-Users whose entry pins a port (bob, dave, erin, heidi) are IMAP-only here:
-a directory port applies to both protocols, and that port speaks IMAP.
+Users whose entry pins a port (bob, dave, erin, heidi) read mail over POP3
+too: directory.port_protocols = "imap" sends their POP3 to the same store's
+POP3 port:
+  curl -u bob:bob-secret pop3://127.0.0.1:%(pop3)d/
 
 Over TLS: implicit, then STARTTLS (curl --ssl-reqd), then by hand:
   curl --cacert %(ca)s -u alice:alice-secret 'imaps://127.0.0.1:%(imaps)d/INBOX;UID=1'

@@ -328,6 +328,8 @@ config_defaults(struct config *c)
 	c->directory.ldap.sync_filter = xstrdup(DEFAULT_SYNC_FILTER);
 	c->directory.ldap.sync_keys = xstrdup("uid mail");
 	c->directory.on_move = ON_MOVE_KEEP;
+	for (int p = 0; p < PROTO_COUNT; p++)
+		c->directory.port_for[p] = true;
 	c->directory.file_path = xstrdup("popmap");
 	c->directory.regex_path = xstrdup("");
 	c->directory.http.url = xstrdup("");
@@ -1055,11 +1057,55 @@ load_dir_types(struct loader *ld, const config_setting_t *g, struct config *c)
 	return 0;
 }
 
+/*
+ * directory.port_protocols = [ "imap" ] (or one string): a port that the
+ * directory gives applies to these protocols only; the others connect to
+ * the same host on their own port (backends[].*_port, backend.*_port).
+ * One directory serves every protocol, and a port speaks only one.
+ */
+static int
+load_port_protocols(struct loader *ld, const config_setting_t *g,
+    struct config *c)
+{
+	const config_setting_t *s = config_setting_get_member(g, "port_protocols");
+	char choices[128];
+	int n;
+
+	if (s == NULL)
+		return 0;
+	n = config_setting_type(s) == CONFIG_TYPE_STRING ? 1 :
+	    config_setting_type(s) == CONFIG_TYPE_ARRAY ||
+	    config_setting_type(s) == CONFIG_TYPE_LIST ? config_setting_length(s) : -1;
+	if (n < 0)
+		return fail(ld, s, "directory.port_protocols", "must be a string "
+		    "or a list of strings");
+	for (int p = 0; p < PROTO_COUNT; p++)
+		c->directory.port_for[p] = false;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_type(s) ==
+		    CONFIG_TYPE_STRING ? s : config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+		int p;
+
+		if (v == NULL)
+			return fail(ld, e, "directory.port_protocols", "must be a "
+			    "string or a list of strings");
+		for (p = 0; p < PROTO_COUNT && strcmp(v, proto_names[p]) != 0; p++)
+			;
+		if (p == PROTO_COUNT)
+			return fail(ld, e, "directory.port_protocols", "unknown value "
+			    "\"%s\" (%s)", v, enum_choices(proto_names, PROTO_COUNT,
+			    choices, sizeof(choices)));
+		c->directory.port_for[p] = true;
+	}
+	return 0;
+}
+
 static int
 load_directory(struct loader *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const keys[] = { "type", "cache", "ldap", "file",
-	    "regex", "http", "on_move", "host_map", NULL };
+	    "regex", "http", "on_move", "host_map", "port_protocols", NULL };
 	static const char *const moves[] = { [ON_MOVE_KEEP] = "keep",
 	    [ON_MOVE_KICK] = "kick" };
 	static const char *const cache_keys[] = { "ttl", "negative_ttl", "entries",
@@ -1077,6 +1123,7 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 		return 0;
 	if (check_keys(ld, g, "directory", keys) < 0 ||
 	    load_dir_types(ld, g, c) < 0 ||
+	    load_port_protocols(ld, g, c) < 0 ||
 	    get_enum(ld, g, "directory", "on_move", moves, nitems(moves), &move) < 0 ||
 	    get_group(ld, g, "directory", "cache", &cache) < 0 ||
 	    get_group(ld, g, "directory", "file", &file) < 0 ||

@@ -217,6 +217,8 @@ struct config {
 			bool		 pass_password;	/* send Auth-Pass */
 		} http;
 		enum on_move	 on_move;
+		/* Which protocols a port from the directory applies to. */
+		bool		 port_for[PROTO_COUNT];
 		struct host_map	 host_map;	/* directory values to hosts */
 	} directory;
 

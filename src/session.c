@@ -1120,7 +1120,8 @@ backend_try_host(struct session *s)
 	h = &s->route->hosts[s->host_idx];
 	b = config_backend(s->cfg, h->host);
 	host = b != NULL ? b->addresses[s->addr_idx] : h->host;
-	port = h->port ? h->port : b != NULL && b->port[proto] ? b->port[proto] :
+	port = h->port && s->cfg->directory.port_for[proto] ? h->port :
+	    b != NULL && b->port[proto] ? b->port[proto] :
 	    s->cfg->backend.port[proto];
 	session_enter_state(s, SESSION_BACKEND_CONNECT);
 	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.connect * 1000);

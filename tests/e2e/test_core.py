@@ -149,6 +149,34 @@ class Routing(unittest.TestCase):
             capture_output=True, check=True).stdout
         self.assertIn(B.welcome_line.encode(), out)
 
+    def test_port_protocols_keeps_a_pinned_port_to_imap(self):
+        """directory.port_protocols = "imap": a port from the directory
+        (here one where nothing listens) is IMAP's; POP3 goes to the same
+        host on backend.pop3_port."""
+        base = config(A.imap_port, A.pop3_port)
+
+        def render(p: dict) -> str:
+            return base(p).replace('directory = { type = "file";',
+                                   'directory = { type = "file"; '
+                                   'port_protocols = "imap";')
+        q = Postern(render, popmap="pinned@example.org %s:%d alice@example.org\n"
+                    % (A.host, DOWN_PORT)).start()
+        try:
+            pw = USERS_A["alice@example.org"]
+            p = poplib.POP3("127.0.0.1", q.pop3_port, timeout=15)
+            p.user("pinned@example.org")
+            p.pass_(pw)
+            _, lines, _ = p.retr(1)
+            self.assertIn(A.welcome_line.encode(), b"\n".join(lines))
+            p.quit()
+            r = Raw(q.imap_port)
+            r.line()
+            r.send(b'a LOGIN pinned "%s"\r\n' % pw.encode())
+            self.assertIn(b"NO [UNAVAILABLE]", r.line())
+            r.close()
+        finally:
+            q.cleanup()
+
     def test_default_domain_and_case(self):
         m = imap()
         m.login("ALICE", USERS_A["alice@example.org"])

@@ -1247,6 +1247,8 @@ START_TEST(test_example_config_states_the_defaults)
 	SAME_S(capability[PROTO_IMAP]);
 	SAME_S(capability[PROTO_POP3]);
 	SAME_U(directory.on_move);
+	for (int p = 0; p < PROTO_COUNT; p++)
+		SAME_U(directory.port_for[p]);
 	SAME_U(directory.cache.ttl);
 	SAME_U(directory.cache.negative_ttl);
 	SAME_U(directory.cache.entries);
@@ -1305,6 +1307,36 @@ START_TEST(test_example_config_states_the_defaults)
 #undef SAME_S
 	config_free(&ex);
 	config_free(&d);
+}
+END_TEST
+
+START_TEST(test_port_protocols)
+{
+	struct config *c = load_ok("");
+
+	for (int p = 0; p < PROTO_COUNT; p++)
+		ck_assert(c->directory.port_for[p]);
+	config_free(&c);
+	c = load_ok("directory = { port_protocols = \"imap\"; };");
+	ck_assert(c->directory.port_for[PROTO_IMAP]);
+	ck_assert(!c->directory.port_for[PROTO_POP3]);
+	ck_assert(!c->directory.port_for[PROTO_SIEVE]);
+	config_free(&c);
+	c = load_ok("directory = { port_protocols = [ \"pop3\", \"sieve\" ]; };");
+	ck_assert(!c->directory.port_for[PROTO_IMAP]);
+	ck_assert(c->directory.port_for[PROTO_POP3]);
+	ck_assert(c->directory.port_for[PROTO_SIEVE]);
+	config_free(&c);
+	c = load_ok("directory = { port_protocols = []; };");
+	for (int p = 0; p < PROTO_COUNT; p++)
+		ck_assert(!c->directory.port_for[p]);
+	config_free(&c);
+	ASSERT_BAD("directory = { port_protocols = [ \"smtp\" ]; };",
+	    "test.conf:1: directory.port_protocols: unknown value \"smtp\" "
+	    "(one of: \"imap\", \"pop3\", \"sieve\")");
+	ASSERT_BAD("directory = { port_protocols = 143; };",
+	    "test.conf:1: directory.port_protocols: must be a string or a list "
+	    "of strings");
 }
 END_TEST
 
@@ -1500,6 +1532,7 @@ config_suite(void)
 	tc = tcase_create("valid");
 	tcase_add_test(tc, test_empty_config_defaults);
 	tcase_add_test(tc, test_metrics_listen);
+	tcase_add_test(tc, test_port_protocols);
 	tcase_add_test(tc, test_minimal_config);
 	tcase_add_test(tc, test_contract_accepted);
 	tcase_add_test(tc, test_every_key_applied);
