@@ -13,7 +13,8 @@ bare "bob":
 - domain_from = "local_name": 127.0.0.1 is "localhost" (one label: the
   default stays); in a private mount namespace with its own /etc/hosts an
   address named "imap.d.example" gives "d.example", and a DNS server that
-  never answers makes the login a prompt temporary failure.
+  never answers makes the login a prompt temporary failure; behind a
+  balancer, the PROXY header's destination is the address reached.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from fixtures.common import (free_ports, loopback, make_tempdir,  # noqa: E402
 from fixtures.dovecot import Dovecot, stop_all  # noqa: E402
 from fixtures.hostile import wait_until  # noqa: E402
 from fixtures.postern import Postern  # noqa: E402
-from lib import main  # noqa: E402
+from lib import Raw, main, proxy_v1  # noqa: E402
 
 STORE = P = Q = None
 CERTS = None
@@ -80,7 +81,10 @@ listen = ( { protocol = "imap"; address = "127.0.0.1:%(imap)d"; },
            { protocol = "imap"; address = "%(named)s:%(imap)d"; domain_from = "local_name";
              default_domain = "a.example"; },
            { protocol = "imap"; address = "%(mute)s:%(imap)d"; domain_from = "local_name";
-             default_domain = "a.example"; } );
+             default_domain = "a.example"; },
+           { protocol = "imap"; address = "127.0.0.1:%(q_proxy)d"; proxy_protocol = true;
+             domain_from = "local_name"; default_domain = "a.example"; } );
+proxy = { trusted_networks = [ "127.0.0.0/8" ]; };
 directory = { type = "file"; file = { path = "%(popmap)s"; }; };
 backend = { imap_port = %(b_imap)d; pop3_port = %(b_pop3)d; };
 """ % dict(PORTS, popmap=p["popmap"], imap=p["imap"], pop3=p["pop3"])
@@ -127,7 +131,7 @@ def start_namespaced() -> None:
     resolv.conf: loopback(41) is imap.d.example, loopback(42) has no entry
     and its name is asked of a DNS server that never answers."""
     global Q, MUTE
-    PORTS.update(named=loopback(41), mute=loopback(42))
+    PORTS.update(named=loopback(41), mute=loopback(42), q_proxy=free_ports(1)[0])
     MUTE = MuteDns(loopback(53))
     hosts = os.path.join(TMP, "hosts")
     resolv = os.path.join(TMP, "resolv.conf")
@@ -301,6 +305,21 @@ class DomainFromLocalName(unittest.TestCase):
         self.assertGreater(MUTE.queries, 0)
         # Other listeners are served meanwhile.
         self.assertTrue(imap_login(Q.imap_port, "bob@b.example", "b-pw"))
+
+
+class DomainBehindBalancer(unittest.TestCase):
+    def test_proxy_header_destination_is_the_address_reached(self):
+        if Q is None:
+            self.skipTest("no mount namespace here (unshare -m)")
+        for dst, password in ((PORTS["named"], b"d-pw"), ("127.0.0.1", b"a-pw")):
+            with self.subTest(dst=dst):
+                r = Raw(PORTS["q_proxy"])
+                r.send(proxy_v1("198.51.100.7", 40000, dst, 143))
+                self.assertTrue(r.line().startswith(b"* OK"))
+                r.send(b"a LOGIN bob " + password + b"\r\n")
+                self.assertTrue(r.until(b"a ")[-1].startswith(b"a OK"))
+                r.send(b"b LOGOUT\r\n")
+                r.close()
 
 
 class ZZShutdown(unittest.TestCase):
