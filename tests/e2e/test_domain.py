@@ -13,7 +13,7 @@ bare "bob":
 - domain_from = "local_name": 127.0.0.1 is "localhost" (one label: the
   default stays); in a private mount namespace with its own /etc/hosts an
   address named "imap.d.example" gives "d.example", and a DNS server that
-  never answers makes the login a prompt temporary failure; behind a
+  never answers, or fails, makes the login a prompt temporary failure; behind a
   balancer, the PROXY header's destination is the address reached.
 """
 
@@ -82,6 +82,8 @@ listen = ( { protocol = "imap"; address = "127.0.0.1:%(imap)d"; },
              default_domain = "a.example"; },
            { protocol = "imap"; address = "%(mute)s:%(imap)d"; domain_from = "local_name";
              default_domain = "a.example"; },
+           { protocol = "imap"; address = "%(failing)s:%(imap)d"; domain_from = "local_name";
+             default_domain = "a.example"; },
            { protocol = "imap"; address = "127.0.0.1:%(q_proxy)d"; proxy_protocol = true;
              domain_from = "local_name"; default_domain = "a.example"; } );
 proxy = { trusted_networks = [ "127.0.0.0/8" ]; };
@@ -91,7 +93,8 @@ backend = { imap_port = %(b_imap)d; pop3_port = %(b_pop3)d; };
 
 
 class MuteDns:
-    """A UDP port that takes DNS queries and never answers."""
+    """A UDP port that takes DNS queries and never answers, except that a
+    PTR query for an address ending in .43 gets SERVFAIL at once."""
 
     def __init__(self, host: str):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -105,10 +108,14 @@ class MuteDns:
     def _run(self):
         while not self.stopping:
             try:
-                self.sock.recvfrom(512)
+                query, peer = self.sock.recvfrom(512)
                 self.queries += 1
             except OSError:
-                pass
+                continue
+            if len(query) > 15 and query[12:15] == b"\x0243":
+                # Same id and question; QR set, RCODE 2 (SERVFAIL).
+                reply = query[:2] + bytes([0x80 | (query[2] & 0x01), 0x02]) + query[4:]
+                self.sock.sendto(reply, peer)
 
     def stop(self):
         self.stopping = True
@@ -131,7 +138,8 @@ def start_namespaced() -> None:
     resolv.conf: loopback(41) is imap.d.example, loopback(42) has no entry
     and its name is asked of a DNS server that never answers."""
     global Q, MUTE
-    PORTS.update(named=loopback(41), mute=loopback(42), q_proxy=free_ports(1)[0])
+    PORTS.update(named=loopback(41), mute=loopback(42), failing=loopback(43),
+                 q_proxy=free_ports(1)[0])
     MUTE = MuteDns(loopback(53))
     hosts = os.path.join(TMP, "hosts")
     resolv = os.path.join(TMP, "resolv.conf")
@@ -305,6 +313,18 @@ class DomainFromLocalName(unittest.TestCase):
         self.assertGreater(MUTE.queries, 0)
         # Other listeners are served meanwhile.
         self.assertTrue(imap_login(Q.imap_port, "bob@b.example", "b-pw"))
+
+
+    def test_failing_dns_fails_the_login_for_now(self):
+        if Q is None:
+            self.skipTest("no mount namespace here (unshare -m)")
+        for _ in range(2):
+            m = imaplib.IMAP4(PORTS["failing"], Q.imap_port, timeout=15)
+            with self.assertRaises(imaplib.IMAP4.error) as cm:
+                m.login("bob", "a-pw")
+            self.assertIn("UNAVAILABLE", str(cm.exception))
+            m.logout()
+        self.assertTrue(logged(Q, 'reason="DNS name of the local address: '))
 
 
 class DomainBehindBalancer(unittest.TestCase):
