@@ -49,6 +49,19 @@ static const char *const proto_names[] = {
 	[PROTO_SIEVE] = "sieve",
 };
 _Static_assert(nitems(proto_names) == PROTO_COUNT, "proto_names");
+static const char *const domain_from_names[] = {
+	[DOMAIN_FROM_NONE] = "none",
+	[DOMAIN_FROM_SNI] = "sni",
+	[DOMAIN_FROM_LOCAL_NAME] = "local_name",
+};
+_Static_assert(nitems(domain_from_names) == DOMAIN_FROM_COUNT,
+    "domain_from_names");
+
+const char *
+domain_from_name(enum domain_from from)
+{
+	return domain_from_names[from];
+}
 
 const char *
 proto_name(enum proto_id proto)
@@ -604,11 +617,33 @@ add_listen(struct config *c, enum proto_id proto, const char *addr,
 		abort();	/* only used with constant defaults */
 }
 
+/* listen[].default_domain: a host name, kept lower case; "" = none. */
+static int
+load_listen_domain(struct loader *ld, const config_setting_t *g,
+    const char *path, struct listen_cfg *l)
+{
+	char key[64], name[DOMAIN_NAME_MAX + 1];
+	const char *error;
+
+	if (get_str(ld, g, path, "default_domain", &l->default_domain) < 0)
+		return -1;
+	if (l->default_domain == NULL || l->default_domain[0] == '\0')
+		return 0;
+	snprintf(key, sizeof(key), "%s.default_domain", path);
+	if (domain_check(l->default_domain, strlen(l->default_domain), name,
+	    sizeof(name), &error) < 0)
+		return fail(ld, config_setting_get_member(g, "default_domain"),
+		    key, "\"%s\": %s", l->default_domain, error);
+	free(l->default_domain);
+	l->default_domain = xstrdup(name);
+	return 0;
+}
+
 static int
 load_listen(struct loader *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const keys[] = { "protocol", "address", "tls",
-	    "proxy_protocol", NULL };
+	    "proxy_protocol", "default_domain", "domain_from", NULL };
 	const config_setting_t *list = config_setting_get_member(root, "listen");
 	int n;
 
@@ -627,7 +662,7 @@ load_listen(struct loader *ld, const config_setting_t *root, struct config *c)
 		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
 		struct listen_cfg *l = &c->listen[i];
 		char path[32], *proto = NULL;
-		int tls = TLS_MODE_NONE, p = -1;
+		int tls = TLS_MODE_NONE, p = -1, from = DOMAIN_FROM_NONE;
 		const char *error;
 
 		snprintf(path, sizeof(path), "listen[%d]", i);
@@ -639,7 +674,10 @@ load_listen(struct loader *ld, const config_setting_t *root, struct config *c)
 		    get_str(ld, g, path, "address", &l->address) < 0 ||
 		    get_enum(ld, g, path, "tls", tls_mode_names,
 		    nitems(tls_mode_names), &tls) < 0 ||
-		    get_bool(ld, g, path, "proxy_protocol", &l->proxy_protocol) < 0) {
+		    get_bool(ld, g, path, "proxy_protocol", &l->proxy_protocol) < 0 ||
+		    get_enum(ld, g, path, "domain_from", domain_from_names,
+		    nitems(domain_from_names), &from) < 0 ||
+		    load_listen_domain(ld, g, path, l) < 0) {
 			free(proto);
 			return -1;
 		}
@@ -650,6 +688,11 @@ load_listen(struct loader *ld, const config_setting_t *root, struct config *c)
 			return fail(ld, g, path, "address is required");
 		l->proto = (enum proto_id)p;
 		l->tls = (enum tls_mode)tls;
+		l->domain_from = (enum domain_from)from;
+		if (l->domain_from == DOMAIN_FROM_SNI && l->tls == TLS_MODE_NONE)
+			return fail(ld, config_setting_get_member(g, "domain_from"),
+			    path, "domain_from \"sni\" needs tls (\"starttls\", "
+			    "\"required\" or \"implicit\")");
 		if (parse_listen_address(l->address, l, &error) < 0)
 			return fail(ld, config_setting_get_member(g, "address"),
 			    path, "address \"%s\": %s", l->address, error);
@@ -1635,8 +1678,10 @@ config_free(struct config **configp)
 		free(c->tls.certificates[i].key);
 	}
 	free(c->tls.certificates);
-	for (size_t i = 0; i < c->nlisten; i++)
+	for (size_t i = 0; i < c->nlisten; i++) {
 		free(c->listen[i].address);
+		free(c->listen[i].default_domain);
+	}
 	free(c->listen);
 	free(c->username.default_domain);
 	for (int p = 0; p < PROTO_COUNT; p++)

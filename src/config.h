@@ -57,11 +57,22 @@ enum dir_type {
 /* Back-ends in one directory.type list (a chain). */
 #define DIR_CHAIN_MAX	8
 
+/* Where a listener's sessions find the domain for logins without one. */
+enum domain_from {
+	DOMAIN_FROM_NONE,	/* default_domain only */
+	DOMAIN_FROM_SNI,	/* the TLS server name the client asked for */
+	DOMAIN_FROM_LOCAL_NAME,	/* the DNS name of the address it reached */
+	DOMAIN_FROM_COUNT
+};
+
 struct listen_cfg {
 	enum proto_id		 proto;
 	char			*address;	/* as written, for logs */
 	enum tls_mode		 tls;
 	bool			 proxy_protocol;	/* a PROXY header comes first */
+	/* Checked, lower case; NULL = username.default_domain, "" = none. */
+	char			*default_domain;
+	enum domain_from	 domain_from;	/* else default_domain */
 	struct sockaddr_storage	 addr;
 	socklen_t		 addrlen;
 };
@@ -294,5 +305,6 @@ int		 cidr_parse(const char *text, struct cidr *out);
 
 const char	*proto_name(enum proto_id proto);
 const char	*tls_mode_name(enum tls_mode mode);
+const char	*domain_from_name(enum domain_from from);
 
 #endif

@@ -1,5 +1,6 @@
 #include "autoconf.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,23 +25,32 @@ struct resolve_request {
 	_Atomic unsigned	 refs;
 	struct loop		*loop;
 	resolve_cb		*cb;
+	resolve_name_cb		*name_cb;	/* instead, for a reverse lookup */
 	void			*arg;
 	_Atomic bool		 cancelled;
 	struct addr_list	*addrs;
+	bool			 named;		/* ptr holds the answer */
+	char			 ptr[RESOLVE_NAME_MAX];
 	char			 error[128];
 	struct resolve_request	*next;		/* a name's waiters */
 };
 
-/* One host:port: a cache entry, and the job while it is looked up. */
+/*
+ * One host:port, or one address to name (reverse: the address in
+ * addrs.a[0], its text in host): a cache entry, and the job while it is
+ * looked up.
+ */
 struct name {
 	char			*host;
 	uint16_t		 port;
+	bool			 reverse;
 	uint64_t		 hash;
 	bool			 in_flight;
 	bool			 cached;	/* in the table (else freed after) */
 	uint64_t		 expires;
 	bool			 ok;
 	struct addr_list	 addrs;
+	char			 ptr[RESOLVE_NAME_MAX];	/* reverse: the name */
 	char			 error[128];
 	struct resolve_request	*waiters;
 	struct name		*chain;		/* hash bucket */
@@ -61,11 +71,21 @@ static struct {
 	unsigned long		 shed;
 	struct log_limit	 log_shed;
 	resolve_lookup_fn	*lookup;
+	resolve_reverse_fn	*reverse;
 } pool = {
 	.mtx = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER,
 	.lookup = getaddrinfo,
+	.reverse = getnameinfo,
 };
+
+void
+resolve_set_reverse(resolve_reverse_fn *fn)
+{
+	pthread_mutex_lock(&pool.mtx);
+	pool.reverse = fn != NULL ? fn : getnameinfo;
+	pthread_mutex_unlock(&pool.mtx);
+}
 
 void
 resolve_set_lookup(resolve_lookup_fn *fn)
@@ -94,7 +114,11 @@ deliver(void *arg)
 
 		req->addrs = NULL;
 		req->cancelled = true;
-		req->cb(req->arg, addrs, req->error);
+		if (req->name_cb != NULL)
+			req->name_cb(req->arg, req->named ? req->ptr : NULL,
+			    req->error);
+		else
+			req->cb(req->arg, addrs, req->error);
 		request_unref(req);	/* the requester's */
 	}
 	request_unref(req);
@@ -109,7 +133,7 @@ answer(struct resolve_request *req, const struct addr_list *addrs,
 		request_unref(req);
 		return;
 	}
-	if (addrs != NULL) {
+	if (addrs != NULL && req->name_cb == NULL) {
 		req->addrs = xmalloc(sizeof(*req->addrs));
 		*req->addrs = *addrs;
 	} else
@@ -118,10 +142,31 @@ answer(struct resolve_request *req, const struct addr_list *addrs,
 		request_unref(req);
 }
 
-static uint64_t
-name_hash(const char *host, uint16_t port)
+/* A reverse lookup's answer: the name, or NULL with a reason. */
+static void
+answer_name(struct resolve_request *req, const char *name, const char *error)
 {
-	uint64_t h = 1469598103934665603ULL ^ port;
+	if (name != NULL) {
+		req->named = true;
+		str_copy(req->ptr, name, sizeof(req->ptr));
+	}
+	answer(req, NULL, error != NULL ? error : "");
+}
+
+/* What the entry knows, to one request. */
+static void
+answer_entry(struct resolve_request *req, const struct name *e)
+{
+	if (e->reverse)
+		answer_name(req, e->ok ? e->ptr : NULL, e->error);
+	else
+		answer(req, e->ok ? &e->addrs : NULL, e->error);
+}
+
+static uint64_t
+name_hash(const char *host, uint16_t port, bool reverse)
+{
+	uint64_t h = (1469598103934665603ULL ^ port) + reverse;
 
 	for (; *host != '\0'; host++) {
 		h ^= (unsigned char)*host;
@@ -131,13 +176,13 @@ name_hash(const char *host, uint16_t port)
 }
 
 static struct name **
-name_slot(const char *host, uint16_t port, uint64_t h)
+name_slot(const char *host, uint16_t port, bool reverse, uint64_t h)
 {
 	struct name **pp = &pool.buckets[h % NAME_BUCKETS];
 
 	for (; *pp != NULL; pp = &(*pp)->chain)
 		if ((*pp)->hash == h && (*pp)->port == port &&
-		    strcmp((*pp)->host, host) == 0)
+		    (*pp)->reverse == reverse && strcmp((*pp)->host, host) == 0)
 			break;
 	return pp;
 }
@@ -179,6 +224,29 @@ addrs_from(const struct addrinfo *ai, struct addr_list *out)
 		memcpy(&out->a[out->n].u, ai->ai_addr, ai->ai_addrlen);
 		out->a[out->n].len = ai->ai_addrlen;
 		out->n++;
+	}
+}
+
+static void
+lookup_reverse(struct name *e)
+{
+	char host[NI_MAXHOST];
+	resolve_reverse_fn *fn;
+	int rc;
+
+	pthread_mutex_lock(&pool.mtx);
+	fn = pool.reverse;
+	pthread_mutex_unlock(&pool.mtx);
+	rc = fn(&e->addrs.a[0].u.sa, e->addrs.a[0].len, host, sizeof(host),
+	    NULL, 0, NI_NAMEREQD);
+	e->ok = true;
+	e->ptr[0] = '\0';
+	if (rc == 0) {
+		if (strlen(host) < sizeof(e->ptr))
+			str_copy(e->ptr, host, sizeof(e->ptr));
+	} else if (rc != EAI_NONAME) {
+		e->ok = false;
+		str_copy(e->error, gai_strerror(rc), sizeof(e->error));
 	}
 }
 
@@ -231,7 +299,10 @@ resolver_main(void *unused)
 		pool.qlen--;
 		pthread_mutex_unlock(&pool.mtx);
 
-		lookup(e);
+		if (e->reverse)
+			lookup_reverse(e);
+		else
+			lookup(e);
 
 		pthread_mutex_lock(&pool.mtx);
 		e->in_flight = false;
@@ -239,7 +310,7 @@ resolver_main(void *unused)
 		    RESOLVE_NEGATIVE_TTL_MS);
 		while ((w = e->waiters) != NULL) {
 			e->waiters = w->next;
-			answer(w, e->ok ? &e->addrs : NULL, e->error);
+			answer_entry(w, e);
 		}
 		if (!e->cached)
 			name_free(e);
@@ -316,22 +387,19 @@ resolve_stats(struct resolve_stats *st)
 	pthread_mutex_unlock(&pool.mtx);
 }
 
-struct resolve_request *
-resolve_start(struct loop *loop, const char *host, uint16_t port,
-    resolve_cb *cb, void *arg)
+/* Join or start the lookup of one cache key; `sa` only when reverse. */
+static struct resolve_request *
+start(struct resolve_request *req, const char *host, uint16_t port,
+    bool reverse, const struct sockaddr *sa)
 {
-	struct resolve_request *req = xcalloc(1, sizeof(*req));
-	uint64_t h = name_hash(host, port), now = clock_ms();
+	uint64_t h = name_hash(host, port, reverse), now = clock_ms();
 	struct name **pp, *e;
 
 	atomic_init(&req->refs, 2);
-	req->loop = loop;
-	req->cb = cb;
-	req->arg = arg;
 	pthread_mutex_lock(&pool.mtx);
-	pp = name_slot(host, port, h);
+	pp = name_slot(host, port, reverse, h);
 	if ((e = *pp) != NULL && !e->in_flight && now < e->expires) {
-		answer(req, e->ok ? &e->addrs : NULL, e->error);
+		answer_entry(req, e);
 		pthread_mutex_unlock(&pool.mtx);
 		return req;
 	}
@@ -342,10 +410,15 @@ resolve_start(struct loop *loop, const char *host, uint16_t port,
 		return req;
 	}
 	if (pool.qlen >= RESOLVE_QUEUE_MAX || pool.stop) {
+		const char *why = "resolver overloaded: too many names waiting";
+
 		pool.shed++;
 		log_limited(&pool.log_shed, 10000, LOG_LVL_WARNING, "resolver: %u "
 		    "names waiting for DNS: refusing more", RESOLVE_QUEUE_MAX);
-		answer(req, NULL, "resolver overloaded: too many names waiting");
+		if (reverse)
+			answer_name(req, NULL, why);
+		else
+			answer(req, NULL, why);
 		pthread_mutex_unlock(&pool.mtx);
 		return req;
 	}
@@ -355,13 +428,22 @@ resolve_start(struct loop *loop, const char *host, uint16_t port,
 		e = xcalloc(1, sizeof(*e));
 		e->host = xstrdup(host);
 		e->port = port;
+		e->reverse = reverse;
 		e->hash = h;
 		if (pool.nnames < RESOLVE_CACHE_MAX) {
 			e->cached = true;
-			pp = name_slot(host, port, h);
+			pp = name_slot(host, port, reverse, h);
 			*pp = e;
 			pool.nnames++;
 		}
+	}
+	if (reverse) {
+		socklen_t len = sa->sa_family == AF_INET6 ?
+		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+
+		memcpy(&e->addrs.a[0].u, sa, len);
+		e->addrs.a[0].len = len;
+		e->addrs.n = 1;
 	}
 	e->in_flight = true;
 	req->next = e->waiters;
@@ -375,6 +457,40 @@ resolve_start(struct loop *loop, const char *host, uint16_t port,
 	pthread_cond_signal(&pool.cond);
 	pthread_mutex_unlock(&pool.mtx);
 	return req;
+}
+
+struct resolve_request *
+resolve_start(struct loop *loop, const char *host, uint16_t port,
+    resolve_cb *cb, void *arg)
+{
+	struct resolve_request *req = xcalloc(1, sizeof(*req));
+
+	req->loop = loop;
+	req->cb = cb;
+	req->arg = arg;
+	return start(req, host, port, false, NULL);
+}
+
+struct resolve_request *
+resolve_name_start(struct loop *loop, const struct sockaddr *sa,
+    resolve_name_cb *cb, void *arg)
+{
+	struct resolve_request *req = xcalloc(1, sizeof(*req));
+	char host[INET6_ADDRSTRLEN];
+	const void *a = sa->sa_family == AF_INET6 ?
+	    (const void *)&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr :
+	    (const void *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+
+	req->loop = loop;
+	req->name_cb = cb;
+	req->arg = arg;
+	if ((sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
+	    inet_ntop(sa->sa_family, a, host, sizeof(host)) == NULL) {
+		atomic_init(&req->refs, 2);
+		answer_name(req, "", NULL);	/* not an IP address: no name */
+		return req;
+	}
+	return start(req, host, 0, true, sa);
 }
 
 void

@@ -25,6 +25,7 @@
 #define RESOLVE_CACHE_MAX	4096	/* names remembered */
 #define RESOLVE_TTL_MS		30000
 #define RESOLVE_NEGATIVE_TTL_MS	5000
+#define RESOLVE_NAME_MAX	256	/* an address's DNS name, with its NUL */
 
 struct loop;
 struct resolve_request;
@@ -54,6 +55,23 @@ struct resolve_request *resolve_start(struct loop *loop, const char *host,
 	    uint16_t port, resolve_cb *cb, void *arg);
 /* The callback will not run.  Sets *reqp to NULL. */
 void	resolve_cancel(struct resolve_request **reqp);
+
+/*
+ * The DNS name of an address (getnameinfo(3), NI_NAMEREQD), through the
+ * same threads, queue and cache, keyed by the address.  The callback gets
+ * `name` "" when the address has no name (or none that fits
+ * RESOLVE_NAME_MAX), or NULL with a reason when the lookup failed for now
+ * (DNS trouble, the queue full).  Cancelled with resolve_cancel().
+ */
+typedef void resolve_name_cb(void *arg, const char *name, const char *error);
+struct resolve_request *resolve_name_start(struct loop *loop,
+	    const struct sockaddr *sa, resolve_name_cb *cb, void *arg);
+
+/* The reverse lookup the threads run: getnameinfo(3), or a stand-in. */
+typedef int resolve_reverse_fn(const struct sockaddr *sa, socklen_t salen,
+	    char *host, socklen_t hostlen, char *serv, socklen_t servlen,
+	    int flags);
+void	resolve_set_reverse(resolve_reverse_fn *fn);
 
 /* The lookup the threads run: getaddrinfo(3), or a stand-in (tests). */
 typedef int resolve_lookup_fn(const char *host, const char *port,

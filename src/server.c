@@ -497,7 +497,11 @@ server_bind(struct server *srv, const struct config *cfg, unsigned nworkers,
 			struct listener *l = &w->listeners[k];
 
 			l->cfg = cfg->listen[k];
+			/* The listener outlives this generation's config. */
 			l->cfg.address = xstrdup(cfg->listen[k].address);
+			if (cfg->listen[k].default_domain != NULL)
+				l->cfg.default_domain =
+				    xstrdup(cfg->listen[k].default_domain);
 			l->worker = w;
 			w->nlisteners++;
 			if ((l->fd = bind_one(&l->cfg, err, errlen)) < 0)
@@ -860,6 +864,7 @@ server_free(struct server *srv)
 			if (w->listeners[k].fd >= 0)
 				close(w->listeners[k].fd);
 			free(w->listeners[k].cfg.address);
+			free(w->listeners[k].cfg.default_domain);
 		}
 		free(w->listeners);
 		pipe_pool_free(&w->pipes);

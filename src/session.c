@@ -203,6 +203,10 @@ session_start(struct worker *w, struct gen *gen, const struct listen_cfg *listen
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		snprintf(s->id + 2 * i, 3, "%02x", rnd[i]);
 	s->per_ip_counted = per_ip_counted;
+	if (listen->default_domain != NULL) {
+		str_copy(s->domain, listen->default_domain, sizeof(s->domain));
+		s->has_domain = true;
+	}
 	s->cmd_credit = SESSION_PREAUTH_BURST * 1000;
 	s->cmd_stamp_ms = s->started_ms;
 	/* A PROXY header is read into the input buffer: it must fit. */
@@ -224,11 +228,85 @@ session_start(struct worker *w, struct gen *gen, const struct listen_cfg *listen
 	session_greet(s);
 }
 
+/*
+ * The domain for logins without one, from a server name (the TLS server
+ * name, the local address's DNS name): a name that is no host name is
+ * ignored, and the listener's default stays.
+ */
+static void
+session_domain_from(struct session *s, const char *what, const char *name)
+{
+	char domain[sizeof(s->domain)], shown[LOGIN_LOG_MAX];
+	const char *error;
+
+	if (domain_from_host(name, strlen(name), domain, sizeof(domain),
+	    &error) < 0) {
+		const char *fallback = s->has_domain ? s->domain :
+		    s->cfg->username.default_domain;
+
+		log_info("session %s: %s \"%s\" ignored: %s; domain=%s", s->peer,
+		    what, log_escape(shown, sizeof(shown), name, strlen(name)),
+		    error, fallback[0] != '\0' ? fallback : "-");
+		return;
+	}
+	str_copy(s->domain, domain, sizeof(s->domain));
+	s->has_domain = true;
+	log_debug("session %s: domain %s from %s %s", s->peer, s->domain,
+	    what, name);
+}
+
+static void	local_name_done(void *, const char *, const char *);
+
+/* Ask for the local address's name now: it is likely known by the login. */
+static void
+local_name_ask(struct session *s)
+{
+	if (s->local_name != NULL || s->local_name_known)
+		return;
+	if (s->local_addr.sa.sa_family == AF_UNSPEC) {
+		s->local_name_known = true;	/* no address, no name */
+		return;
+	}
+	s->local_name = resolve_name_start(s->loop, &s->local_addr.sa,
+	    local_name_done, s);
+}
+
+static void
+local_name_done(void *arg, const char *name, const char *error)
+{
+	struct session *s = arg;
+
+	s->local_name = NULL;
+	if (name == NULL) {
+		char f[FAIL_FIELDS_MAX];
+
+		/*
+		 * Not knowing the name is not knowing the user's domain: the
+		 * login fails for now, and the next one asks again.
+		 */
+		if (s->login_waits) {
+			s->login_waits = false;
+			log_warning("login failed %s reason=\"DNS name of the local "
+			    "address: %s\"", fail_fields(s, f, sizeof(f)), error);
+			session_backend_failed(s, FAIL_DIR_TEMP, NULL);
+		}
+		return;
+	}
+	s->local_name_known = true;
+	session_domain_from(s, "local address name", name);
+	if (s->login_waits) {
+		s->login_waits = false;
+		session_login(s);
+	}
+}
+
 /* The client is known: start the login timeout and greet (after TLS). */
 static void
 session_greet(struct session *s)
 {
 	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.login * 1000);
+	if (s->listen->domain_from == DOMAIN_FROM_LOCAL_NAME)
+		local_name_ask(s);
 	if (s->listen->tls == TLS_MODE_IMPLICIT) {
 		/* The greeting waits for the handshake. */
 		s->greet_after_tls = true;
@@ -360,6 +438,17 @@ session_starttls(struct session *s)
 	session_enter_state(s, SESSION_TLS_HANDSHAKE);
 }
 
+/* domain_from "sni": the host name the client asked for, if it sent one. */
+static void
+session_sni_domain(struct session *s)
+{
+	const char *sni = SSL_get_servername(s->client.ssl,
+	    TLSEXT_NAMETYPE_host_name);
+
+	if (sni != NULL)
+		session_domain_from(s, "TLS server name", sni);
+}
+
 /*
  * Client TLS: flush the plaintext "go ahead", start TLS, drive the
  * handshake.  Called on every client event in SESSION_TLS_HANDSHAKE.
@@ -398,6 +487,8 @@ client_tls_step(struct session *s)
 	}
 	s->client_tls = true;
 	s->worker->metrics.tls[TLS_SIDE_CLIENT][1]++;
+	if (s->listen->domain_from == DOMAIN_FROM_SNI)
+		session_sni_domain(s);
 	session_enter_state(s, SESSION_PREAUTH);
 	/* After STARTTLS the client starts over (RFC 3501 6.2.1, RFC 2595). */
 	if (s->proto_state != NULL)
@@ -599,6 +690,7 @@ session_close(struct session *s, const char *outcome)
 	loop_timer_cancel(s->loop, &s->timer);
 	dir_request_cancel(&s->lookup);
 	resolve_cancel(&s->resolving);
+	resolve_cancel(&s->local_name);
 	if (s->relay != NULL)
 		relay_free(s);
 	if (s->proto_state != NULL)
@@ -759,8 +851,19 @@ session_login(struct session *s)
 	free(s->login);
 	s->login = xstrdup(log_escape(login, sizeof(login), s->creds.authcid,
 	    s->creds.authcid_len));
-	if (username_normalise(&cfg->username, s->creds.authcid,
-	    s->creds.authcid_len, &name, &error) < 0) {
+	if (s->listen->domain_from == DOMAIN_FROM_LOCAL_NAME &&
+	    !s->local_name_known) {
+		/* The domain is not known yet: the login waits for it. */
+		local_name_ask(s);
+		s->login_waits = true;
+		session_enter_state(s, SESSION_LOOKUP);
+		loop_timer_in(s->loop, &s->timer,
+		    (uint64_t)cfg->timeouts.lookup * 1000);
+		return;
+	}
+	if (username_normalise_domain(&cfg->username, s->has_domain ?
+	    s->domain : NULL, s->creds.authcid, s->creds.authcid_len, &name,
+	    &error) < 0) {
 		free(s->user);
 		s->user = NULL;
 		session_refuse(s, FAIL_BAD_USER, NULL, error);
@@ -1607,6 +1710,15 @@ session_timeout(struct timer *t)
 		}
 		FALLTHROUGH;
 	case SESSION_LOOKUP:
+		if (s->login_waits) {
+			/* The answer may still come, for a later login. */
+			s->login_waits = false;
+			log_warning("login failed %s reason=\"no DNS name for the "
+			    "local address within %us\"", fail_fields(s, f,
+			    sizeof(f)), s->cfg->timeouts.lookup);
+			session_backend_failed(s, FAIL_DIR_TIMEOUT, NULL);
+			return;
+		}
 		if (s->state == SESSION_LOOKUP)
 			lookup_count(s, DIR_CACHE_NONE);
 		log_warning("login failed %s reason=\"directory did not answer "

@@ -101,6 +101,12 @@ struct session {
 	size_t			 host_idx;	/* route->hosts[] being tried */
 	size_t			 addr_idx;	/* a named backend's addresses[] */
 	struct resolve_request	*resolving;
+	/* listen[].domain_from "local_name": the address's name, asked */
+	struct resolve_request	*local_name;
+	bool			 local_name_known;	/* answered: domain is set */
+	bool			 login_waits;	/* for local_name's answer */
+	bool			 has_domain;	/* else username.default_domain */
+	char			 domain[DOMAIN_NAME_MAX + 1];	/* for bare logins */
 	struct addr_list	*addrs;		/* of the current host */
 	size_t			 addr_pos;	/* addrs->a[] being tried */
 	enum session_fail	 last_fail;

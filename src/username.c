@@ -44,6 +44,13 @@ int
 username_normalise(const struct username_cfg *cfg, const char *in, size_t len,
     struct username *out, const char **error_r)
 {
+	return username_normalise_domain(cfg, NULL, in, len, out, error_r);
+}
+
+int
+username_normalise_domain(const struct username_cfg *cfg, const char *domain,
+    const char *in, size_t len, struct username *out, const char **error_r)
+{
 	char *full = out->full;
 	const char *at;
 	size_t n = 0;
@@ -72,17 +79,18 @@ username_normalise(const struct username_cfg *cfg, const char *in, size_t len,
 		return -1;
 	}
 
+	if (domain == NULL)
+		domain = cfg->default_domain;
 	at = cfg->delimiter != '\0' ? strrchr(full, cfg->delimiter) : NULL;
-	if (at == NULL && cfg->default_domain != NULL &&
-	    cfg->default_domain[0] != '\0') {
-		size_t dlen = strlen(cfg->default_domain);
+	if (at == NULL && domain != NULL && domain[0] != '\0') {
+		size_t dlen = strlen(domain);
 
 		if (n + 1 + dlen > USERNAME_MAX) {
 			*error_r = "user name too long";
 			return -1;
 		}
 		full[n++] = cfg->delimiter;
-		memcpy(full + n, cfg->default_domain, dlen + 1);
+		memcpy(full + n, domain, dlen + 1);
 		n += dlen;
 		at = full + n - dlen - 1;
 	}
@@ -102,5 +110,93 @@ username_normalise(const struct username_cfg *cfg, const char *in, size_t len,
 		memcpy(out->local, full, n + 1);
 		out->domain[0] = '\0';
 	}
+	return 0;
+}
+
+static bool
+label_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+int
+domain_check(const char *name, size_t len, char *out, size_t outlen,
+    const char **error_r)
+{
+	size_t label = 0, labels = 0;
+	bool digits = true;
+
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (len == 0) {
+		*error_r = "empty name";
+		return -1;
+	}
+	if (len > DOMAIN_NAME_MAX || len >= outlen) {
+		*error_r = "name too long";
+		return -1;
+	}
+	for (size_t i = 0; i <= len; i++) {
+		unsigned char c = i < len ? (unsigned char)name[i] : '.';
+
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c - 'A' + 'a');
+		if (c == '.') {
+			if (label == 0) {
+				*error_r = "empty label";
+				return -1;
+			}
+			if (out[i - 1] == '-') {
+				*error_r = "label ends with '-'";
+				return -1;
+			}
+			labels++;
+			label = 0;
+			if (i < len) {
+				out[i] = '.';
+				digits = true;
+			}
+			continue;
+		}
+		if (!label_char(c)) {
+			*error_r = "not a host name (letters, digits, '-' and '.' only)";
+			return -1;
+		}
+		if (label == 0 && c == '-') {
+			*error_r = "label starts with '-'";
+			return -1;
+		}
+		if (++label > DOMAIN_LABEL_MAX) {
+			*error_r = "label too long";
+			return -1;
+		}
+		if (c < '0' || c > '9')
+			digits = false;
+		out[i] = (char)c;
+	}
+	out[len] = '\0';
+	if (labels < 2) {
+		*error_r = "a single label is no domain";
+		return -1;
+	}
+	if (digits) {
+		*error_r = "an address, not a name";
+		return -1;
+	}
+	return 0;
+}
+
+int
+domain_from_host(const char *name, size_t len, char *out, size_t outlen,
+    const char **error_r)
+{
+	char *dot, *second;
+
+	if (domain_check(name, len, out, outlen, error_r) < 0)
+		return -1;
+	dot = strchr(out, '.');
+	second = strchr(dot + 1, '.');
+	if (second != NULL)
+		memmove(out, dot + 1, strlen(dot + 1) + 1);
 	return 0;
 }

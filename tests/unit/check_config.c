@@ -1239,6 +1239,9 @@ START_TEST(test_example_config_states_the_defaults)
 		SAME_U(listen[i].proto);
 		SAME_U(listen[i].tls);
 		SAME_U(listen[i].proxy_protocol);
+		SAME_U(listen[i].domain_from);
+		ck_assert_ptr_null(ex->listen[i].default_domain);
+		ck_assert_ptr_null(d->listen[i].default_domain);
 	}
 	SAME_U(username.lower_case);
 	SAME_U(username.delimiter);
@@ -1405,6 +1408,60 @@ START_TEST(test_error_truncated)
 }
 END_TEST
 
+START_TEST(test_listen_domain_keys)
+{
+	struct config *c = load_ok(
+	    "username = { default_domain = \"global.example\"; };\n"
+	    "listen = ( { protocol = \"imap\"; address = \"127.0.0.1:1143\"; "
+	    "default_domain = \"Site-A.Example.\"; },\n"
+	    "  { protocol = \"imap\"; address = \"127.0.0.1:1993\"; tls = \"implicit\"; "
+	    "domain_from = \"sni\"; },\n"
+	    "  { protocol = \"pop3\"; address = \"0.0.0.0:1110\"; default_domain = \"\"; "
+	    "domain_from = \"local_name\"; },\n"
+	    "  { protocol = \"pop3\"; address = \"127.0.0.1:1111\"; domain_from = \"none\"; } );\n");
+
+	/* Checked and kept lower case, without the final dot. */
+	ck_assert_str_eq(c->listen[0].default_domain, "site-a.example");
+	ck_assert_int_eq(c->listen[0].domain_from, DOMAIN_FROM_NONE);
+	/* Unset: username.default_domain applies. */
+	ck_assert_ptr_null(c->listen[1].default_domain);
+	ck_assert_int_eq(c->listen[1].domain_from, DOMAIN_FROM_SNI);
+	/* "": no domain on this listener, whatever username says. */
+	ck_assert_str_eq(c->listen[2].default_domain, "");
+	ck_assert_int_eq(c->listen[2].domain_from, DOMAIN_FROM_LOCAL_NAME);
+	ck_assert_int_eq(c->listen[3].domain_from, DOMAIN_FROM_NONE);
+	ck_assert_str_eq(domain_from_name(DOMAIN_FROM_LOCAL_NAME), "local_name");
+	config_free(&c);
+
+	ASSERT_BAD("listen = ( { protocol = \"imap\"; address = \"127.0.0.1:1143\";\n"
+	    "  default_domain = \"a@b.example\"; } );",
+	    NAME ":2: listen[0].default_domain: \"a@b.example\": not a host name "
+	    "(letters, digits, '-' and '.' only)");
+	ASSERT_BAD("listen = ( { protocol = \"imap\"; address = \"127.0.0.1:1143\";\n"
+	    "  default_domain = \"localhost\"; } );",
+	    NAME ":2: listen[0].default_domain: \"localhost\": a single label is "
+	    "no domain");
+	ASSERT_BAD_CONTAINS("listen = ( { protocol = \"imap\"; address = \"127.0.0.1:1143\";\n"
+	    "  default_domain = \"ex ample.org\"; } );",
+	    "listen[0].default_domain");
+	ASSERT_BAD_CONTAINS("listen = ( { protocol = \"imap\"; address = \"127.0.0.1:1143\";\n"
+	    "  default_domain = \"x.example.\\r\\n\"; } );",
+	    "listen[0].default_domain");
+	ASSERT_BAD("listen = ( { protocol = \"imap\"; address = \"127.0.0.1:1143\";\n"
+	    "  default_domain = 1; } );",
+	    NAME ":2: listen[0].default_domain: must be a string");
+	ASSERT_BAD("listen = ( { protocol = \"imap\"; address = \"127.0.0.1:1143\";\n"
+	    "  domain_from = \"reverse\"; } );",
+	    NAME ":2: listen[0].domain_from: unknown value \"reverse\" (one of: "
+	    "\"none\", \"sni\", \"local_name\")");
+	/* Without TLS there is no server name. */
+	ASSERT_BAD("listen = ( { protocol = \"imap\"; address = \"127.0.0.1:1143\";\n"
+	    "  domain_from = \"sni\"; } );",
+	    NAME ":2: listen[0]: domain_from \"sni\" needs tls (\"starttls\", "
+	    "\"required\" or \"implicit\")");
+}
+END_TEST
+
 START_TEST(test_proxy_protocol_keys)
 {
 	struct config *c = load_ok(
@@ -1543,6 +1600,7 @@ config_suite(void)
 	tcase_add_test(tc, test_names);
 	tcase_add_test(tc, test_load_from_file);
 	tcase_add_test(tc, test_proxy_protocol_keys);
+	tcase_add_test(tc, test_listen_domain_keys);
 	tcase_add_test(tc, test_greeting_applied);
 	tcase_add_test(tc, test_relative_paths_resolved);
 	tcase_add_test(tc, test_absolute_paths_unchanged);

@@ -1,7 +1,9 @@
 /* Unit tests for the resolver (src/resolve.c): cache, sharing, bounds. */
 #include "autoconf.h"
 
+#include <arpa/inet.h>
 #include <check.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +147,119 @@ START_TEST(test_numeric)
 }
 END_TEST
 
+/*
+ * A reverse name service: 192.0.2.1 is imap.example.net, 192.0.2.2 has no
+ * name, 192.0.2.3 fails for now, 192.0.2.4 has a name too long to keep.
+ */
+static int
+slow_reverse(const struct sockaddr *sa, socklen_t salen, char *host,
+    socklen_t hostlen, char *serv, socklen_t servlen, int flags)
+{
+	const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+	struct timespec ts = { 0, (long)delay_ms * 1000000L };
+	unsigned last = ntohl(in->sin_addr.s_addr) & 0xff;
+
+	(void)salen;
+	(void)serv;
+	(void)servlen;
+	ck_assert_int_eq(flags & NI_NAMEREQD, NI_NAMEREQD);
+	atomic_fetch_add(&lookups, 1);
+	nanosleep(&ts, NULL);
+	switch (last) {
+	case 1:
+		snprintf(host, hostlen, "imap.example.net");
+		return 0;
+	case 2:
+		return EAI_NONAME;
+	case 3:
+		return EAI_AGAIN;
+	default:
+		memset(host, 'a', 300);
+		host[300] = '\0';
+		return 0;
+	}
+}
+
+struct names {
+	struct loop	*loop;
+	unsigned	 n, want;
+	char		 name[4][RESOLVE_NAME_MAX];
+	bool		 failed[4];
+};
+
+static void
+named(void *arg, const char *name, const char *error)
+{
+	struct names *t = arg;
+
+	ck_assert_uint_lt(t->n, 4);
+	if (name != NULL)
+		snprintf(t->name[t->n], sizeof(t->name[0]), "%s", name);
+	else {
+		t->failed[t->n] = true;
+		ck_assert_uint_gt(strlen(error), 0);
+	}
+	if (++t->n == t->want)
+		loop_stop(t->loop);
+}
+
+static struct resolve_request *
+name_of(struct names *t, const char *ip)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(993) };
+
+	ck_assert_int_eq(inet_pton(AF_INET, ip, &in.sin_addr), 1);
+	return resolve_name_start(t->loop, (struct sockaddr *)&in, named, t);
+}
+
+START_TEST(test_reverse)
+{
+	struct names t = { .loop = loop_new(), .want = 1 };
+	struct sockaddr_in6 in6 = { .sin6_family = AF_INET6 };
+
+	delay_ms = 20;
+	atomic_store(&lookups, 0);
+	resolve_set_reverse(slow_reverse);
+	ck_assert_int_eq(resolve_init(1), 0);
+	(void)name_of(&t, "192.0.2.1");
+	ck_assert_int_eq(loop_run(t.loop), 0);
+	ck_assert_str_eq(t.name[0], "imap.example.net");
+	/* No name is an answer (""), DNS trouble is not (NULL). */
+	for (unsigned i = 2; i <= 4; i++) {
+		char ip[16];
+
+		snprintf(ip, sizeof(ip), "192.0.2.%u", i);
+		t.want = i;
+		(void)name_of(&t, ip);
+		ck_assert_int_eq(loop_run(t.loop), 0);
+	}
+	ck_assert_str_eq(t.name[1], "");
+	ck_assert(!t.failed[1]);
+	ck_assert(t.failed[2]);
+	ck_assert_str_eq(t.name[3], "");	/* past RESOLVE_NAME_MAX */
+	ck_assert(!t.failed[3]);
+	ck_assert_uint_eq(atomic_load(&lookups), 4);
+	/* Cached by address, and apart from forward names. */
+	t.n = 0;
+	t.want = 1;
+	(void)name_of(&t, "192.0.2.1");
+	ck_assert_int_eq(loop_run(t.loop), 0);
+	ck_assert_str_eq(t.name[0], "imap.example.net");
+	ck_assert_uint_eq(atomic_load(&lookups), 4);
+	/* Not an IP address: no name, without a lookup. */
+	t.n = 0;
+	in6.sin6_family = AF_UNIX;
+	(void)resolve_name_start(t.loop, (struct sockaddr *)&in6, named, &t);
+	ck_assert_int_eq(loop_run(t.loop), 0);
+	ck_assert_str_eq(t.name[0], "");
+	ck_assert_uint_eq(atomic_load(&lookups), 4);
+	resolve_shutdown();
+	loop_run_pending(t.loop);
+	loop_free(&t.loop);
+	resolve_set_reverse(NULL);
+}
+END_TEST
+
 static Suite *
 resolve_suite(void)
 {
@@ -155,6 +270,7 @@ resolve_suite(void)
 	tcase_add_test(tc, test_one_lookup_per_name_then_cached);
 	tcase_add_test(tc, test_queue_bound_sheds_at_once);
 	tcase_add_test(tc, test_numeric);
+	tcase_add_test(tc, test_reverse);
 	suite_add_tcase(s, tc);
 	return s;
 }

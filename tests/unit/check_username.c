@@ -242,6 +242,146 @@ START_TEST(test_input_not_nul_terminated)
 }
 END_TEST
 
+/* What domain_from_host() makes of a name, or NULL when it refuses it. */
+static const char *
+from_host(const char *name)
+{
+	static char out[DOMAIN_NAME_MAX + 1];
+	const char *e = NULL;
+
+	memset(out, 0x5a, sizeof(out));
+	if (domain_from_host(name, strlen(name), out, sizeof(out), &e) < 0) {
+		ck_assert_ptr_nonnull(e);
+		return NULL;
+	}
+	return out;
+}
+
+START_TEST(test_domain_from_host)
+{
+	/* A service name stands for its domain; a domain for itself. */
+	ck_assert_str_eq(from_host("imap.example.net"), "example.net");
+	ck_assert_str_eq(from_host("pop3.example.net"), "example.net");
+	ck_assert_str_eq(from_host("mail.example.co.uk"), "example.co.uk");
+	ck_assert_str_eq(from_host("example.net"), "example.net");
+	ck_assert_str_eq(from_host("a.b.example.net"), "b.example.net");
+	/* Lower-cased; one final dot is the root, not an empty label. */
+	ck_assert_str_eq(from_host("IMAP.Example.NET"), "example.net");
+	ck_assert_str_eq(from_host("imap.example.net."), "example.net");
+	ck_assert_str_eq(from_host("x-1.ex-ample.n3t"), "ex-ample.n3t");
+	/* A single label is no domain, nor is an address. */
+	ck_assert_ptr_null(from_host("localhost"));
+	ck_assert_ptr_null(from_host("localhost."));
+	ck_assert_ptr_null(from_host("192.0.2.1"));
+	ck_assert_ptr_null(from_host("10.0.0.300"));
+	ck_assert_ptr_null(from_host(""));
+	ck_assert_ptr_null(from_host("."));
+}
+END_TEST
+
+/* A client-chosen name cannot carry anything into a login. */
+START_TEST(test_domain_hostile_names)
+{
+	static const char *const bad[] = {
+		"a@b.example", "imap.example.net@evil.example",
+		"imap.example .net", "imap.example.net\r\nA1 LOGIN",
+		"imap.exa\tmple.net", "imap.exa\x7fmple.net",
+		"imap.ex\xc3\xa9mple.net", "imap.example..net", ".example.net",
+		"imap.example.net..", "-imap.example.net", "imap-.example.net",
+		"imap.example.net/x", "imap.example.net%00", "imap_x.example.net",
+		"*.example.net", "imap.example.net:993", "[::1]", "\"x\".example",
+	};
+	char out[DOMAIN_NAME_MAX + 1];
+	const char *e;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(from_host(bad[i]) == NULL, "accepted \"%s\"", bad[i]);
+	/* Bytes after a NUL are not ignored. */
+	e = NULL;
+	ck_assert_int_eq(domain_check("example.net\0@x", 15, out, sizeof(out),
+	    &e), -1);
+	ck_assert_ptr_nonnull(e);
+}
+END_TEST
+
+START_TEST(test_domain_bounds)
+{
+	char name[400], out[DOMAIN_NAME_MAX + 1], small[12];
+	const char *e;
+	size_t n = 0;
+
+	/* A label of DOMAIN_LABEL_MAX passes, one more fails. */
+	memset(name, 'a', DOMAIN_LABEL_MAX);
+	memcpy(name + DOMAIN_LABEL_MAX, ".net", 5);
+	ck_assert_ptr_nonnull(from_host(name));
+	memset(name, 'a', DOMAIN_LABEL_MAX + 1);
+	memcpy(name + DOMAIN_LABEL_MAX + 1, ".net", 5);
+	ck_assert_ptr_null(from_host(name));
+	/* DOMAIN_NAME_MAX bytes pass (with a final dot too), one more fails. */
+	while (n + 2 <= DOMAIN_NAME_MAX - 4) {
+		name[n++] = 'b';
+		name[n++] = '.';
+	}
+	while (n < DOMAIN_NAME_MAX - 3)
+		name[n++] = 'c';
+	memcpy(name + n, "net", 4);
+	n += 3;
+	ck_assert_uint_eq(strlen(name), DOMAIN_NAME_MAX);
+	ck_assert_int_eq(domain_check(name, n, out, sizeof(out), &e), 0);
+	name[n] = '.';
+	ck_assert_int_eq(domain_check(name, n + 1, out, sizeof(out), &e), 0);
+	name[n] = '\0';
+	memmove(name + 1, name, n + 1);
+	name[0] = 'd';
+	ck_assert_int_eq(domain_check(name, n + 1, out, sizeof(out), &e), -1);
+	/* The output buffer is a bound too. */
+	ck_assert_int_eq(domain_check("imap.example.net", 16, small,
+	    sizeof(small), &e), -1);
+}
+END_TEST
+
+/* A session's domain goes before username.default_domain, for bare names. */
+START_TEST(test_domain_override)
+{
+	struct username_cfg c = cfg_make(true, '@', "global.example", false);
+	struct username u;
+	const char *e;
+
+	ck_assert_int_eq(username_normalise_domain(&c, "site.example", "Bob",
+	    3, &u, &e), 0);
+	ck_assert_str_eq(u.full, "bob@site.example");
+	ck_assert_str_eq(u.local, "bob");
+	ck_assert_str_eq(u.domain, "site.example");
+	/* NULL is the global default; "" is none. */
+	ck_assert_int_eq(username_normalise_domain(&c, NULL, "bob", 3, &u, &e), 0);
+	ck_assert_str_eq(u.full, "bob@global.example");
+	ck_assert_int_eq(username_normalise_domain(&c, "", "bob", 3, &u, &e), 0);
+	ck_assert_str_eq(u.full, "bob");
+	ck_assert_str_eq(u.domain, "");
+	/* A login with a domain keeps its own. */
+	ck_assert_int_eq(username_normalise_domain(&c, "site.example",
+	    "bob@own.example", 15, &u, &e), 0);
+	ck_assert_str_eq(u.full, "bob@own.example");
+	/* strip_domain applies after the domain is added. */
+	c.strip_domain = true;
+	ck_assert_int_eq(username_normalise_domain(&c, "site.example", "bob",
+	    3, &u, &e), 0);
+	ck_assert_str_eq(u.full, "bob");
+	ck_assert_str_eq(u.domain, "site.example");
+	/* The whole name still fits USERNAME_MAX. */
+	{
+		char big[USERNAME_MAX];
+
+		memset(big, 'x', sizeof(big));
+		c.strip_domain = false;
+		ck_assert_int_eq(username_normalise_domain(&c, "site.example",
+		    big, USERNAME_MAX - 13, &u, &e), 0);
+		ck_assert_int_eq(username_normalise_domain(&c, "site.example",
+		    big, USERNAME_MAX - 12, &u, &e), -1);
+	}
+}
+END_TEST
+
 START_TEST(test_utf8_valid)
 {
 	static const struct {
@@ -317,6 +457,10 @@ username_suite(void)
 	tcase_add_test(tc, test_reject_invalid_utf8);
 	tcase_add_test(tc, test_length_limit);
 	tcase_add_test(tc, test_input_not_nul_terminated);
+	tcase_add_test(tc, test_domain_from_host);
+	tcase_add_test(tc, test_domain_hostile_names);
+	tcase_add_test(tc, test_domain_bounds);
+	tcase_add_test(tc, test_domain_override);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("utf8");
