@@ -47,10 +47,10 @@ def refused_port(host: str = "127.0.0.1") -> int:
     return free_port(host)
 
 
-def sql_config(sql: str, types: str = '"sql"'):
+def sql_config(sql: str, types: str = '"sql"', daemon: str = ""):
     def render(p: dict) -> str:
         return """
-daemon = { threads = 2; log_level = "info"; drain = 2; };
+daemon = { threads = 2; log_level = "info"; drain = 2; %s };
 timeouts = { login = 30; connect = 3; lookup = %d; };
 limits = { auth_failures = 10; throttle = false; };
 auth = { failure_delay = 0; };
@@ -63,8 +63,8 @@ directory = {
   sql = { %s };
 };
 backend = { imap_port = %d; pop3_port = %d; };
-""" % (SQL_TIMEOUT + 2, p["imap"], p["pop3"], types, p["popmap"], sql,
-       IMAP_PORT, POP3_PORT)
+""" % (daemon % p, SQL_TIMEOUT + 2, p["imap"], p["pop3"], types, p["popmap"],
+       sql, IMAP_PORT, POP3_PORT)
     return render
 
 
@@ -304,6 +304,25 @@ class B_PostgresTrouble(unittest.TestCase):
         try:
             self.assertTrue(lands(p.imap_port, "alice@example.net",
                                   "alice-secret", STORE_A, "alice"))
+        finally:
+            finish(self, p)
+
+    def test_root_only_password_file_with_privilege_separation(self):
+        """The privileged parent reads the file; the child runs as nobody."""
+        def render(ports):
+            path = os.path.join(ports["dir"], "sql.pw")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(PG.password + "\n")
+            os.chmod(path, 0o600)
+            daemon = ('user = "nobody"; pid_file = "%(dir)s/postern.pid"; '
+                      'control = "%(dir)s/control";')
+            return sql_config(pg_sql(password="") + 'password_file = "sql.pw";',
+                              daemon=daemon)(ports)
+        p = Postern(render).start()
+        try:
+            self.assertTrue(lands(p.imap_port, "alice@example.net",
+                                  "alice-secret", STORE_A, "alice"))
+            self.assertIn("privsep", p.log())
         finally:
             finish(self, p)
 
