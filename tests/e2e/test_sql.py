@@ -77,10 +77,27 @@ def pg_sql(hosts: str = None, *, password: str = None, query: str = QUERY,
                SQL_TIMEOUT, extra))
 
 
+def built_with(driver: str) -> bool:
+    """Was the binary built with the driver's client library?"""
+    conf = os.path.join(os.environ.get("TMPDIR", "/tmp"),
+                        "postern-sql-probe-%d.conf" % os.getpid())
+    with open(conf, "w", encoding="utf-8") as f:
+        f.write('directory = { type = "sql"; sql = { driver = "%s"; '
+                'hosts = "127.0.0.1:1"; query = "SELECT h FROM t WHERE a = $1"; '
+                'timeout = 1; }; };\n' % driver)
+    try:
+        res = check_config(conf)
+    finally:
+        os.unlink(conf)
+    return "needs postern built with" not in res.stderr
+
+
 def setUpModule():
     global PG, IMAP_PORT, POP3_PORT
     if not postgres_available():
         raise unittest.SkipTest("PostgreSQL server not installed")
+    if not built_with("postgresql"):
+        raise unittest.SkipTest("postern built without libpq")
     IMAP_PORT, POP3_PORT = free_ports(2)
     for addr in (STORE_A, STORE_B):
         STORE[addr] = Dovecot(addr.replace(".", "-"), USERS[addr], host=addr,
@@ -394,6 +411,8 @@ class C_MariaDB(unittest.TestCase):
     def setUpClass(cls):
         if not mariadb_available():
             raise unittest.SkipTest("MariaDB server not installed")
+        if not built_with("mysql"):
+            raise unittest.SkipTest("postern built without libmariadb")
         cls.isp = Dovecot("isp", USERS[STORE_ISP], host=STORE_ISP, imap_port=143,
                           pop3_port=free_port(STORE_ISP))
         cls.isp.start()
