@@ -12,7 +12,9 @@
 
 #include "config.h"
 #include "directory.h"
+#include "directory/sql.h"
 #include "tls.h"
+#include "util.h"
 
 #define NAME	"test.conf"
 
@@ -766,6 +768,25 @@ START_TEST(test_directory_sql)
 	    "test.conf:1: directory.sql.queue: must be between 1 and 1000000");
 	ASSERT_BAD("directory = { sql = { timeout = 301; }; };",
 	    "test.conf:1: directory.sql.timeout: must be between 1 and 300");
+	{
+		/* SQL_QUERY_MAX, NUL included, as translated. */
+		size_t n = SQL_QUERY_MAX + 256;
+		char *text = xmalloc(n), *q = xmalloc(SQL_QUERY_MAX + 1);
+
+		memset(q, ' ', SQL_QUERY_MAX);
+		memcpy(q, "SELECT h FROM t WHERE a = $1", 28);
+		q[SQL_QUERY_MAX - 1] = '\0';		/* 4095 bytes: fits */
+		snprintf(text, n, "directory = { type = \"sql\"; sql = { hosts = "
+		    "\"db\"; query = \"%s\"; }; };", q);
+		config_free_ok(text);
+		q[SQL_QUERY_MAX - 1] = ' ';
+		q[SQL_QUERY_MAX] = '\0';		/* 4096 bytes: does not */
+		snprintf(text, n, "directory = { type = \"sql\"; sql = { hosts = "
+		    "\"db\"; query = \"%s\"; }; };", q);
+		ASSERT_BAD(text, "test.conf:1: directory.sql.query: too long");
+		free(q);
+		free(text);
+	}
 	ASSERT_BAD("directory = { sql = { host = \"db\"; }; };",
 	    "test.conf:1: directory.sql.host: unknown key");
 #undef SQL_Q
