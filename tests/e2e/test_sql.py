@@ -14,8 +14,10 @@ import os
 import poplib
 import shutil
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -184,6 +186,33 @@ class Mute:
         self.sock.close()
 
 
+class Reset:
+    """A listener that takes each connection and resets it at once."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
+            c.close()
+
+    def close(self):
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.thread.join(5)
+
+
 class A_Postgres(unittest.TestCase):
     """PostgreSQL through libpq; the first host listed is down (failover)."""
 
@@ -278,6 +307,19 @@ class B_PostgresTrouble(unittest.TestCase):
             self.assertIn("connect: ", p.log())
         finally:
             finish(self, p)
+
+    def test_resetting_server_is_temporary_at_once(self):
+        reset = Reset()
+        p = Postern(sql_config(pg_sql("127.0.0.1:%d" % reset.port))).start()
+        try:
+            reply, took = login_reply(p.imap_port, "alice@example.net", "x")
+            self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            self.assertLess(took, PROMPT)
+            self.assertIn("sql: database unreachable (127.0.0.1:%d: connect: "
+                          % reset.port, p.log())
+        finally:
+            finish(self, p)
+            reset.close()
 
     def test_mute_server_fails_at_its_deadline(self):
         mute = Mute()
