@@ -425,15 +425,47 @@ req_answer(struct sql_req *sr, enum dir_status status, struct route *route,
 		dir_request_done(sr->req, status, route, detail);
 }
 
-/* Answer one lookup on w's connection. */
+/*
+ * Run the query on w's connection, connecting first if there is none.
+ * 0 with *a filled, or -1 with detail set (the connection is closed).
+ */
+static int
+worker_query(struct sql_worker *w, const char *login, struct sql_answer *a,
+    char *detail, size_t dlen)
+{
+	struct dir_sql *ds = w->ds;
+	const struct sql_host *h;
+	char err[256];
+
+	if (w->conn == NULL && (clock_ms() < w->retry_at ||
+	    worker_connect(w) < 0)) {
+		snprintf(detail, dlen, "sql: database unreachable (%s)", w->why_down);
+		return -1;
+	}
+	if (ds->ops->lookup(w->conn, login, clock_ms() + ds->timeout_ms, a, err,
+	    sizeof(err)) == 0)
+		return 0;
+	h = &ds->hosts[w->host];
+	log_limited(&ds->log_fail, SQL_LOG_EVERY_MS, LOG_LVL_WARNING,
+	    "sql: %s:%u: %s", h->name, h->port, err);
+	snprintf(w->why_down, sizeof(w->why_down), "%s:%u: %s", h->name, h->port,
+	    err);
+	worker_disconnect(w);
+	snprintf(detail, dlen, "sql: %s", err);
+	return -1;
+}
+
+/* Answer one lookup. */
 static void
 worker_serve(struct sql_worker *w, struct sql_req *sr)
 {
 	struct dir_sql *ds = w->ds;
+	const char *login = dir_request_name(sr->req)->full;
 	struct sql_answer *a;
 	struct route *route = NULL;
 	enum dir_status status;
-	char detail[768], err[256];
+	char detail[768];
+	bool reused = w->conn != NULL;
 
 	if (dir_request_cancelled(sr->req)) {
 		req_answer(sr, DIR_TEMPFAIL, NULL, NULL);
@@ -444,26 +476,19 @@ worker_serve(struct sql_worker *w, struct sql_req *sr)
 		    "connection");
 		return;
 	}
-	if (w->conn == NULL && (clock_ms() < w->retry_at ||
-	    worker_connect(w) < 0)) {
-		snprintf(detail, sizeof(detail), "sql: database unreachable (%s)",
-		    w->why_down);
-		req_answer(sr, DIR_TEMPFAIL, NULL, detail);
-		return;
-	}
 	a = xcalloc(1, sizeof(*a));
-	if (ds->ops->lookup(w->conn, dir_request_name(sr->req)->full,
-	    clock_ms() + ds->timeout_ms, a, err, sizeof(err)) < 0) {
-		const struct sql_host *h = &ds->hosts[w->host];
-
-		log_limited(&ds->log_fail, SQL_LOG_EVERY_MS, LOG_LVL_WARNING,
-		    "sql: %s:%u: %s", h->name, h->port, err);
-		snprintf(w->why_down, sizeof(w->why_down), "%s:%u: %s", h->name,
-		    h->port, err);
-		worker_disconnect(w);
-		snprintf(detail, sizeof(detail), "sql: %s", err);
-		req_answer(sr, DIR_TEMPFAIL, NULL, detail);
+	/*
+	 * A connection that sat idle may have been closed by the server (a
+	 * restart, an idle timeout) without our knowing: one more try on a
+	 * fresh one, while the lookup's deadline allows.  A query that timed
+	 * out has used that up, so a mute server is not asked twice.
+	 */
+	if (worker_query(w, login, a, detail, sizeof(detail)) < 0 &&
+	    (!reused || clock_ms() >= sr->deadline ||
+	    worker_query(w, login, memset(a, 0, sizeof(*a)), detail,
+	    sizeof(detail)) < 0)) {
 		free(a);
+		req_answer(sr, DIR_TEMPFAIL, NULL, detail);
 		return;
 	}
 	/* An unusable answer is logged by the session, with the login. */

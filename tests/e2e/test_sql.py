@@ -308,6 +308,21 @@ class B_PostgresTrouble(unittest.TestCase):
         finally:
             finish(self, p)
 
+    def test_z_database_restart_costs_no_login(self):
+        """Connections the restart cut off are replaced on first use."""
+        p = Postern(sql_config(pg_sql())).start()
+        try:
+            for _ in range(3):      # both pool connections up
+                self.assertTrue(lands(p.imap_port, "alice@example.net",
+                                      "alice-secret", STORE_A, "alice"))
+            PG.restart()
+            for _ in range(3):
+                self.assertTrue(lands(p.imap_port, "alice@example.net",
+                                      "alice-secret", STORE_A, "alice"))
+            self.assertIn("sql: %s:%d: connection lost: " % (PG.host, PG.port), p.log())
+        finally:
+            finish(self, p)
+
     def test_resetting_server_is_temporary_at_once(self):
         reset = Reset()
         p = Postern(sql_config(pg_sql("127.0.0.1:%d" % reset.port))).start()
