@@ -427,7 +427,8 @@ req_answer(struct sql_req *sr, enum dir_status status, struct route *route,
 
 /*
  * Run the query on w's connection, connecting first if there is none.
- * 0 with *a filled, or -1 with detail set (the connection is closed).
+ * 0 with *a filled (afresh), or -1 with detail set (the connection is
+ * closed).
  */
 static int
 worker_query(struct sql_worker *w, const char *login, struct sql_answer *a,
@@ -437,6 +438,7 @@ worker_query(struct sql_worker *w, const char *login, struct sql_answer *a,
 	const struct sql_host *h;
 	char err[256];
 
+	memset(a, 0, sizeof(*a));
 	if (w->conn == NULL && (clock_ms() < w->retry_at ||
 	    worker_connect(w) < 0)) {
 		snprintf(detail, dlen, "sql: database unreachable (%s)", w->why_down);
@@ -485,8 +487,7 @@ worker_serve(struct sql_worker *w, struct sql_req *sr)
 	 */
 	if (worker_query(w, login, a, detail, sizeof(detail)) < 0 &&
 	    (!reused || clock_ms() >= sr->deadline ||
-	    worker_query(w, login, memset(a, 0, sizeof(*a)), detail,
-	    sizeof(detail)) < 0)) {
+	    worker_query(w, login, a, detail, sizeof(detail)) < 0)) {
 		free(a);
 		req_answer(sr, DIR_TEMPFAIL, NULL, detail);
 		return;
