@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "directory.h"
+#include "directory/sql.h"
 #include "privsep.h"
 #include "util.h"
 
@@ -348,6 +349,16 @@ config_defaults(struct config *c)
 	c->directory.http.url = xstrdup("");
 	c->directory.http.timeout = 5;
 	c->directory.http.queue = 4096;
+	c->directory.sql.driver = SQL_DRIVER_POSTGRESQL;
+	c->directory.sql.hosts = xstrdup("");
+	c->directory.sql.database = xstrdup("");
+	c->directory.sql.user = xstrdup("");
+	c->directory.sql.password = xstrdup("");
+	c->directory.sql.password_file = xstrdup("");
+	c->directory.sql.query = xstrdup("");
+	c->directory.sql.pool = 4;
+	c->directory.sql.queue = 4096;
+	c->directory.sql.timeout = 5;
 	c->backend.port[PROTO_IMAP] = 143;
 	c->backend.port[PROTO_POP3] = 110;
 	c->backend.port[PROTO_SIEVE] = 4190;
@@ -1021,9 +1032,71 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 	return 0;
 }
 
+/*
+ * directory.sql: hosts and query are checked as the back-end reads them
+ * (a query that does not use $1, or splices a second parameter, is
+ * refused here rather than on the first login).
+ */
+static int
+load_sql(struct loader *ld, const config_setting_t *dir, struct config *c)
+{
+	static const char *const keys[] = { "driver", "hosts", "database", "user",
+	    "password", "password_file", "query", "pool", "queue", "timeout",
+	    NULL };
+	static const char *const drivers[] = {
+	    [SQL_DRIVER_POSTGRESQL] = "postgresql", [SQL_DRIVER_MYSQL] = "mysql" };
+	struct sql_host hosts[SQL_HOSTS_MAX];
+	char *query;
+	const config_setting_t *g;
+	const char *P = "directory.sql", *why;
+	int driver = (int)c->directory.sql.driver;
+	unsigned nparams;
+	size_t n;
+
+	if (get_group(ld, dir, "directory", "sql", &g) < 0)
+		return -1;
+	if (g != NULL && (check_keys(ld, g, P, keys) < 0 ||
+	    get_enum(ld, g, P, "driver", drivers, nitems(drivers), &driver) < 0 ||
+	    get_str(ld, g, P, "hosts", &c->directory.sql.hosts) < 0 ||
+	    get_str(ld, g, P, "database", &c->directory.sql.database) < 0 ||
+	    get_str(ld, g, P, "user", &c->directory.sql.user) < 0 ||
+	    get_str(ld, g, P, "password", &c->directory.sql.password) < 0 ||
+	    get_path(ld, g, P, "password_file", &c->directory.sql.password_file) < 0 ||
+	    get_str(ld, g, P, "query", &c->directory.sql.query) < 0 ||
+	    get_uint(ld, g, P, "pool", 1, 64, &c->directory.sql.pool) < 0 ||
+	    get_uint(ld, g, P, "queue", 1, 1000000, &c->directory.sql.queue) < 0 ||
+	    get_uint(ld, g, P, "timeout", 1, 300, &c->directory.sql.timeout) < 0))
+		return -1;
+	c->directory.sql.driver = (enum sql_driver)driver;
+	if (!config_dir_uses(c, DIR_TYPE_SQL))
+		return 0;
+	if (g == NULL)
+		return fail(ld, config_setting_get_member(dir, "type"), P,
+		    "directory.type names \"sql\": set directory.sql { hosts; "
+		    "query; ... }");
+	if (sql_hosts_parse(c->directory.sql.hosts, c->directory.sql.driver,
+	    hosts, nitems(hosts), &n, &why) < 0)
+		return fail(ld, config_setting_get_member(g, "hosts") != NULL ?
+		    config_setting_get_member(g, "hosts") : g,
+		    "directory.sql.hosts", "%s", why);
+	query = xmalloc(SQL_QUERY_MAX);
+	if (sql_query_translate(c->directory.sql.query, c->directory.sql.driver,
+	    query, SQL_QUERY_MAX, &nparams, &why) < 0) {
+		free(query);
+		return fail(ld, config_setting_get_member(g, "query") != NULL ?
+		    config_setting_get_member(g, "query") : g,
+		    "directory.sql.query", "%s", why);
+	}
+	free(query);
+	if (c->directory.sql.password[0] != '\0' &&
+	    c->directory.sql.password_file[0] != '\0')
+		return fail(ld, g, P, "set password or password_file, not both");
+	return 0;
+}
+
 static const char *const dir_type_names[] = { [DIR_TYPE_LDAP] = "ldap",
     [DIR_TYPE_FILE] = "file", [DIR_TYPE_REGEX] = "regex",
-    [DIR_TYPE_HTTP] = "http" };
+    [DIR_TYPE_HTTP] = "http", [DIR_TYPE_SQL] = "sql" };
 _Static_assert(nitems(dir_type_names) == DIR_TYPE_COUNT, "dir_type_names");
 
 bool
@@ -1148,7 +1221,7 @@ static int
 load_directory(struct loader *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const keys[] = { "type", "cache", "ldap", "file",
-	    "regex", "http", "on_move", "host_map", "port_protocols", NULL };
+	    "regex", "http", "sql", "on_move", "host_map", "port_protocols", NULL };
 	static const char *const moves[] = { [ON_MOVE_KEEP] = "keep",
 	    [ON_MOVE_KICK] = "kick" };
 	static const char *const cache_keys[] = { "ttl", "negative_ttl", "entries",
@@ -1198,7 +1271,8 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 	    strncmp(c->directory.http.url, "https://", 8) != 0)
 		return fail(ld, config_setting_get_member(http, "url"),
 		    "directory.http.url", "must be an http:// or https:// URL");
-	if (load_ldap(ld, g, c) < 0 || load_host_map(ld, g, c) < 0)
+	if (load_ldap(ld, g, c) < 0 || load_sql(ld, g, c) < 0 ||
+	    load_host_map(ld, g, c) < 0)
 		return -1;
 	if (config_dir_uses(c, DIR_TYPE_FILE) && c->directory.file_path[0] == '\0')
 		return fail(ld, file, "directory.file.path", "must name the map file");
@@ -1706,6 +1780,12 @@ config_free(struct config **configp)
 	free(c->directory.file_path);
 	free(c->directory.regex_path);
 	free(c->directory.http.url);
+	free(c->directory.sql.hosts);
+	free(c->directory.sql.database);
+	free(c->directory.sql.user);
+	secret_free(&c->directory.sql.password);
+	free(c->directory.sql.password_file);
+	free(c->directory.sql.query);
 	free(c->backend.ca_file);
 	for (size_t i = 0; i < c->nbackends; i++) {
 		struct backend_cfg *b = &c->backends[i];

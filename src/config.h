@@ -51,7 +51,15 @@ enum dir_type {
 	DIR_TYPE_FILE,
 	DIR_TYPE_REGEX,
 	DIR_TYPE_HTTP,
+	DIR_TYPE_SQL,
 	DIR_TYPE_COUNT
+};
+
+/* The sql back-end's client libraries. */
+enum sql_driver {
+	SQL_DRIVER_POSTGRESQL,	/* libpq */
+	SQL_DRIVER_MYSQL,	/* libmariadb: MySQL and MariaDB */
+	SQL_DRIVER_COUNT
 };
 
 /* Back-ends in one directory.type list (a chain). */
@@ -227,6 +235,18 @@ struct config {
 			unsigned	 queue;		/* requests waiting or in flight */
 			bool		 pass_password;	/* send Auth-Pass */
 		} http;
+		struct {			/* PostgreSQL, MySQL/MariaDB */
+			enum sql_driver	 driver;
+			char		*hosts;		/* "host[:port] ...", in order */
+			char		*database;
+			char		*user;
+			char		*password;
+			char		*password_file;
+			char		*query;		/* the login is $1 */
+			unsigned	 pool;		/* connections */
+			unsigned	 queue;		/* lookups waiting or in flight */
+			unsigned	 timeout;	/* seconds per connect or query */
+		} sql;
 		enum on_move	 on_move;
 		/* Which protocols a port from the directory applies to. */
 		bool		 port_for[PROTO_COUNT];

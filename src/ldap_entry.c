@@ -73,7 +73,10 @@ ldap_entry_route(const struct ldap_entry_values *v, struct route **route_r,
 	const char *error;
 	long portnum = 0;
 
-	snprintf(detail, dlen, "ldap dn=%s", v->dn != NULL ? v->dn : "?");
+	if (v->label != NULL)
+		str_copy(detail, v->label, dlen);
+	else
+		snprintf(detail, dlen, "ldap dn=%s", v->dn != NULL ? v->dn : "?");
 	if (v->dn != NULL)
 		r->dn = xstrdup(v->dn);
 	if (v->user != NULL && v->user[0] != NULL) {

@@ -25,6 +25,8 @@ struct ldap_entry_values {
 	const char	 *user_attr, *host_attr, *port_attr;
 	/* Host values to hosts (directory.host_map); NULL or empty: as they are. */
 	const struct host_map *map;
+	/* Starts the detail text; NULL: "ldap dn=DN". */
+	const char	 *label;
 };
 
 /*

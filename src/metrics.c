@@ -455,21 +455,21 @@ write_shared(struct metrics_writer *w, struct metrics *m)
 	}
 	if (g != NULL && directory_queue_stats(g->dir, &qs) == 0) {
 		metrics_family(w, "postern_directory_queue_length", "gauge",
-		    "LDAP requests waiting for a pool connection.");
+		    "Directory (LDAP, sql) requests waiting for a pool connection.");
 		sample1(w, "postern_directory_queue_length", queue_labels,
 		    "search", qs.searches);
 		sample1(w, "postern_directory_queue_length", queue_labels,
 		    "bind", qs.binds);
 		metrics_family(w, "postern_directory_queue_capacity", "gauge",
-		    "Each LDAP queue's bound (directory.ldap.queue).");
+		    "Each directory queue's bound (directory.ldap.queue, directory.sql.queue).");
 		metrics_sample(w, "postern_directory_queue_capacity", NULL, qs.max);
 		metrics_family(w, "postern_directory_queue_shed_total", "counter",
-		    "LDAP requests refused because their queue was full (since "
+		    "Directory requests refused because their queue was full (since "
 		    "the last reload).");
 		metrics_sample(w, "postern_directory_queue_shed_total", NULL,
 		    qs.shed);
 		metrics_family(w, "postern_directory_connections_up", "gauge",
-		    "LDAP search connections bound now.");
+		    "Directory pool connections up now (LDAP search, sql).");
 		metrics_sample(w, "postern_directory_connections_up", NULL, qs.up);
 	}
 	if (g != NULL && directory_replica_stats(g->dir, &rs) == 0) {

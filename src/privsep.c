@@ -175,6 +175,8 @@ privsep_files_collect(struct privsep_files *f, const struct config *cfg,
 		if (privsep_files_read(f, cfg->tls.certificates[i].cert, error_r) < 0 ||
 		    privsep_files_read(f, cfg->tls.certificates[i].key, error_r) < 0)
 			return -1;
+	if (privsep_files_read(f, cfg->directory.sql.password_file, error_r) < 0)
+		return -1;
 	return privsep_files_read(f, cfg->directory.ldap.bind_password_file,
 	    error_r);
 }

@@ -47,5 +47,6 @@ extern const struct dir_backend dir_backend_file;
 extern const struct dir_backend dir_backend_ldap;
 extern const struct dir_backend dir_backend_regex;
 extern const struct dir_backend dir_backend_http;
+extern const struct dir_backend dir_backend_sql;
 
 #endif

@@ -9,6 +9,7 @@ static const struct dir_backend *const backends[] = {
 	[DIR_TYPE_FILE] = &dir_backend_file,
 	[DIR_TYPE_REGEX] = &dir_backend_regex,
 	[DIR_TYPE_HTTP] = &dir_backend_http,
+	[DIR_TYPE_SQL] = &dir_backend_sql,
 };
 _Static_assert(nitems(backends) == DIR_TYPE_COUNT, "one back-end per type");
 

@@ -12,7 +12,9 @@
 
 #include "config.h"
 #include "directory.h"
+#include "directory/sql.h"
 #include "tls.h"
+#include "util.h"
 
 #define NAME	"test.conf"
 
@@ -649,8 +651,8 @@ START_TEST(test_directory_chain_bad)
 	    "test.conf:1: directory.type: names no back-end");
 	ASSERT_BAD("directory = { type = [ \"file\", \"file\" ]; };",
 	    "test.conf:1: directory.type: \"file\" listed twice");
-	ASSERT_BAD_CONTAINS("directory = { type = [ \"file\", \"sql\" ]; };",
-	    "test.conf:1: directory.type: unknown value \"sql\" (one of: ");
+	ASSERT_BAD_CONTAINS("directory = { type = [ \"file\", \"nis\" ]; };",
+	    "test.conf:1: directory.type: unknown value \"nis\" (one of: ");
 	ASSERT_BAD("directory = { type = ( \"file\", 3 ); };",
 	    "test.conf:1: directory.type: must be a string or a list of strings");
 	ASSERT_BAD("directory = { type = 3; };",
@@ -711,6 +713,86 @@ START_TEST(test_directory_http)
 }
 END_TEST
 
+START_TEST(test_directory_sql)
+{
+	struct config *c = load_ok("directory = { type = [ \"file\", \"sql\" ];\n"
+	    " sql = { driver = \"mysql\"; hosts = \"db1:3307 db2\"; database = \"mail\";"
+	    " user = \"postern\"; password_file = \"/etc/postern/sql.pw\";"
+	    " query = \"SELECT storage_ip, NULL, 143 FROM mailboxes WHERE address = $1\";"
+	    " pool = 2; queue = 10; timeout = 3; }; };");
+
+	ck_assert_int_eq(c->directory.type[1], DIR_TYPE_SQL);
+	ck_assert_int_eq(c->directory.sql.driver, SQL_DRIVER_MYSQL);
+	ck_assert_str_eq(c->directory.sql.hosts, "db1:3307 db2");
+	ck_assert_str_eq(c->directory.sql.database, "mail");
+	ck_assert_str_eq(c->directory.sql.user, "postern");
+	ck_assert_str_eq(c->directory.sql.password_file, "/etc/postern/sql.pw");
+	ck_assert_uint_eq(c->directory.sql.pool, 2);
+	ck_assert_uint_eq(c->directory.sql.queue, 10);
+	ck_assert_uint_eq(c->directory.sql.timeout, 3);
+	config_free(&c);
+	c = load_ok("");
+	ck_assert_int_eq(c->directory.sql.driver, SQL_DRIVER_POSTGRESQL);
+	ck_assert_uint_eq(c->directory.sql.pool, 4);
+	ck_assert_uint_eq(c->directory.sql.queue, 4096);
+	ck_assert_uint_eq(c->directory.sql.timeout, 5);
+	config_free(&c);
+
+#define SQL_Q	" query = \"SELECT h FROM t WHERE a = $1\";"
+	ASSERT_BAD("directory = { type = \"sql\"; };",
+	    "test.conf:1: directory.sql: directory.type names \"sql\": set "
+	    "directory.sql { hosts; query; ... }");
+	ASSERT_BAD("directory = { type = \"sql\"; sql = {" SQL_Q " }; };",
+	    "test.conf:1: directory.sql.hosts: names no host");
+	ASSERT_BAD("directory = { type = \"sql\"; sql = { hosts = \"db:0\";"
+	    SQL_Q " }; };", "test.conf:1: directory.sql.hosts: port must be 1..65535");
+	ASSERT_BAD("directory = { type = \"sql\"; sql = { hosts = \"a b c d e f g h i\";"
+	    SQL_Q " }; };", "test.conf:1: directory.sql.hosts: too many hosts");
+	ASSERT_BAD("directory = { type = \"sql\"; sql = { hosts = \"db\"; }; };",
+	    "test.conf:1: directory.sql.query: does not use $1 (the login)");
+	ASSERT_BAD("directory = { type = \"sql\"; sql = { hosts = \"db\";"
+	    " query = \"SELECT h FROM t WHERE a = $1 AND b = $2\"; }; };",
+	    "test.conf:1: directory.sql.query: only $1 (the login) is a parameter");
+	ASSERT_BAD("directory = { type = \"sql\"; sql = { driver = \"mysql\"; hosts = \"db\";"
+	    " query = \"SELECT h FROM t WHERE a = ?\"; }; };",
+	    "test.conf:1: directory.sql.query: a ? outside quotes (write the login as $1)");
+	ASSERT_BAD("directory = { type = \"sql\"; sql = { hosts = \"db\"; password = \"x\";"
+	    " password_file = \"/p\";" SQL_Q " }; };",
+	    "test.conf:1: directory.sql: set password or password_file, not both");
+	ASSERT_BAD("directory = { sql = { driver = \"oracle\"; }; };",
+	    "test.conf:1: directory.sql.driver: unknown value \"oracle\" (one of: "
+	    "\"postgresql\", \"mysql\")");
+	ASSERT_BAD("directory = { sql = { pool = 0; }; };",
+	    "test.conf:1: directory.sql.pool: must be between 1 and 64");
+	ASSERT_BAD("directory = { sql = { queue = 0; }; };",
+	    "test.conf:1: directory.sql.queue: must be between 1 and 1000000");
+	ASSERT_BAD("directory = { sql = { timeout = 301; }; };",
+	    "test.conf:1: directory.sql.timeout: must be between 1 and 300");
+	{
+		/* SQL_QUERY_MAX, NUL included, as translated. */
+		size_t n = SQL_QUERY_MAX + 256;
+		char *text = xmalloc(n), *q = xmalloc(SQL_QUERY_MAX + 1);
+
+		memset(q, ' ', SQL_QUERY_MAX);
+		memcpy(q, "SELECT h FROM t WHERE a = $1", 28);
+		q[SQL_QUERY_MAX - 1] = '\0';		/* 4095 bytes: fits */
+		snprintf(text, n, "directory = { type = \"sql\"; sql = { hosts = "
+		    "\"db\"; query = \"%s\"; }; };", q);
+		config_free_ok(text);
+		q[SQL_QUERY_MAX - 1] = ' ';
+		q[SQL_QUERY_MAX] = '\0';		/* 4096 bytes: does not */
+		snprintf(text, n, "directory = { type = \"sql\"; sql = { hosts = "
+		    "\"db\"; query = \"%s\"; }; };", q);
+		ASSERT_BAD(text, "test.conf:1: directory.sql.query: too long");
+		free(q);
+		free(text);
+	}
+	ASSERT_BAD("directory = { sql = { host = \"db\"; }; };",
+	    "test.conf:1: directory.sql.host: unknown key");
+#undef SQL_Q
+}
+END_TEST
+
 START_TEST(test_bad_enum)
 {
 	ASSERT_BAD("daemon = { log_level = \"verbose\"; };",
@@ -720,8 +802,8 @@ START_TEST(test_bad_enum)
 	    "test.conf:1: daemon.log_format: unknown value \"xml\" (one of: ");
 	ASSERT_BAD_CONTAINS("daemon = { log_level = \"INFO\"; };",
 	    "test.conf:1: daemon.log_level: unknown value \"INFO\" (one of: ");
-	ASSERT_BAD_CONTAINS("directory = { type = \"sql\"; };",
-	    "test.conf:1: directory.type: unknown value \"sql\" (one of: ");
+	ASSERT_BAD_CONTAINS("directory = { type = \"nis\"; };",
+	    "test.conf:1: directory.type: unknown value \"nis\" (one of: ");
 	ASSERT_BAD_CONTAINS("directory = { ldap = { scope = \"subtree\"; }; };",
 	    "test.conf:1: directory.ldap.scope: unknown value \"subtree\" (one of: ");
 	ASSERT_BAD_CONTAINS("backend = { tls = \"ssl\"; };",
@@ -1620,6 +1702,7 @@ config_suite(void)
 	tcase_add_test(tc, test_directory_chain);
 	tcase_add_test(tc, test_directory_chain_bad);
 	tcase_add_test(tc, test_directory_http);
+	tcase_add_test(tc, test_directory_sql);
 	tcase_add_test(tc, test_tls_min_version);
 	tcase_add_test(tc, test_listen_address_without_port);
 	tcase_add_test(tc, test_listen_bad_addresses);

@@ -1,0 +1,222 @@
+/*
+ * The sql back-end's MySQL/MariaDB driver: libmariadb's prepared
+ * statements (the login travels as a bound parameter).  The client
+ * library blocks, which is why lookups run on the pool's own threads;
+ * its connect, read and write timeouts bound every call by the deadline.
+ */
+#include "autoconf.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "directory/sql.h"
+#include "util.h"
+
+#ifdef HAVE_LIBMARIADB
+#include <pthread.h>
+
+#include <mysql.h>
+
+struct sql_conn {
+	MYSQL		*my;
+	MYSQL_STMT	*stmt;
+	size_t		 ncols;		/* of the prepared statement */
+	unsigned	 nparams;
+};
+
+static pthread_once_t my_once = PTHREAD_ONCE_INIT;
+
+static void
+my_init(void)
+{
+	mysql_library_init(0, NULL, NULL);
+}
+
+/* The time left until deadline, in whole seconds (the library's unit). */
+static unsigned
+my_seconds(uint64_t deadline)
+{
+	uint64_t now = clock_ms();
+
+	return now >= deadline ? 1 : (unsigned)((deadline - now + 999) / 1000);
+}
+
+static void
+my_close(struct sql_conn **cp)
+{
+	struct sql_conn *c = *cp;
+
+	if (c == NULL)
+		return;
+	if (c->stmt != NULL)
+		mysql_stmt_close(c->stmt);
+	if (c->my != NULL)
+		mysql_close(c->my);
+	free(c);
+	*cp = NULL;
+}
+
+static void
+my_timeouts(MYSQL *my, uint64_t deadline)
+{
+	unsigned t = my_seconds(deadline);
+
+	mysql_optionsv(my, MYSQL_OPT_CONNECT_TIMEOUT, &t);
+	mysql_optionsv(my, MYSQL_OPT_READ_TIMEOUT, &t);
+	mysql_optionsv(my, MYSQL_OPT_WRITE_TIMEOUT, &t);
+}
+
+static int
+my_connect(const struct sql_params *p, const struct sql_host *host,
+    uint64_t deadline, struct sql_conn **conn_r, char *err, size_t errlen)
+{
+	struct sql_conn *c = xcalloc(1, sizeof(*c));
+	unsigned proto = MYSQL_PROTOCOL_TCP;
+
+	pthread_once(&my_once, my_init);
+	if ((c->my = mysql_init(NULL)) == NULL) {
+		free(c);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	my_timeouts(c->my, deadline);
+	mysql_optionsv(c->my, MYSQL_OPT_PROTOCOL, &proto);
+	if (mysql_real_connect(c->my, host->name, p->user, p->password,
+	    p->database[0] != '\0' ? p->database : NULL, host->port, NULL,
+	    0) == NULL) {
+		snprintf(err, errlen, "connect: %s", mysql_error(c->my));
+		my_close(&c);
+		return -1;
+	}
+	/* The server checks the query's syntax, tables and rights here. */
+	if ((c->stmt = mysql_stmt_init(c->my)) == NULL ||
+	    mysql_stmt_prepare(c->stmt, p->query, strlen(p->query)) != 0) {
+		snprintf(err, errlen, "prepare: %s", c->stmt != NULL ?
+		    mysql_stmt_error(c->stmt) : mysql_error(c->my));
+		my_close(&c);
+		return -1;
+	}
+	if (mysql_stmt_param_count(c->stmt) != p->nparams) {
+		snprintf(err, errlen, "prepare: the server counts %lu "
+		    "parameters, not %u", mysql_stmt_param_count(c->stmt),
+		    p->nparams);
+		my_close(&c);
+		return -1;
+	}
+	c->nparams = p->nparams;
+	c->ncols = mysql_stmt_field_count(c->stmt);
+	*conn_r = c;
+	return 0;
+}
+
+/* Read the stored answer: its row count and the first row's values. */
+static int
+my_fetch(struct sql_conn *c, struct sql_answer *a, char *err, size_t errlen)
+{
+	MYSQL_BIND res[SQL_COLUMNS_MAX];
+	unsigned long len[SQL_COLUMNS_MAX];
+	my_bool null[SQL_COLUMNS_MAX], trunc[SQL_COLUMNS_MAX];
+	int rc;
+
+	a->nrows = (size_t)mysql_stmt_num_rows(c->stmt);
+	a->ncols = c->ncols;
+	if (a->nrows == 0 || a->ncols < 1 || a->ncols > SQL_COLUMNS_MAX)
+		return 0;
+	memset(res, 0, sizeof(res));
+	for (size_t i = 0; i < a->ncols; i++) {
+		res[i].buffer_type = MYSQL_TYPE_STRING;
+		res[i].buffer = a->buf[i];
+		res[i].buffer_length = SQL_VALUE_MAX;
+		res[i].length = &len[i];
+		res[i].is_null = &null[i];
+		res[i].error = &trunc[i];
+	}
+	if (mysql_stmt_bind_result(c->stmt, res) != 0) {
+		snprintf(err, errlen, "query: %s", mysql_stmt_error(c->stmt));
+		return -1;
+	}
+	if ((rc = mysql_stmt_fetch(c->stmt)) == 1 || rc == MYSQL_NO_DATA) {
+		snprintf(err, errlen, "query: %s", mysql_stmt_error(c->stmt));
+		return -1;
+	}
+	for (size_t i = 0; i < a->ncols; i++) {
+		if (null[i])
+			sql_answer_set(a, i, NULL, 0);
+		else if (rc == MYSQL_DATA_TRUNCATED && trunc[i])
+			a->too_long = true;
+		else {
+			/* Copy through a bounce: the bound buffer is the target. */
+			char v[SQL_VALUE_MAX];
+			size_t n = len[i] < SQL_VALUE_MAX ? len[i] : SQL_VALUE_MAX - 1;
+
+			memcpy(v, a->buf[i], n);
+			sql_answer_set(a, i, v, n);
+		}
+	}
+	return 0;
+}
+
+static int
+my_lookup(struct sql_conn *c, const char *login, uint64_t deadline,
+    struct sql_answer *a, char *err, size_t errlen)
+{
+	MYSQL_BIND params[8];
+	unsigned long len = strlen(login);
+	int rc;
+
+	if (c->nparams > nitems(params)) {
+		snprintf(err, errlen, "query: more than %zu uses of $1",
+		    nitems(params));
+		return -1;
+	}
+	my_timeouts(c->my, deadline);
+	memset(params, 0, sizeof(params));
+	for (unsigned i = 0; i < c->nparams; i++) {
+		params[i].buffer_type = MYSQL_TYPE_STRING;
+		params[i].buffer = (void *)(uintptr_t)login;
+		params[i].buffer_length = len;
+		params[i].length = &len;
+	}
+	if ((c->nparams > 0 && mysql_stmt_bind_param(c->stmt, params) != 0) ||
+	    mysql_stmt_execute(c->stmt) != 0 ||
+	    mysql_stmt_store_result(c->stmt) != 0) {
+		snprintf(err, errlen, "query: %s", mysql_stmt_error(c->stmt));
+		return -1;
+	}
+	rc = my_fetch(c, a, err, errlen);
+	mysql_stmt_free_result(c->stmt);
+	return rc;
+}
+
+static size_t
+my_columns(struct sql_conn *c)
+{
+	return c->ncols;
+}
+
+static const struct sql_driver_ops my_ops = {
+	.name = "mysql",
+	.connect = my_connect,
+	.lookup = my_lookup,
+	.columns = my_columns,
+	.close = my_close,
+};
+
+const struct sql_driver_ops *
+sql_driver_my(void)
+{
+	return &my_ops;
+}
+
+#else	/* !HAVE_LIBMARIADB */
+
+const struct sql_driver_ops *
+sql_driver_my(void)
+{
+	return NULL;
+}
+
+#endif

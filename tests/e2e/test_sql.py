@@ -1,0 +1,545 @@
+"""End-to-end: the sql directory back-end.  A throwaway PostgreSQL (and,
+when installed, MariaDB) answers directory.sql.query with the login bound
+as $1; real logins land on real Dovecot stores.  The MariaDB scenario is
+Perdition's ISP setup: a `mailboxes` table keyed by address, the store's
+address in `storage_ip`, the port fixed at 143.  A database that is down,
+mute, refuses our password or answers something unusable gives a prompt
+temporary failure and a log line, never a hang.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import os
+import poplib
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from fixtures.common import free_port, free_ports, loopback  # noqa: E402
+from fixtures.dovecot import Dovecot, stop_all  # noqa: E402
+from fixtures.mariadb import MariaDB, mariadb_available  # noqa: E402
+from fixtures.postern import Postern, binary  # noqa: E402
+from fixtures.postgres import Postgres, postgres_available  # noqa: E402
+from lib import Raw, main  # noqa: E402
+
+SQL_TIMEOUT = 2
+PROMPT = 1.5            # seconds: a database that is down answers at once
+STORE_A, STORE_B, STORE_ISP = loopback(1), loopback(3), loopback(5)
+USERS = {
+    STORE_A: {"alice": "alice-secret", "carol": "carol-secret"},
+    STORE_B: {"bob-store": "bob-secret"},
+    STORE_ISP: {"isp@example.net": "isp-secret"},
+}
+QUERY = "SELECT host, username, port FROM mailboxes WHERE address = $1"
+
+PG = None
+STORE = {}
+IMAP_PORT = POP3_PORT = None
+
+
+def refused_port(host: str = "127.0.0.1") -> int:
+    return free_port(host)
+
+
+def sql_config(sql: str, types: str = '"sql"', daemon: str = ""):
+    def render(p: dict) -> str:
+        return """
+daemon = { threads = 2; log_level = "info"; drain = 2; %s };
+timeouts = { login = 30; connect = 3; lookup = %d; };
+limits = { auth_failures = 10; throttle = false; };
+auth = { failure_delay = 0; };
+listen = ( { protocol = "imap"; address = "127.0.0.1:%d"; tls = "none"; },
+           { protocol = "pop3"; address = "127.0.0.1:%d"; tls = "none"; } );
+directory = {
+  type = %s;
+  cache = { entries = 0; };
+  file = { path = "%s"; };
+  sql = { %s };
+};
+backend = { imap_port = %d; pop3_port = %d; };
+""" % (daemon % p, SQL_TIMEOUT + 2, p["imap"], p["pop3"], types, p["popmap"],
+       sql, IMAP_PORT, POP3_PORT)
+    return render
+
+
+def pg_sql(hosts: str = None, *, password: str = None, query: str = QUERY,
+           extra: str = "") -> str:
+    return ('driver = "postgresql"; hosts = "%s"; database = "%s"; user = "%s"; '
+            'password = "%s"; query = "%s"; timeout = %d; pool = 2; %s'
+            % (hosts or "%s:%d" % (PG.host, PG.port), PG.database, PG.user,
+               PG.password if password is None else password, query,
+               SQL_TIMEOUT, extra))
+
+
+def built_with(driver: str) -> bool:
+    """Was the binary built with the driver's client library?"""
+    conf = os.path.join(os.environ.get("TMPDIR", "/tmp"),
+                        "postern-sql-probe-%d.conf" % os.getpid())
+    with open(conf, "w", encoding="utf-8") as f:
+        f.write('directory = { type = "sql"; sql = { driver = "%s"; '
+                'hosts = "127.0.0.1:1"; query = "SELECT h FROM t WHERE a = $1"; '
+                'timeout = 1; }; };\n' % driver)
+    try:
+        res = check_config(conf)
+    finally:
+        os.unlink(conf)
+    return "needs postern built with" not in res.stderr
+
+
+def setUpModule():
+    global PG, IMAP_PORT, POP3_PORT
+    if not postgres_available():
+        raise unittest.SkipTest("PostgreSQL server not installed")
+    if not built_with("postgresql"):
+        raise unittest.SkipTest("postern built without libpq")
+    IMAP_PORT, POP3_PORT = free_ports(2)
+    for addr in (STORE_A, STORE_B):
+        STORE[addr] = Dovecot(addr.replace(".", "-"), USERS[addr], host=addr,
+                              imap_port=IMAP_PORT, pop3_port=POP3_PORT)
+        STORE[addr].start()
+    PG = Postgres(host=loopback(20)).start()
+    PG.sql("""
+CREATE TABLE mailboxes (address text NOT NULL, host text, username text,
+                        port integer);
+INSERT INTO mailboxes VALUES
+  ('alice@example.net', '%(a)s', 'alice', NULL),
+  ('carol@example.net', '%(a)s', 'carol', 0),
+  ('bob@example.net', '%(b)s', 'bob-store', %(port)d),
+  ('nullhost@example.net', NULL, NULL, NULL),
+  ('twin@example.net', '%(a)s', NULL, NULL),
+  ('twin@example.net', '%(b)s', NULL, NULL),
+  ('badport@example.net', '%(a)s', NULL, 70000);
+GRANT SELECT ON mailboxes TO %(user)s;
+""" % {"a": STORE_A, "b": STORE_B, "port": IMAP_PORT, "user": PG.user})
+
+
+def tearDownModule():
+    if PG is not None:
+        PG.cleanup()
+    stop_all(*STORE.values())
+
+
+def lands(port: int, login: str, pw: str, addr: str, user: str) -> bool:
+    m = imaplib.IMAP4("127.0.0.1", port, timeout=15)
+    try:
+        m.login(login, pw)
+        m.select("INBOX")
+        _, data = m.fetch("1", "(BODY[])")
+        body = data[0][1]
+        return (STORE[addr].welcome_line.encode() in body and
+                ("belongs to %s." % user).encode() in body)
+    finally:
+        try:
+            m.logout()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def login_reply(port: int, login: str, pw: str) -> tuple[bytes, float]:
+    """The tagged reply to a LOGIN and how long it took."""
+    r = Raw(port)
+    try:
+        r.line()
+        t0 = time.monotonic()
+        r.send(b'a LOGIN "%s" "%s"\r\n' % (login.encode(), pw.encode()))
+        return r.line(), time.monotonic() - t0
+    finally:
+        r.close()
+
+
+def lookup(conf: str, user: str) -> subprocess.CompletedProcess:
+    return subprocess.run([binary(), "-c", conf, "--lookup", user],
+                          capture_output=True, text=True, timeout=30)
+
+
+def check_config(conf: str) -> subprocess.CompletedProcess:
+    return subprocess.run([binary(), "-c", conf, "--check-config"],
+                          capture_output=True, text=True, timeout=30)
+
+
+def finish(tc: unittest.TestCase, p: Postern) -> None:
+    rc = p.stop()
+    leaks = p.leaks()
+    p.cleanup()
+    tc.assertEqual(rc, 0)
+    tc.assertEqual(leaks, "")
+
+
+class Mute:
+    """A listener that accepts connections and never says a word."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+
+    def close(self):
+        self.sock.close()
+
+
+class Reset:
+    """A listener that takes each connection and resets it at once."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
+            c.close()
+
+    def close(self):
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.thread.join(5)
+
+
+class A_Postgres(unittest.TestCase):
+    """PostgreSQL through libpq; the first host listed is down (failover)."""
+
+    @classmethod
+    def setUpClass(cls):
+        hosts = "127.0.0.1:%d %s:%d" % (refused_port(), PG.host, PG.port)
+        cls.p = Postern(sql_config(pg_sql(hosts))).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.p.stop()
+        leaks = cls.p.leaks()
+        cls.p.cleanup()
+        assert rc == 0 and leaks == "", (rc, leaks)
+
+    def test_imap_login_through_the_table(self):
+        self.assertTrue(lands(self.p.imap_port, "alice@example.net",
+                              "alice-secret", STORE_A, "alice"))
+        # Port 0 keeps the default.
+        self.assertTrue(lands(self.p.imap_port, "carol@example.net",
+                              "carol-secret", STORE_A, "carol"))
+
+    def test_username_and_port_columns(self):
+        self.assertTrue(lands(self.p.imap_port, "bob@example.net", "bob-secret",
+                              STORE_B, "bob-store"))
+
+    def test_pop3_login(self):
+        p = poplib.POP3("127.0.0.1", self.p.pop3_port, timeout=15)
+        p.user("alice@example.net")
+        p.pass_("alice-secret")
+        _, lines, _ = p.retr(1)
+        self.assertIn(STORE[STORE_A].welcome_line.encode(), b"\n".join(lines))
+        p.quit()
+
+    def test_no_row_is_an_unknown_user(self):
+        reply, _ = login_reply(self.p.imap_port, "nobody@example.net", "x")
+        self.assertTrue(reply.startswith(b"a NO [AUTHENTICATIONFAILED]"), reply)
+
+    def test_login_is_bound_never_spliced(self):
+        reply, _ = login_reply(self.p.imap_port, "x'OR'1'='1", "x")
+        self.assertTrue(reply.startswith(b"a NO [AUTHENTICATIONFAILED]"), reply)
+
+    def test_unusable_rows_are_temporary(self):
+        for login, text in (("nullhost@example.net", "malformed answer: NULL host"),
+                            ("twin@example.net", "ambiguous: 2 rows"),
+                            ("badport@example.net", "(bad port value)")):
+            with self.subTest(login=login):
+                reply, took = login_reply(self.p.imap_port, login, "x")
+                self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+                self.assertLess(took, PROMPT)
+                self.assertIn(text, self.p.log())
+                res = lookup(self.p.conf_path, login)
+                self.assertEqual(res.returncode, 1)
+                self.assertIn("status: tempfail", res.stdout)
+                self.assertIn(text, res.stdout)
+
+    def test_lookup(self):
+        res = lookup(self.p.conf_path, "bob@example.net")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("directory: sql", res.stdout)
+        self.assertIn("source: sql username=bob-store port=%d host=%s"
+                      % (IMAP_PORT, STORE_B), res.stdout)
+        self.assertIn("backend_user: bob-store\n", res.stdout)
+        res = lookup(self.p.conf_path, "nobody@example.net")
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("status: not-found", res.stdout)
+
+    def test_check_config(self):
+        res = check_config(self.p.conf_path)
+        self.assertEqual(res.returncode, 1, res.stderr)  # the first host is down
+        self.assertIn("directory.sql.hosts: 127.0.0.1:", res.stderr)
+        p = Postern(sql_config(pg_sql()))
+        p.start()
+        try:
+            res = check_config(p.conf_path)
+            self.assertEqual(res.returncode, 0, res.stderr)
+        finally:
+            finish(self, p)
+
+
+class B_PostgresTrouble(unittest.TestCase):
+    """Down, mute, wrong password, wrong columns, the queue's bound."""
+
+    def test_server_down_is_temporary_at_once(self):
+        p = Postern(sql_config(pg_sql("127.0.0.1:%d" % refused_port()))).start()
+        try:
+            for _ in range(2):      # the second within the back-off
+                reply, took = login_reply(p.imap_port, "alice@example.net", "x")
+                self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+                self.assertLess(took, PROMPT)
+            self.assertIn("sql: 127.0.0.1:", p.log())
+            self.assertIn("connect: ", p.log())
+        finally:
+            finish(self, p)
+
+    def test_z_database_restart_costs_no_login(self):
+        """Connections the restart cut off are replaced on first use."""
+        p = Postern(sql_config(pg_sql())).start()
+        try:
+            for _ in range(3):      # both pool connections up
+                self.assertTrue(lands(p.imap_port, "alice@example.net",
+                                      "alice-secret", STORE_A, "alice"))
+            PG.restart()
+            for _ in range(3):
+                self.assertTrue(lands(p.imap_port, "alice@example.net",
+                                      "alice-secret", STORE_A, "alice"))
+            self.assertIn("sql: %s:%d: connection lost: " % (PG.host, PG.port), p.log())
+        finally:
+            finish(self, p)
+
+    def test_resetting_server_is_temporary_at_once(self):
+        reset = Reset()
+        p = Postern(sql_config(pg_sql("127.0.0.1:%d" % reset.port))).start()
+        try:
+            reply, took = login_reply(p.imap_port, "alice@example.net", "x")
+            self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            self.assertLess(took, PROMPT)
+            self.assertIn("sql: database unreachable (127.0.0.1:%d: connect: "
+                          % reset.port, p.log())
+        finally:
+            finish(self, p)
+            reset.close()
+
+    def test_mute_server_fails_at_its_deadline(self):
+        mute = Mute()
+        p = Postern(sql_config(pg_sql("127.0.0.1:%d" % mute.port))).start()
+        try:
+            reply, took = login_reply(p.imap_port, "alice@example.net", "x")
+            self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            self.assertGreater(took, SQL_TIMEOUT - 0.5)
+            self.assertLess(took, SQL_TIMEOUT + 1.5)
+            self.assertIn("no answer in time (directory.sql.timeout)", p.log())
+            t0 = time.monotonic()
+            res = check_config(p.conf_path)
+            self.assertEqual(res.returncode, 1)
+            self.assertLess(time.monotonic() - t0, SQL_TIMEOUT + 3)
+        finally:
+            finish(self, p)
+            mute.close()
+
+    def test_wrong_password(self):
+        p = Postern(sql_config(pg_sql(password="wrong"))).start()
+        try:
+            reply, took = login_reply(p.imap_port, "alice@example.net", "x")
+            self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            self.assertLess(took, PROMPT)
+            self.assertIn("password authentication failed", p.log())
+            res = check_config(p.conf_path)
+            self.assertEqual(res.returncode, 1)
+            self.assertIn("directory.sql.password", res.stderr)
+            self.assertIn("password authentication failed", res.stderr)
+        finally:
+            finish(self, p)
+
+    def test_password_file(self):
+        def render(ports):
+            path = os.path.join(ports["dir"], "sql.pw")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(PG.password + "\n")
+            os.chmod(path, 0o600)
+            return sql_config(pg_sql(password="") + 'password_file = "sql.pw";')(ports)
+        p = Postern(render).start()
+        try:
+            self.assertTrue(lands(p.imap_port, "alice@example.net",
+                                  "alice-secret", STORE_A, "alice"))
+        finally:
+            finish(self, p)
+
+    def test_root_only_password_file_with_privilege_separation(self):
+        """The privileged parent reads the file; the child runs as nobody."""
+        def render(ports):
+            path = os.path.join(ports["dir"], "sql.pw")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(PG.password + "\n")
+            os.chmod(path, 0o600)
+            daemon = ('user = "nobody"; pid_file = "%(dir)s/postern.pid"; '
+                      'control = "%(dir)s/control";')
+            return sql_config(pg_sql(password="") + 'password_file = "sql.pw";',
+                              daemon=daemon)(ports)
+        p = Postern(render).start()
+        try:
+            self.assertTrue(lands(p.imap_port, "alice@example.net",
+                                  "alice-secret", STORE_A, "alice"))
+            self.assertIn("privsep", p.log())
+        finally:
+            finish(self, p)
+
+    def test_wrong_column_count(self):
+        q = "SELECT host, username, port, address FROM mailboxes WHERE address = $1"
+        p = Postern(sql_config(pg_sql(query=q))).start()
+        try:
+            reply, took = login_reply(p.imap_port, "alice@example.net", "x")
+            self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            self.assertLess(took, PROMPT)
+            self.assertIn("malformed answer: 4 columns", p.log())
+            res = check_config(p.conf_path)
+            self.assertEqual(res.returncode, 1)
+            self.assertIn("directory.sql.query: answers 4 columns", res.stderr)
+        finally:
+            finish(self, p)
+
+    def test_query_the_server_refuses(self):
+        q = "SELECT host FROM no_such_table WHERE address = $1"
+        p = Postern(sql_config(pg_sql(query=q))).start()
+        try:
+            reply, took = login_reply(p.imap_port, "alice@example.net", "x")
+            self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            self.assertLess(took, PROMPT)
+            self.assertIn("no_such_table", p.log())
+            res = check_config(p.conf_path)
+            self.assertEqual(res.returncode, 1)
+            self.assertIn("no_such_table", res.stderr)
+        finally:
+            finish(self, p)
+
+    def test_queue_bound_sheds_load(self):
+        mute = Mute()
+        p = Postern(sql_config(pg_sql("127.0.0.1:%d" % mute.port,
+                                      extra="queue = 1;"))).start()
+        first = Raw(p.imap_port)
+        try:
+            first.line()
+            first.send(b"a LOGIN alice@example.net x\r\n")
+            time.sleep(0.5)                 # the one slot is taken
+            reply, took = login_reply(p.imap_port, "alice@example.net", "x")
+            self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            self.assertLess(took, PROMPT)
+            self.assertIn(b"a NO [UNAVAILABLE]", first.line())   # its deadline
+            self.assertIn("(directory.sql.queue)", p.log())
+        finally:
+            first.close()
+            finish(self, p)
+            mute.close()
+
+    def test_chain_falls_through_on_no_row(self):
+        def render(ports):
+            return sql_config(pg_sql(), '[ "sql", "file" ]')(ports)
+        p = Postern(render, popmap="dave@example.net %s bob-store\n" % STORE_B).start()
+        try:
+            self.assertTrue(lands(p.imap_port, "dave@example.net", "bob-secret",
+                                  STORE_B, "bob-store"))
+            self.assertTrue(lands(p.imap_port, "alice@example.net",
+                                  "alice-secret", STORE_A, "alice"))
+        finally:
+            finish(self, p)
+
+
+class C_MariaDB(unittest.TestCase):
+    """Perdition's ISP setup: MySQL table mailboxes, key column address,
+    host column storage_ip, the port fixed at 143."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not mariadb_available():
+            raise unittest.SkipTest("MariaDB server not installed")
+        if not built_with("mysql"):
+            raise unittest.SkipTest("postern built without libmariadb")
+        cls.isp = Dovecot("isp", USERS[STORE_ISP], host=STORE_ISP, imap_port=143,
+                          pop3_port=free_port(STORE_ISP))
+        cls.isp.start()
+        STORE[STORE_ISP] = cls.isp
+        cls.db = MariaDB(host=loopback(21)).start()
+        cls.db.sql("""
+CREATE TABLE mailboxes (address VARCHAR(255) NOT NULL PRIMARY KEY,
+                        storage_ip VARCHAR(64));
+INSERT INTO mailboxes VALUES ('isp@example.net', '%s'),
+                             ('nullhost@example.net', NULL);
+""" % STORE_ISP)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.db.cleanup()
+
+    def my_sql(self, password=None, query=None, hosts=None):
+        q = query or ("SELECT storage_ip, NULL, 143 FROM mailboxes "
+                      "WHERE address = $1")
+        return ('driver = "mysql"; hosts = "%s"; database = "%s"; user = "%s"; '
+                'password = "%s"; query = "%s"; timeout = %d; pool = 2;'
+                % (hosts or "%s:%d" % (self.db.host, self.db.port),
+                   self.db.database, self.db.user,
+                   self.db.password if password is None else password, q,
+                   SQL_TIMEOUT))
+
+    def test_isp_login_on_port_143(self):
+        p = Postern(sql_config(self.my_sql())).start()
+        try:
+            self.assertTrue(lands(p.imap_port, "isp@example.net", "isp-secret",
+                                  STORE_ISP, "isp@example.net"))
+            reply, _ = login_reply(p.imap_port, "nobody@example.net", "x")
+            self.assertTrue(reply.startswith(b"a NO [AUTHENTICATIONFAILED]"), reply)
+            reply, took = login_reply(p.imap_port, "nullhost@example.net", "x")
+            self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            self.assertLess(took, PROMPT)
+            self.assertIn("malformed answer: NULL host", p.log())
+            reply, _ = login_reply(p.imap_port, "x'OR'1'='1", "x")
+            self.assertTrue(reply.startswith(b"a NO [AUTHENTICATIONFAILED]"), reply)
+            res = lookup(p.conf_path, "isp@example.net")
+            self.assertEqual(res.returncode, 0, res.stderr)
+            self.assertIn("source: sql port=143 host=%s" % STORE_ISP, res.stdout)
+            res = check_config(p.conf_path)
+            self.assertEqual(res.returncode, 0, res.stderr)
+        finally:
+            finish(self, p)
+
+    def test_trouble(self):
+        mute = Mute()
+        for sql, within, text in (
+                (self.my_sql(password="wrong"), PROMPT, "Access denied"),
+                (self.my_sql(hosts="127.0.0.1:%d" % refused_port()), PROMPT,
+                 "connect: "),
+                (self.my_sql(query="SELECT storage_ip, NULL, 143, address FROM "
+                             "mailboxes WHERE address = $1"), PROMPT,
+                 "malformed answer: 4 columns"),
+                (self.my_sql(hosts="127.0.0.1:%d" % mute.port),
+                 SQL_TIMEOUT * 3 + 1.5, "sql: 127.0.0.1:")):
+            with self.subTest(text=text):
+                p = Postern(sql_config(sql)).start()
+                try:
+                    reply, took = login_reply(p.imap_port, "isp@example.net", "x")
+                    self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+                    self.assertLess(took, within)
+                    self.assertIn(text, p.log())
+                    self.assertEqual(check_config(p.conf_path).returncode, 1)
+                finally:
+                    finish(self, p)
+        mute.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main(__name__))
