@@ -70,7 +70,16 @@ class HAProxy:
         self.proc = self.group.spawn([haproxy_binary(), "-db", "-f", self.cfg_path],
                                      stdout=self._log, stderr=subprocess.STDOUT)
         wait_port(host, port, 10, proc=self.proc)
-        return self
+        # The admin socket may come up after the frontends.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.command("show info")
+                return self
+            except (ConnectionRefusedError, FileNotFoundError):
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise
+                time.sleep(0.05)
 
     def command(self, line: str) -> str:
         """One command on the admin socket; its whole answer."""
