@@ -452,7 +452,12 @@ start(struct resolve_request *req, const char *host, uint16_t port,
 	*pool.qtail = e;
 	pool.qtail = &e->qnext;
 	pool.qlen++;
-	if (pool.nidle == 0)
+	/*
+	 * More names waiting than idle threads to take them: a thread more.
+	 * Not "no thread idle": a thread signalled but not yet scheduled
+	 * still counts as idle, and a burst would all queue behind it.
+	 */
+	if (pool.qlen > pool.nidle)
 		(void)add_thread();
 	pthread_cond_signal(&pool.cond);
 	pthread_mutex_unlock(&pool.mtx);
