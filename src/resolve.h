@@ -7,8 +7,8 @@
  * and concurrent requests for one name share one lookup, so a slow DNS
  * server costs one wait per name and interval, not one per login.  Jobs
  * wait in a queue of at most RESOLVE_QUEUE_MAX; past it a request fails at
- * once.  Threads are added while every one is busy, up to
- * RESOLVE_THREADS_MAX.
+ * once.  A thread is added whenever more names wait than threads are
+ * idle, up to RESOLVE_THREADS_MAX.
  */
 #ifndef POSTERN_RESOLVE_H
 #define POSTERN_RESOLVE_H
