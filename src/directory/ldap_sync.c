@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <lber.h>
 #include <ldap.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -10,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
 
 #include "directory.h"
 #include "directory/dir_ldap.h"
@@ -35,9 +38,12 @@
  * URIs in order from the one after the failed one; a reconnect refreshes
  * from the cookie, and e-syncRefreshRequired drops it for a full refresh.
  * While no provider answers, lookups keep being answered from the table.
+ *
+ * Between messages the thread sleeps in poll(2) on the connection's socket
+ * and an eventfd that the closer writes: it wakes for a change or a stop
+ * and for nothing else, so an idle replica costs no wake-ups at all.
  */
 
-#define SYNC_POLL_MS		200	/* how soon the thread sees a stop */
 #define SYNC_BACKOFF_MIN_MS	100
 #define SYNC_BACKOFF_MAX_MS	5000
 #define SYNC_LOG_EVERY_MS	10000
@@ -66,6 +72,7 @@ struct dir_sync {
 	pthread_t		 thread;
 	bool			 started;
 	_Atomic bool		 stop;
+	int			 wake;		/* eventfd: written on stop */
 	_Atomic bool		 ready;		/* a refresh has completed */
 	_Atomic bool		 connected;
 	_Atomic uint64_t	 updated;	/* wall clock, s: last change applied */
@@ -397,6 +404,26 @@ send_sync(struct dir_sync *ds, LDAP *ld, int mode, int sizelimit, int *msgid_r)
 	return rc;
 }
 
+/*
+ * Sleep until the connection has input (ld non-NULL), a stop is asked for,
+ * or timeout_ms passes (-1: no limit).  A broken socket reads as input:
+ * the next ldap_result reports it.
+ */
+static void
+wait_input(struct dir_sync *ds, LDAP *ld, int timeout_ms)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = ds->wake, .events = POLLIN },
+		{ .fd = -1, .events = POLLIN },
+	};
+
+	if (ld != NULL && (ldap_get_option(ld, LDAP_OPT_DESC, &pfd[1].fd) !=
+	    LDAP_OPT_SUCCESS || pfd[1].fd < 0))
+		return;		/* no socket: let ldap_result say why */
+	if (poll(pfd, 2, timeout_ms) < 0 && errno != EINTR)
+		log_warning("ldap sync: poll: %s", strerror(errno));
+}
+
 /* One refreshAndPersist session with uris[idx], until it ends. */
 static enum session_end
 session(struct dir_sync *ds, size_t idx)
@@ -426,12 +453,15 @@ session(struct dir_sync *ds, size_t idx)
 	log_info("ldap sync: connected to %s (%s refresh)", uri,
 	    ds->cookie.bv_val != NULL ? "incremental" : "full");
 	while (!atomic_load(&ds->stop)) {
-		struct timeval tv = { 0, SYNC_POLL_MS * 1000 };
+		struct timeval poll_only = { 0, 0 };
 		LDAPMessage *m = NULL;
 
-		rc = ldap_result(ld, msgid, LDAP_MSG_ONE, &tv, &m);
-		if (rc == 0)
+		/* Messages libldap has already read or buffered come first. */
+		rc = ldap_result(ld, msgid, LDAP_MSG_ONE, &poll_only, &m);
+		if (rc == 0) {
+			wait_input(ds, ld, -1);
 			continue;
+		}
 		if (rc < 0) {
 			int err = LDAP_OTHER;
 
@@ -479,12 +509,11 @@ out:
 static void
 sleep_ms(struct dir_sync *ds, uint64_t ms)
 {
-	uint64_t until = clock_ms() + ms;
+	uint64_t now = clock_ms(), until = now + ms;
 
-	while (!atomic_load(&ds->stop) && clock_ms() < until) {
-		struct timespec ts = { 0, 50 * 1000000L };
-
-		nanosleep(&ts, NULL);
+	while (!atomic_load(&ds->stop) && now < until) {
+		wait_input(ds, NULL, (int)(until - now));
+		now = clock_ms();
 	}
 }
 
@@ -567,8 +596,12 @@ dir_sync_free(struct directory *dir)
 	struct dir_sync *ds = (struct dir_sync *)dir;
 
 	atomic_store(&ds->stop, true);
+	if (ds->wake >= 0 && eventfd_write(ds->wake, 1) < 0)
+		log_warning("ldap sync: eventfd write: %s", strerror(errno));
 	if (ds->started)
 		pthread_join(ds->thread, NULL);
+	if (ds->wake >= 0)
+		close(ds->wake);
 	replica_free(&ds->table);
 	cookie_drop(ds);
 	for (size_t i = 0; i < ds->nuris; i++)
@@ -601,6 +634,11 @@ dir_sync_prepare(const struct config *config, char *err, size_t errlen)
 	char *list, *save = NULL;
 	size_t na = 0;
 
+	if ((ds->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "ldap sync: eventfd: %s", strerror(errno));
+		free(ds);
+		return NULL;
+	}
 	ds->dir.ops = &dir_sync_ops;
 	ds->cfg = cfg;
 	ds->host_map = &config->directory.host_map;
