@@ -1010,5 +1010,15 @@ class Daemon(unittest.TestCase):
         self.assertEqual((rc, leaks), (0, ""))
 
 
+class ZZShutdown(unittest.TestCase):
+    """Last: the main daemon, after every hostile peer above, exits cleanly
+    with nothing leaked and no sanitizer report."""
+
+    def test_clean_exit_after_the_hostile_peers(self):
+        rc = P.stop()
+        self.assertEqual(rc, 0, P.log()[-3000:])
+        self.assertEqual(P.leaks(), "")
+
+
 if __name__ == "__main__":
     sys.exit(main(__name__))
