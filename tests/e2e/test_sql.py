@@ -49,7 +49,8 @@ def refused_port(host: str = "127.0.0.1") -> int:
     return free_port(host)
 
 
-def sql_config(sql: str, types: str = '"sql"', daemon: str = ""):
+def sql_config(sql: str, types: str = '"sql"', daemon: str = "",
+               lookup_timeout: int = SQL_TIMEOUT + 2):
     def render(p: dict) -> str:
         return """
 daemon = { threads = 2; log_level = "info"; drain = 2; %s };
@@ -65,7 +66,7 @@ directory = {
   sql = { %s };
 };
 backend = { imap_port = %d; pop3_port = %d; };
-""" % (daemon % p, SQL_TIMEOUT + 2, p["imap"], p["pop3"], types, p["popmap"],
+""" % (daemon % p, lookup_timeout, p["imap"], p["pop3"], types, p["popmap"],
        sql, IMAP_PORT, POP3_PORT)
     return render
 
@@ -211,6 +212,72 @@ class Reset:
         self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self.thread.join(5)
+
+
+class Trickle:
+    """A TCP relay to a real server that, once the client has sent `word`,
+    passes the server's bytes on one a second: a server that is never
+    quite silent, so no per-read timeout fires."""
+
+    def __init__(self, host: str, port: int, word: bytes):
+        self.target = (host, port)
+        self.word = word
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            s = socket.create_connection(self.target, timeout=10)
+            s.settimeout(None)
+            self.conns += [c, s]
+            slow = threading.Event()
+            threading.Thread(target=self.up, args=(c, s, slow), daemon=True).start()
+            threading.Thread(target=self.down, args=(s, c, slow), daemon=True).start()
+
+    def up(self, src, dst, slow):
+        try:
+            while (data := src.recv(65536)):
+                if self.word in data:
+                    slow.set()
+                dst.sendall(data)
+        except OSError:
+            pass
+        self.shut(dst)
+
+    def down(self, src, dst, slow):
+        try:
+            while (data := src.recv(65536)):
+                if not slow.is_set():
+                    dst.sendall(data)
+                    continue
+                for i in range(len(data)):
+                    dst.sendall(data[i:i + 1])
+                    time.sleep(1)
+        except OSError:
+            pass
+        self.shut(dst)
+
+    @staticmethod
+    def shut(s):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self):
+        self.shut(self.sock)
+        self.sock.close()
+        for c in self.conns:
+            self.shut(c)
+            c.close()
 
 
 class A_Postgres(unittest.TestCase):
@@ -479,22 +546,23 @@ class C_MariaDB(unittest.TestCase):
 CREATE TABLE mailboxes (address VARCHAR(255) NOT NULL PRIMARY KEY,
                         storage_ip VARCHAR(64));
 INSERT INTO mailboxes VALUES ('isp@example.net', '%s'),
+                             ('slow@example.net', '%s'),
                              ('nullhost@example.net', NULL);
-""" % STORE_ISP)
+""" % (STORE_ISP, STORE_ISP))
 
     @classmethod
     def tearDownClass(cls):
         cls.db.cleanup()
 
-    def my_sql(self, password=None, query=None, hosts=None):
+    def my_sql(self, password=None, query=None, hosts=None, pool=2, extra=""):
         q = query or ("SELECT storage_ip, NULL, 143 FROM mailboxes "
                       "WHERE address = $1")
         return ('driver = "mysql"; hosts = "%s"; database = "%s"; user = "%s"; '
-                'password = "%s"; query = "%s"; timeout = %d; pool = 2;'
+                'password = "%s"; query = "%s"; timeout = %d; pool = %d; %s'
                 % (hosts or "%s:%d" % (self.db.host, self.db.port),
                    self.db.database, self.db.user,
                    self.db.password if password is None else password, q,
-                   SQL_TIMEOUT))
+                   SQL_TIMEOUT, pool, extra))
 
     def test_isp_login_on_port_143(self):
         p = Postern(sql_config(self.my_sql())).start()
@@ -527,7 +595,7 @@ INSERT INTO mailboxes VALUES ('isp@example.net', '%s'),
                              "mailboxes WHERE address = $1"), PROMPT,
                  "malformed answer: 4 columns"),
                 (self.my_sql(hosts="127.0.0.1:%d" % mute.port),
-                 SQL_TIMEOUT * 3 + 1.5, "sql: 127.0.0.1:")):
+                 SQL_TIMEOUT + 1.5, "connect: timed out (directory.sql.timeout)")):
             with self.subTest(text=text):
                 p = Postern(sql_config(sql)).start()
                 try:
@@ -540,6 +608,31 @@ INSERT INTO mailboxes VALUES ('isp@example.net', '%s'),
                     finish(self, p)
         mute.close()
 
+    def test_trickling_server_fails_at_the_deadline(self):
+        """A server that answers a byte a second trips no per-read
+        timeout; the deadline still ends the query (or the login to the
+        server), and the pool's one connection is replaced for the next
+        login."""
+        # After the query for slow@; after our first packet (the login).
+        for word, what in ((b"slow@example.net", "query"), (b"", "connect")):
+            with self.subTest(what=what):
+                trickle = Trickle(self.db.host, self.db.port, word)
+                hosts = "127.0.0.1:%d" % trickle.port
+                p = Postern(sql_config(self.my_sql(hosts=hosts, pool=1),
+                                       lookup_timeout=60)).start()
+                try:
+                    reply, took = login_reply(p.imap_port, "slow@example.net", "x")
+                    self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+                    self.assertLess(took, SQL_TIMEOUT + 5)
+                    line = "sql: %s: %s: timed out" % (hosts, what)
+                    self.assertEqual(p.log().count(line), 1, p.log())
+                    if what == "query":
+                        self.assertTrue(lands(p.imap_port, "isp@example.net",
+                                              "isp-secret", STORE_ISP,
+                                              "isp@example.net"))
+                finally:
+                    finish(self, p)
+                    trickle.close()
 
 if __name__ == "__main__":
     sys.exit(main(__name__))
