@@ -129,6 +129,22 @@ my_why(const char *library)
 	return my_call.timed_out ? "timed out (directory.sql.timeout)" : library;
 }
 
+/*
+ * directory.sql.tls.  libmariadb asks for TLS when the server offers it
+ * (ENFORCE, despite the name) and insists on it only when it also checks
+ * the certificate; "require" is checked after the connect (my_connect).
+ */
+static void
+my_tls(MYSQL *my, const struct sql_params *p)
+{
+	my_bool use = p->tls != SQL_TLS_NONE, verify = p->tls == SQL_TLS_VERIFY;
+
+	mysql_optionsv(my, MYSQL_OPT_SSL_ENFORCE, &use);
+	mysql_optionsv(my, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
+	if (verify && p->ca_file[0] != '\0')
+		mysql_optionsv(my, MYSQL_OPT_SSL_CA, p->ca_file);
+}
+
 static int
 my_connect(const struct sql_params *p, const struct sql_host *host,
     uint64_t deadline, struct sql_conn **conn_r, char *err, size_t errlen)
@@ -145,10 +161,17 @@ my_connect(const struct sql_params *p, const struct sql_host *host,
 	my_timeouts(c->my, deadline);
 	mysql_optionsv(c->my, MYSQL_OPT_PROTOCOL, &proto);
 	mysql_optionsv(c->my, MARIADB_OPT_IO_WAIT, my_io_wait);
+	my_tls(c->my, p);
 	if (mysql_real_connect(c->my, host->name, p->user, p->password,
 	    p->database[0] != '\0' ? p->database : NULL, host->port, NULL,
 	    0) == NULL) {
 		snprintf(err, errlen, "connect: %s", my_why(mysql_error(c->my)));
+		my_close(&c);
+		return -1;
+	}
+	if (p->tls == SQL_TLS_REQUIRE && mysql_get_ssl_cipher(c->my) == NULL) {
+		snprintf(err, errlen, "connect: the server offers no TLS "
+		    "(directory.sql.tls = \"require\")");
 		my_close(&c);
 		return -1;
 	}
