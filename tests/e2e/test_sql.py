@@ -719,6 +719,22 @@ INSERT INTO mailboxes VALUES ('isp@example.net', '%s'),
                     finish(self, p)
 
 
+    def test_verify_checks_the_name(self):
+        """Through a relay on 127.0.0.1, which the certificate does not name."""
+        relay = Trickle(self.db.host, self.db.port, b"never in the stream")
+        p = Postern(sql_config(self.my_sql(
+            hosts="127.0.0.1:%d" % relay.port,
+            extra='tls = "verify"; ca_file = "%s";' % CA.ca_cert))).start()
+        try:
+            reply, took = login_reply(p.imap_port, "isp@example.net", "x")
+            self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            self.assertLess(took, PROMPT)
+            self.assertIn("sql: 127.0.0.1:%d: connect: TLS/SSL error: Validation "
+                          "of SSL server certificate failed" % relay.port, p.log())
+        finally:
+            finish(self, p)
+            relay.close()
+
     def test_require_refuses_a_server_without_tls(self):
         plain = PlainMySQL()
         p = Postern(sql_config(self.my_sql(hosts="127.0.0.1:%d" % plain.port,
@@ -781,6 +797,21 @@ class D_PostgresTLS(unittest.TestCase):
                     self.assertIn(ssl, self.ssl_in_use())
                 finally:
                     finish(self, p)
+
+    def test_verify_checks_the_name(self):
+        """Through a relay on 127.0.0.1, which the certificate does not name."""
+        relay = Trickle(PG.host, PG.port, b"never in the stream")
+        p = Postern(sql_config(pg_sql("127.0.0.1:%d" % relay.port,
+                                      extra='tls = "verify"; ca_file = "%s";'
+                                      % CA.ca_cert))).start()
+        try:
+            reply, took = login_reply(p.imap_port, "alice@example.net", "x")
+            self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            self.assertLess(took, PROMPT)
+            self.assertIn('does not match host name "127.0.0.1"', p.log())
+        finally:
+            finish(self, p)
+            relay.close()
 
     def test_missing_ca_file(self):
         conf = os.path.join(PKI_DIR, "missing-ca.conf")
