@@ -359,6 +359,8 @@ config_defaults(struct config *c)
 	c->directory.sql.pool = 4;
 	c->directory.sql.queue = 4096;
 	c->directory.sql.timeout = 5;
+	c->directory.sql.tls = SQL_TLS_PREFER;
+	c->directory.sql.ca_file = xstrdup("");
 	c->backend.port[PROTO_IMAP] = 143;
 	c->backend.port[PROTO_POP3] = 110;
 	c->backend.port[PROTO_SIEVE] = 4190;
@@ -1032,17 +1034,32 @@ load_ldap(struct loader *ld, const config_setting_t *dir, struct config *c)
 	return 0;
 }
 
+static const char *const sql_tls_names[] = {
+	[SQL_TLS_NONE] = "none", [SQL_TLS_PREFER] = "prefer",
+	[SQL_TLS_REQUIRE] = "require", [SQL_TLS_VERIFY] = "verify",
+};
+_Static_assert(nitems(sql_tls_names) == SQL_TLS_COUNT, "sql_tls_names");
+
+const char *
+sql_tls_name(enum sql_tls tls)
+{
+	return (size_t)tls < nitems(sql_tls_names) ? sql_tls_names[tls] : "?";
+}
+
 /*
  * directory.sql: hosts and query are checked as the back-end reads them
  * (a query that does not use $1, or splices a second parameter, is
- * refused here rather than on the first login).
+ * refused here rather than on the first login).  ca_file goes with
+ * tls = "verify" and only with it: "require" would check the chain with
+ * it in libpq and not in libmariadb.  The file itself is opened when the
+ * directory is prepared, as the user who reads it then.
  */
 static int
 load_sql(struct loader *ld, const config_setting_t *dir, struct config *c)
 {
 	static const char *const keys[] = { "driver", "hosts", "database", "user",
 	    "password", "password_file", "query", "pool", "queue", "timeout",
-	    NULL };
+	    "tls", "ca_file", NULL };
 	static const char *const drivers[] = {
 	    [SQL_DRIVER_POSTGRESQL] = "postgresql", [SQL_DRIVER_MYSQL] = "mysql" };
 	struct sql_host hosts[SQL_HOSTS_MAX];
@@ -1050,6 +1067,7 @@ load_sql(struct loader *ld, const config_setting_t *dir, struct config *c)
 	const config_setting_t *g;
 	const char *P = "directory.sql", *why;
 	int driver = (int)c->directory.sql.driver;
+	int tls = (int)c->directory.sql.tls;
 	unsigned nparams;
 	size_t n;
 
@@ -1065,9 +1083,13 @@ load_sql(struct loader *ld, const config_setting_t *dir, struct config *c)
 	    get_str(ld, g, P, "query", &c->directory.sql.query) < 0 ||
 	    get_uint(ld, g, P, "pool", 1, 64, &c->directory.sql.pool) < 0 ||
 	    get_uint(ld, g, P, "queue", 1, 1000000, &c->directory.sql.queue) < 0 ||
-	    get_uint(ld, g, P, "timeout", 1, 300, &c->directory.sql.timeout) < 0))
+	    get_uint(ld, g, P, "timeout", 1, 300, &c->directory.sql.timeout) < 0 ||
+	    get_enum(ld, g, P, "tls", sql_tls_names, nitems(sql_tls_names),
+	    &tls) < 0 ||
+	    get_path(ld, g, P, "ca_file", &c->directory.sql.ca_file) < 0))
 		return -1;
 	c->directory.sql.driver = (enum sql_driver)driver;
+	c->directory.sql.tls = (enum sql_tls)tls;
 	if (!config_dir_uses(c, DIR_TYPE_SQL))
 		return 0;
 	if (g == NULL)
@@ -1091,6 +1113,16 @@ load_sql(struct loader *ld, const config_setting_t *dir, struct config *c)
 	if (c->directory.sql.password[0] != '\0' &&
 	    c->directory.sql.password_file[0] != '\0')
 		return fail(ld, g, P, "set password or password_file, not both");
+	if (c->directory.sql.tls == SQL_TLS_VERIFY &&
+	    c->directory.sql.ca_file[0] == '\0')
+		return fail(ld, config_setting_get_member(g, "tls"),
+		    "directory.sql.ca_file", "tls = \"verify\" needs the CA "
+		    "that issued the database's certificate");
+	if (c->directory.sql.tls != SQL_TLS_VERIFY &&
+	    c->directory.sql.ca_file[0] != '\0')
+		return fail(ld, config_setting_get_member(g, "ca_file"),
+		    "directory.sql.ca_file", "is used only with tls = \"verify\" "
+		    "(tls is \"%s\")", sql_tls_name(c->directory.sql.tls));
 	return 0;
 }
 
@@ -1786,6 +1818,7 @@ config_free(struct config **configp)
 	secret_free(&c->directory.sql.password);
 	free(c->directory.sql.password_file);
 	free(c->directory.sql.query);
+	free(c->directory.sql.ca_file);
 	free(c->backend.ca_file);
 	for (size_t i = 0; i < c->nbackends; i++) {
 		struct backend_cfg *b = &c->backends[i];

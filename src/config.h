@@ -62,6 +62,15 @@ enum sql_driver {
 	SQL_DRIVER_COUNT
 };
 
+/* TLS to the sql back-end's database (directory.sql.tls). */
+enum sql_tls {
+	SQL_TLS_NONE,		/* plain text, even if the server offers TLS */
+	SQL_TLS_PREFER,		/* TLS if the server offers it; no check */
+	SQL_TLS_REQUIRE,	/* TLS or no connection; the certificate unchecked */
+	SQL_TLS_VERIFY,		/* TLS, certificate from ca_file, name = the host */
+	SQL_TLS_COUNT
+};
+
 /* Back-ends in one directory.type list (a chain). */
 #define DIR_CHAIN_MAX	8
 
@@ -246,6 +255,8 @@ struct config {
 			unsigned	 pool;		/* connections */
 			unsigned	 queue;		/* lookups waiting or in flight */
 			unsigned	 timeout;	/* seconds per connect or query */
+			enum sql_tls	 tls;
+			char		*ca_file;	/* for SQL_TLS_VERIFY */
 		} sql;
 		enum on_move	 on_move;
 		/* Which protocols a port from the directory applies to. */
@@ -326,5 +337,6 @@ int		 cidr_parse(const char *text, struct cidr *out);
 const char	*proto_name(enum proto_id proto);
 const char	*tls_mode_name(enum tls_mode mode);
 const char	*domain_from_name(enum domain_from from);
+const char	*sql_tls_name(enum sql_tls tls);
 
 #endif

@@ -353,7 +353,11 @@ dir_sql_prepare(const struct config *cfg, char *err, size_t errlen)
 		dir_sql_release(ds);
 		return NULL;
 	}
-	if (sql_read_password(cfg, &ds->password, err, errlen) < 0) {
+	/* The client library would only fail at the handshake. */
+	if ((cfg->directory.sql.ca_file[0] != '\0' && config_file_check(cfg,
+	    "directory.sql.ca_file", cfg->directory.sql.ca_file, err,
+	    errlen) < 0) ||
+	    sql_read_password(cfg, &ds->password, err, errlen) < 0) {
 		dir_sql_release(ds);
 		return NULL;
 	}
@@ -362,6 +366,8 @@ dir_sql_prepare(const struct config *cfg, char *err, size_t errlen)
 	ds->params.user = cfg->directory.sql.user;
 	ds->params.password = ds->password;
 	ds->params.query = ds->query;
+	ds->params.tls = cfg->directory.sql.tls;
+	ds->params.ca_file = cfg->directory.sql.ca_file;
 	ds->host_map = &cfg->directory.host_map;
 	ds->timeout_ms = cfg->directory.sql.timeout * 1000;
 	ds->queue_max = cfg->directory.sql.queue;
@@ -659,8 +665,8 @@ sql_backend_check(const struct config *cfg, char *err, size_t errlen)
 			else
 				snprintf(err, errlen, "%s: directory.sql.hosts: "
 				    "%s:%u: %s (check directory.sql.hosts, user, "
-				    "directory.sql.password and database)", cfg->path,
-				    h->name, h->port, why);
+				    "directory.sql.password, database, tls and "
+				    "ca_file)", cfg->path, h->name, h->port, why);
 			rc = -1;
 			break;
 		}

@@ -92,6 +92,8 @@ struct sql_params {
 	const char	*password;
 	const char	*query;		/* as translated for the driver */
 	unsigned	 nparams;
+	enum sql_tls	 tls;
+	const char	*ca_file;	/* SQL_TLS_VERIFY: the CA ("" none) */
 };
 
 struct sql_conn;

@@ -1,8 +1,10 @@
 /*
  * The sql back-end's MySQL/MariaDB driver: libmariadb's prepared
  * statements (the login travels as a bound parameter).  The client
- * library blocks, which is why lookups run on the pool's own threads;
- * its connect, read and write timeouts bound every call by the deadline.
+ * library blocks, which is why lookups run on the pool's own threads.
+ * Its own timeouts are per read or write (a server that sends a byte a
+ * second never trips them), so every wait of the library goes through
+ * my_io_wait(), which polls against the call's absolute deadline.
  */
 #include "autoconf.h"
 
@@ -16,7 +18,10 @@
 #include "util.h"
 
 #ifdef HAVE_LIBMARIADB
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 
 #include <mysql.h>
 
@@ -28,6 +33,16 @@ struct sql_conn {
 };
 
 static pthread_once_t my_once = PTHREAD_ONCE_INIT;
+
+/*
+ * The deadline of the library call this thread is in, for my_io_wait():
+ * the hook gets no pointer of ours, and a connection is only ever used
+ * by the thread that calls into it.  timed_out says the hook ended a wait.
+ */
+static _Thread_local struct {
+	uint64_t	deadline;
+	bool		timed_out;
+} my_call;
 
 static void
 my_init(void)
@@ -59,14 +74,75 @@ my_close(struct sql_conn **cp)
 	*cp = NULL;
 }
 
+/*
+ * libmariadb's wait for its socket (MARIADB_OPT_IO_WAIT): poll until the
+ * socket is ready, the library's own timeout (ms, -1 none) or the call's
+ * deadline, whichever comes first.  0 at a timeout, as poll() says it;
+ * the library then fails the read or write at once.
+ */
+static int
+my_io_wait(my_socket fd, my_bool is_read, int timeout)
+{
+	struct pollfd pfd = { .fd = fd, .events = is_read ? POLLIN : POLLOUT };
+	uint64_t now, left;
+	bool theirs;
+	int n;
+
+	for (;;) {
+		if ((now = clock_ms()) >= my_call.deadline) {
+			my_call.timed_out = true;
+			errno = ETIMEDOUT;
+			return 0;
+		}
+		left = my_call.deadline - now;
+		if ((theirs = timeout >= 0 && (uint64_t)timeout < left))
+			left = (uint64_t)timeout;
+		n = poll(&pfd, 1, (int)left);
+		if ((n < 0 && errno == EINTR) || (n == 0 && !theirs))
+			continue;
+		if (n == 0)
+			errno = ETIMEDOUT;
+		return n;
+	}
+}
+
+/*
+ * Set the deadline of the calls to come: the library's timeouts (whole
+ * seconds, so not less than the time left) and ours, which is exact.
+ */
 static void
 my_timeouts(MYSQL *my, uint64_t deadline)
 {
 	unsigned t = my_seconds(deadline);
 
+	my_call.deadline = deadline;
+	my_call.timed_out = false;
 	mysql_optionsv(my, MYSQL_OPT_CONNECT_TIMEOUT, &t);
 	mysql_optionsv(my, MYSQL_OPT_READ_TIMEOUT, &t);
 	mysql_optionsv(my, MYSQL_OPT_WRITE_TIMEOUT, &t);
+}
+
+/* The library's message, or ours when the deadline ended the call. */
+static const char *
+my_why(const char *library)
+{
+	return my_call.timed_out ? "timed out (directory.sql.timeout)" : library;
+}
+
+/*
+ * directory.sql.tls.  libmariadb asks for TLS when the server offers it
+ * (ENFORCE, despite the name) and insists on it only when it also checks
+ * the certificate; "require" is checked after the connect (my_connect).
+ */
+static void
+my_tls(MYSQL *my, const struct sql_params *p)
+{
+	my_bool use = p->tls != SQL_TLS_NONE, verify = p->tls == SQL_TLS_VERIFY;
+
+	mysql_optionsv(my, MYSQL_OPT_SSL_ENFORCE, &use);
+	mysql_optionsv(my, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
+	if (verify && p->ca_file[0] != '\0')
+		mysql_optionsv(my, MYSQL_OPT_SSL_CA, p->ca_file);
 }
 
 static int
@@ -84,18 +160,26 @@ my_connect(const struct sql_params *p, const struct sql_host *host,
 	}
 	my_timeouts(c->my, deadline);
 	mysql_optionsv(c->my, MYSQL_OPT_PROTOCOL, &proto);
+	mysql_optionsv(c->my, MARIADB_OPT_IO_WAIT, my_io_wait);
+	my_tls(c->my, p);
 	if (mysql_real_connect(c->my, host->name, p->user, p->password,
 	    p->database[0] != '\0' ? p->database : NULL, host->port, NULL,
 	    0) == NULL) {
-		snprintf(err, errlen, "connect: %s", mysql_error(c->my));
+		snprintf(err, errlen, "connect: %s", my_why(mysql_error(c->my)));
+		my_close(&c);
+		return -1;
+	}
+	if (p->tls == SQL_TLS_REQUIRE && mysql_get_ssl_cipher(c->my) == NULL) {
+		snprintf(err, errlen, "connect: the server offers no TLS "
+		    "(directory.sql.tls = \"require\")");
 		my_close(&c);
 		return -1;
 	}
 	/* The server checks the query's syntax, tables and rights here. */
 	if ((c->stmt = mysql_stmt_init(c->my)) == NULL ||
 	    mysql_stmt_prepare(c->stmt, p->query, strlen(p->query)) != 0) {
-		snprintf(err, errlen, "prepare: %s", c->stmt != NULL ?
-		    mysql_stmt_error(c->stmt) : mysql_error(c->my));
+		snprintf(err, errlen, "prepare: %s", my_why(c->stmt != NULL ?
+		    mysql_stmt_error(c->stmt) : mysql_error(c->my)));
 		my_close(&c);
 		return -1;
 	}
@@ -183,7 +267,8 @@ my_lookup(struct sql_conn *c, const char *login, uint64_t deadline,
 	if ((c->nparams > 0 && mysql_stmt_bind_param(c->stmt, params) != 0) ||
 	    mysql_stmt_execute(c->stmt) != 0 ||
 	    mysql_stmt_store_result(c->stmt) != 0) {
-		snprintf(err, errlen, "query: %s", mysql_stmt_error(c->stmt));
+		snprintf(err, errlen, "query: %s",
+		    my_why(mysql_stmt_error(c->stmt)));
 		return -1;
 	}
 	rc = my_fetch(c, a, err, errlen);

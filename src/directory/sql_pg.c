@@ -136,15 +136,20 @@ static int
 pg_connect(const struct sql_params *p, const struct sql_host *host,
     uint64_t deadline, struct sql_conn **conn_r, char *err, size_t errlen)
 {
+	static const char *const sslmodes[] = {
+		[SQL_TLS_NONE] = "disable", [SQL_TLS_PREFER] = "prefer",
+		[SQL_TLS_REQUIRE] = "require", [SQL_TLS_VERIFY] = "verify-full",
+	};
 	const char *keys[] = { "host", "port", "dbname", "user", "password",
-	    "application_name", NULL };
+	    "application_name", "sslmode", "sslrootcert", NULL };
 	char port[8];
 	const char *vals[] = { host->name, port, p->database, p->user,
-	    p->password, "postern", NULL };
+	    p->password, "postern", sslmodes[p->tls], p->ca_file, NULL };
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	struct sql_conn *c = xcalloc(1, sizeof(*c));
 	PGresult *res;
 
+	_Static_assert(nitems(sslmodes) == SQL_TLS_COUNT, "sslmodes");
 	snprintf(port, sizeof(port), "%u", host->port);
 	if ((c->pg = PQconnectStartParams(keys, vals, 0)) == NULL) {
 		free(c);

@@ -23,7 +23,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fixtures.common import free_port, free_ports, loopback  # noqa: E402
+from fixtures.common import (free_port, free_ports, loopback,  # noqa: E402
+                             make_tempdir, make_test_ca, remove_tempdir)
 from fixtures.dovecot import Dovecot, stop_all  # noqa: E402
 from fixtures.mariadb import MariaDB, mariadb_available  # noqa: E402
 from fixtures.postern import Postern, binary  # noqa: E402
@@ -41,6 +42,8 @@ USERS = {
 QUERY = "SELECT host, username, port FROM mailboxes WHERE address = $1"
 
 PG = None
+PKI_DIR = None
+CA = WRONG_CA = None    # the databases' CA; one that issued none of theirs
 STORE = {}
 IMAP_PORT = POP3_PORT = None
 
@@ -49,7 +52,8 @@ def refused_port(host: str = "127.0.0.1") -> int:
     return free_port(host)
 
 
-def sql_config(sql: str, types: str = '"sql"', daemon: str = ""):
+def sql_config(sql: str, types: str = '"sql"', daemon: str = "",
+               lookup_timeout: int = SQL_TIMEOUT + 2):
     def render(p: dict) -> str:
         return """
 daemon = { threads = 2; log_level = "info"; drain = 2; %s };
@@ -65,7 +69,7 @@ directory = {
   sql = { %s };
 };
 backend = { imap_port = %d; pop3_port = %d; };
-""" % (daemon % p, SQL_TIMEOUT + 2, p["imap"], p["pop3"], types, p["popmap"],
+""" % (daemon % p, lookup_timeout, p["imap"], p["pop3"], types, p["popmap"],
        sql, IMAP_PORT, POP3_PORT)
     return render
 
@@ -95,17 +99,21 @@ def built_with(driver: str) -> bool:
 
 
 def setUpModule():
-    global PG, IMAP_PORT, POP3_PORT
+    global PG, IMAP_PORT, POP3_PORT, PKI_DIR, CA, WRONG_CA
     if not postgres_available():
         raise unittest.SkipTest("PostgreSQL server not installed")
     if not built_with("postgresql"):
         raise unittest.SkipTest("postern built without libpq")
     IMAP_PORT, POP3_PORT = free_ports(2)
+    PKI_DIR = make_tempdir("postern-sql-pki-")
+    CA = make_test_ca(os.path.join(PKI_DIR, "ca"), names=[loopback(20),
+                                                          loopback(21)])
+    WRONG_CA = make_test_ca(os.path.join(PKI_DIR, "wrong"))
     for addr in (STORE_A, STORE_B):
         STORE[addr] = Dovecot(addr.replace(".", "-"), USERS[addr], host=addr,
                               imap_port=IMAP_PORT, pop3_port=POP3_PORT)
         STORE[addr].start()
-    PG = Postgres(host=loopback(20)).start()
+    PG = Postgres(host=loopback(20), tls=CA).start()
     PG.sql("""
 CREATE TABLE mailboxes (address text NOT NULL, host text, username text,
                         port integer);
@@ -125,6 +133,7 @@ def tearDownModule():
     if PG is not None:
         PG.cleanup()
     stop_all(*STORE.values())
+    remove_tempdir(PKI_DIR)
 
 
 def lands(port: int, login: str, pw: str, addr: str, user: str) -> bool:
@@ -211,6 +220,119 @@ class Reset:
         self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self.thread.join(5)
+
+
+class Trickle:
+    """A TCP relay to a real server that, once the client has sent `word`,
+    passes the server's bytes on one a second: a server that is never
+    quite silent, so no per-read timeout fires."""
+
+    def __init__(self, host: str, port: int, word: bytes):
+        self.target = (host, port)
+        self.word = word
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            s = socket.create_connection(self.target, timeout=10)
+            s.settimeout(None)
+            self.conns += [c, s]
+            slow = threading.Event()
+            threading.Thread(target=self.up, args=(c, s, slow), daemon=True).start()
+            threading.Thread(target=self.down, args=(s, c, slow), daemon=True).start()
+
+    def up(self, src, dst, slow):
+        try:
+            while (data := src.recv(65536)):
+                if self.word in data:
+                    slow.set()
+                dst.sendall(data)
+        except OSError:
+            pass
+        self.shut(dst)
+
+    def down(self, src, dst, slow):
+        try:
+            while (data := src.recv(65536)):
+                if not slow.is_set():
+                    dst.sendall(data)
+                    continue
+                for i in range(len(data)):
+                    dst.sendall(data[i:i + 1])
+                    time.sleep(1)
+        except OSError:
+            pass
+        self.shut(dst)
+
+    @staticmethod
+    def shut(s):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self):
+        self.shut(self.sock)
+        self.sock.close()
+        for c in self.conns:
+            self.shut(c)
+            c.close()
+
+
+class PlainMySQL:
+    """A MySQL server that offers no TLS and lets anyone in: its greeting
+    (protocol 10, mysql_native_password, no CLIENT_SSL), then an OK to
+    whatever login comes, then silence."""
+
+    CAPS = 0x0200 | 0x8000 | 0x80000 | 0x0008  # PROTOCOL_41, SECURE_CONNECTION,
+    #                                            PLUGIN_AUTH, CONNECT_WITH_DB
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self.run, daemon=True).start()
+
+    @staticmethod
+    def packet(seq: int, payload: bytes) -> bytes:
+        return struct.pack("<I", len(payload))[:3] + bytes([seq]) + payload
+
+    def greeting(self) -> bytes:
+        return (b"\x0a" + b"5.5.5-10.11.0-fake\0" + struct.pack("<I", 1) +
+                b"abcdefgh\0" + struct.pack("<H", self.CAPS & 0xffff) +
+                b"\x21" + struct.pack("<H", 2) +
+                struct.pack("<H", self.CAPS >> 16) + b"\x15" + b"\0" * 10 +
+                b"ijklmnopqrst\0" + b"mysql_native_password\0")
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            try:
+                c.sendall(self.packet(0, self.greeting()))
+                c.recv(65536)                       # the login
+                c.sendall(self.packet(2, b"\0\0\0" + struct.pack("<HH", 2, 0)))
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
 
 
 class A_Postgres(unittest.TestCase):
@@ -474,27 +596,28 @@ class C_MariaDB(unittest.TestCase):
                           pop3_port=free_port(STORE_ISP))
         cls.isp.start()
         STORE[STORE_ISP] = cls.isp
-        cls.db = MariaDB(host=loopback(21)).start()
+        cls.db = MariaDB(host=loopback(21), tls=CA).start()
         cls.db.sql("""
 CREATE TABLE mailboxes (address VARCHAR(255) NOT NULL PRIMARY KEY,
                         storage_ip VARCHAR(64));
 INSERT INTO mailboxes VALUES ('isp@example.net', '%s'),
+                             ('slow@example.net', '%s'),
                              ('nullhost@example.net', NULL);
-""" % STORE_ISP)
+""" % (STORE_ISP, STORE_ISP))
 
     @classmethod
     def tearDownClass(cls):
         cls.db.cleanup()
 
-    def my_sql(self, password=None, query=None, hosts=None):
+    def my_sql(self, password=None, query=None, hosts=None, pool=2, extra=""):
         q = query or ("SELECT storage_ip, NULL, 143 FROM mailboxes "
                       "WHERE address = $1")
         return ('driver = "mysql"; hosts = "%s"; database = "%s"; user = "%s"; '
-                'password = "%s"; query = "%s"; timeout = %d; pool = 2;'
+                'password = "%s"; query = "%s"; timeout = %d; pool = %d; %s'
                 % (hosts or "%s:%d" % (self.db.host, self.db.port),
                    self.db.database, self.db.user,
                    self.db.password if password is None else password, q,
-                   SQL_TIMEOUT))
+                   SQL_TIMEOUT, pool, extra))
 
     def test_isp_login_on_port_143(self):
         p = Postern(sql_config(self.my_sql())).start()
@@ -527,7 +650,7 @@ INSERT INTO mailboxes VALUES ('isp@example.net', '%s'),
                              "mailboxes WHERE address = $1"), PROMPT,
                  "malformed answer: 4 columns"),
                 (self.my_sql(hosts="127.0.0.1:%d" % mute.port),
-                 SQL_TIMEOUT * 3 + 1.5, "sql: 127.0.0.1:")):
+                 SQL_TIMEOUT + 1.5, "connect: timed out (directory.sql.timeout)")):
             with self.subTest(text=text):
                 p = Postern(sql_config(sql)).start()
                 try:
@@ -539,6 +662,167 @@ INSERT INTO mailboxes VALUES ('isp@example.net', '%s'),
                 finally:
                     finish(self, p)
         mute.close()
+
+    def test_trickling_server_fails_at_the_deadline(self):
+        """A server that answers a byte a second trips no per-read
+        timeout; the deadline still ends the query (or the login to the
+        server), and the pool's one connection is replaced for the next
+        login."""
+        # After the query for slow@; after our first packet (the login).
+        for word, what in ((b"slow@example.net", "query"), (b"", "connect")):
+            with self.subTest(what=what):
+                trickle = Trickle(self.db.host, self.db.port, word)
+                hosts = "127.0.0.1:%d" % trickle.port
+                p = Postern(sql_config(self.my_sql(hosts=hosts, pool=1,
+                                                   extra='tls = "none";'),
+                                       lookup_timeout=60)).start()
+                try:
+                    reply, took = login_reply(p.imap_port, "slow@example.net", "x")
+                    self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+                    self.assertLess(took, SQL_TIMEOUT + 5)
+                    line = "sql: %s: %s: timed out" % (hosts, what)
+                    self.assertEqual(p.log().count(line), 1, p.log())
+                    if what == "query":
+                        self.assertTrue(lands(p.imap_port, "isp@example.net",
+                                              "isp-secret", STORE_ISP,
+                                              "isp@example.net"))
+                finally:
+                    finish(self, p)
+                    trickle.close()
+    def test_tls(self):
+        """tls = "verify" with the server's CA logs in; with another CA
+        it is a prompt temporary failure that says why; "require" and the
+        default ("prefer") get on with the certificate unchecked."""
+        for tls, within in (('tls = "verify"; ca_file = "%s";' % CA.ca_cert, None),
+                            ('tls = "require";', None), ("", None),
+                            ('tls = "verify"; ca_file = "%s";' % WRONG_CA.ca_cert,
+                             PROMPT)):
+            with self.subTest(tls=tls):
+                p = Postern(sql_config(self.my_sql(extra=tls))).start()
+                try:
+                    if within is None:
+                        self.assertTrue(lands(p.imap_port, "isp@example.net",
+                                              "isp-secret", STORE_ISP,
+                                              "isp@example.net"))
+                        continue
+                    reply, took = login_reply(p.imap_port, "isp@example.net", "x")
+                    self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+                    self.assertLess(took, within)
+                    self.assertIn("sql: %s:%d: connect: " % (self.db.host,
+                                                            self.db.port), p.log())
+                    self.assertIn("certificate", p.log())
+                    res = check_config(p.conf_path)
+                    self.assertEqual(res.returncode, 1)
+                    self.assertIn("directory.sql.hosts", res.stderr)
+                    self.assertIn("tls and ca_file", res.stderr)
+                finally:
+                    finish(self, p)
+
+
+    def test_verify_checks_the_name(self):
+        """Through a relay on 127.0.0.1, which the certificate does not name."""
+        relay = Trickle(self.db.host, self.db.port, b"never in the stream")
+        p = Postern(sql_config(self.my_sql(
+            hosts="127.0.0.1:%d" % relay.port,
+            extra='tls = "verify"; ca_file = "%s";' % CA.ca_cert))).start()
+        try:
+            reply, took = login_reply(p.imap_port, "isp@example.net", "x")
+            self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            self.assertLess(took, PROMPT)
+            self.assertIn("sql: 127.0.0.1:%d: connect: TLS/SSL error: Validation "
+                          "of SSL server certificate failed" % relay.port, p.log())
+        finally:
+            finish(self, p)
+            relay.close()
+
+    def test_require_refuses_a_server_without_tls(self):
+        plain = PlainMySQL()
+        p = Postern(sql_config(self.my_sql(hosts="127.0.0.1:%d" % plain.port,
+                                           extra='tls = "require";'))).start()
+        try:
+            reply, took = login_reply(p.imap_port, "isp@example.net", "x")
+            self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            self.assertLess(took, PROMPT)
+            self.assertIn("sql: 127.0.0.1:%d: connect: the server offers no TLS "
+                          '(directory.sql.tls = "require")' % plain.port, p.log())
+        finally:
+            finish(self, p)
+            plain.close()
+
+
+class D_PostgresTLS(unittest.TestCase):
+    """directory.sql.tls against a PostgreSQL that offers TLS."""
+
+    def ssl_in_use(self) -> list[str]:
+        """pg_stat_ssl's answer for postern's connections: t or f each."""
+        out = PG.sql("SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a "
+                     "USING (pid) WHERE a.application_name = 'postern';")
+        return [line.strip() for line in out.splitlines()
+                if line.strip() in ("t", "f")]
+
+    def test_verify_with_the_right_ca(self):
+        p = Postern(sql_config(pg_sql(extra='tls = "verify"; ca_file = "%s";'
+                                      % CA.ca_cert))).start()
+        try:
+            self.assertTrue(lands(p.imap_port, "alice@example.net",
+                                  "alice-secret", STORE_A, "alice"))
+            self.assertIn("t", self.ssl_in_use())
+            self.assertEqual(check_config(p.conf_path).returncode, 0)
+        finally:
+            finish(self, p)
+
+    def test_verify_with_another_ca_is_temporary(self):
+        p = Postern(sql_config(pg_sql(extra='tls = "verify"; ca_file = "%s";'
+                                      % WRONG_CA.ca_cert))).start()
+        try:
+            reply, took = login_reply(p.imap_port, "alice@example.net", "x")
+            self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            self.assertLess(took, PROMPT)
+            self.assertIn("sql: %s:%d: connect: " % (PG.host, PG.port), p.log())
+            self.assertIn("certificate verify failed", p.log())
+            res = check_config(p.conf_path)
+            self.assertEqual(res.returncode, 1)
+            self.assertIn("certificate verify failed", res.stderr)
+            self.assertIn("tls and ca_file", res.stderr)
+        finally:
+            finish(self, p)
+
+    def test_require_and_none(self):
+        for tls, ssl in (("require", "t"), ("none", "f")):
+            with self.subTest(tls=tls):
+                p = Postern(sql_config(pg_sql(extra='tls = "%s";' % tls))).start()
+                try:
+                    self.assertTrue(lands(p.imap_port, "alice@example.net",
+                                          "alice-secret", STORE_A, "alice"))
+                    self.assertIn(ssl, self.ssl_in_use())
+                finally:
+                    finish(self, p)
+
+    def test_verify_checks_the_name(self):
+        """Through a relay on 127.0.0.1, which the certificate does not name."""
+        relay = Trickle(PG.host, PG.port, b"never in the stream")
+        p = Postern(sql_config(pg_sql("127.0.0.1:%d" % relay.port,
+                                      extra='tls = "verify"; ca_file = "%s";'
+                                      % CA.ca_cert))).start()
+        try:
+            reply, took = login_reply(p.imap_port, "alice@example.net", "x")
+            self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            self.assertLess(took, PROMPT)
+            self.assertIn('does not match host name "127.0.0.1"', p.log())
+        finally:
+            finish(self, p)
+            relay.close()
+
+    def test_missing_ca_file(self):
+        conf = os.path.join(PKI_DIR, "missing-ca.conf")
+        with open(conf, "w", encoding="utf-8") as f:
+            f.write('directory = { type = "sql"; sql = { hosts = "%s:%d"; '
+                    'query = "%s"; tls = "verify"; ca_file = "no-such-ca.pem"; '
+                    '}; };\n' % (PG.host, PG.port, QUERY))
+        res = check_config(conf)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("directory.sql.ca_file: %s: No such file or directory"
+                      % os.path.join(PKI_DIR, "no-such-ca.pem"), res.stderr)
 
 
 if __name__ == "__main__":

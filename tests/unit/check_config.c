@@ -736,7 +736,33 @@ START_TEST(test_directory_sql)
 	ck_assert_uint_eq(c->directory.sql.pool, 4);
 	ck_assert_uint_eq(c->directory.sql.queue, 4096);
 	ck_assert_uint_eq(c->directory.sql.timeout, 5);
+	ck_assert_int_eq(c->directory.sql.tls, SQL_TLS_PREFER);
+	ck_assert_str_eq(c->directory.sql.ca_file, "");
 	config_free(&c);
+	c = load_ok("directory = { type = \"sql\"; sql = { hosts = \"db\";"
+	    " query = \"SELECT h FROM t WHERE a = $1\"; tls = \"verify\";"
+	    " ca_file = \"/etc/postern/db-ca.pem\"; }; };");
+	ck_assert_int_eq(c->directory.sql.tls, SQL_TLS_VERIFY);
+	ck_assert_str_eq(c->directory.sql.ca_file, "/etc/postern/db-ca.pem");
+	config_free(&c);
+	{
+		static const struct { const char *name; enum sql_tls tls; } t[] = {
+			{ "none", SQL_TLS_NONE }, { "prefer", SQL_TLS_PREFER },
+			{ "require", SQL_TLS_REQUIRE },
+		};
+		char text[256];
+
+		for (size_t i = 0; i < nitems(t); i++) {
+			snprintf(text, sizeof(text), "directory = { type = \"sql\";"
+			    " sql = { driver = \"mysql\"; hosts = \"db\"; query ="
+			    " \"SELECT h FROM t WHERE a = $1\"; tls = \"%s\"; }; };",
+			    t[i].name);
+			c = load_ok(text);
+			ck_assert_int_eq(c->directory.sql.tls, t[i].tls);
+			ck_assert_str_eq(sql_tls_name(t[i].tls), t[i].name);
+			config_free(&c);
+		}
+	}
 
 #define SQL_Q	" query = \"SELECT h FROM t WHERE a = $1\";"
 	ASSERT_BAD("directory = { type = \"sql\"; };",
@@ -789,6 +815,23 @@ START_TEST(test_directory_sql)
 	}
 	ASSERT_BAD("directory = { sql = { host = \"db\"; }; };",
 	    "test.conf:1: directory.sql.host: unknown key");
+	ASSERT_BAD("directory = { sql = { tls = \"on\"; }; };",
+	    "test.conf:1: directory.sql.tls: unknown value \"on\" (one of: "
+	    "\"none\", \"prefer\", \"require\", \"verify\")");
+	ASSERT_BAD("directory = { sql = { tls = true; }; };",
+	    "test.conf:1: directory.sql.tls: must be a string");
+	ASSERT_BAD("directory = { type = \"sql\"; sql = { hosts = \"db\";"
+	    SQL_Q " tls = \"verify\"; }; };",
+	    "test.conf:1: directory.sql.ca_file: tls = \"verify\" needs the CA "
+	    "that issued the database's certificate");
+	ASSERT_BAD("directory = { type = \"sql\"; sql = { hosts = \"db\";"
+	    SQL_Q " tls = \"require\"; ca_file = \"/ca.pem\"; }; };",
+	    "test.conf:1: directory.sql.ca_file: is used only with tls = "
+	    "\"verify\" (tls is \"require\")");
+	ASSERT_BAD("directory = { type = \"sql\"; sql = { hosts = \"db\";"
+	    SQL_Q " ca_file = \"/ca.pem\"; }; };",
+	    "test.conf:1: directory.sql.ca_file: is used only with tls = "
+	    "\"verify\" (tls is \"prefer\")");
 #undef SQL_Q
 }
 END_TEST
@@ -1365,6 +1408,8 @@ START_TEST(test_example_config_states_the_defaults)
 	SAME_U(directory.http.timeout);
 	SAME_U(directory.http.queue);
 	SAME_U(directory.http.pass_password);
+	SAME_U(directory.sql.tls);
+	SAME_S(directory.sql.ca_file);
 	SAME_U(health.passive);
 	SAME_U(health.active);
 	SAME_U(health.failures);
