@@ -13,6 +13,7 @@ import sys
 import time
 import unittest
 
+from fixtures import postern as postern_fixture
 from fixtures.common import ProcessGroup, wait_port
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -177,6 +178,10 @@ def main(module_name: str) -> int:
     skipped = len(result.skipped)
     passed = result.testsRun - failed - skipped
     print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    if postern_fixture.SANITIZER_REPORTS:
+        print("FAIL: sanitizer reports from postern processes of this run:")
+        print("\n".join(postern_fixture.SANITIZER_REPORTS))
+        return 1
     if result.testsRun == skipped and skipped > 0:
         return 77
     return 0 if failed == 0 else 1
