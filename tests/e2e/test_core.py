@@ -42,6 +42,8 @@ LOGIN_TIMEOUT = 4
 A = B = P = None
 BLACKHOLE = None          # a listener that accepts and never speaks
 DOWN_PORT = None          # nothing listens here
+LINES_PORT = None         # nothing listens here either: FailureLines' own,
+                          # so other tests' failures never mark it down
 
 
 def popmap(a: Dovecot, b: Dovecot) -> str:
@@ -54,8 +56,9 @@ def popmap(a: Dovecot, b: Dovecot) -> str:
         "down@example.org    127.0.0.1:%d\n"
         "silent@example.org  127.0.0.1:%d\n"
         "failover@example.org 127.0.0.1:%d,%s\n"
+        "lines@example.org   127.0.0.1:%d\n"
         % (a.host, a.host, b.host, b.host, DOWN_PORT, BLACKHOLE.getsockname()[1],
-           DOWN_PORT, a.host)
+           DOWN_PORT, a.host, LINES_PORT)
     )
 
 
@@ -77,8 +80,8 @@ backend = { imap_port = %d; pop3_port = %d; };
 
 
 def setUpModule():
-    global A, B, P, BLACKHOLE, DOWN_PORT
-    imap_port, pop3_port, DOWN_PORT = free_ports(3)
+    global A, B, P, BLACKHOLE, DOWN_PORT, LINES_PORT
+    imap_port, pop3_port, DOWN_PORT, LINES_PORT = free_ports(4)
     # Two stores on two loopback addresses with the same ports, as real
     # stores would sit on two hosts at 143/110.
     A = Dovecot("store-a", USERS_A, host=loopback(1), imap_port=imap_port,
@@ -490,17 +493,19 @@ class FailureLines(unittest.TestCase):
         self.wait_log(r'login refused client=\S+ user="(\\x02){256}" proto=imap ')
 
     def test_backend_failures_name_proto_and_backend(self):
-        for proto, port, login in (("imap", P.imap_port, b'a LOGIN Down "x"\r\n'),
-                                   ("pop3", P.pop3_port, b"USER Down\r\nPASS x\r\n")):
+        # Two connect failures: below health.failures (3), so the address is
+        # still tried, not skipped as down.
+        for proto, port, login in (("imap", P.imap_port, b'a LOGIN Lines "x"\r\n'),
+                                   ("pop3", P.pop3_port, b"USER Lines\r\nPASS x\r\n")):
             r = Raw(port)
             r.line()
             r.send(login)
             r.until(b"a " if proto == "imap" else b"-ERR")
             r.close()
-            backend = r"backend=127\.0\.0\.1:%d " % DOWN_PORT
-            self.wait_log(r'backend connect failed client=\S+ user="Down" proto=%s %s'
+            backend = r"backend=127\.0\.0\.1:%d " % LINES_PORT
+            self.wait_log(r'backend connect failed client=\S+ user="Lines" proto=%s %s'
                           r'reason=' % (proto, backend))
-            self.wait_log(r'login failed client=\S+ user="Down" proto=%s %s'
+            self.wait_log(r'login failed client=\S+ user="Lines" proto=%s %s'
                           r'reason="no backend host answered"' % (proto, backend))
 
 
