@@ -3,7 +3,8 @@ Dovecot's Pigeonhole managesieved.  Scripts are uploaded, activated and
 listed through postern, plain, with STARTTLS on the client side, and with
 STARTTLS towards a store that requires it; refused and unknown logins; a
 store that is down or mute; hostile clients (overlong lines, a huge
-literal, bad commands, commands pipelined behind STARTTLS).  The client is
+literal, bad commands, commands pipelined behind STARTTLS); after login,
+UNAUTHENTICATE refused in front of a fake store that offers it.  The client is
 a minimal RFC 5804 one below (the standard library has none), plus
 sieve-connect when it is installed.
 """
