@@ -99,16 +99,17 @@ sieve_scan_feed(struct sieve_scan *sc, const char *p, size_t len,
 			sc->state = SCAN_NAME;
 			FALLTHROUGH;
 		case SCAN_NAME:
-			if (is_letter(c)) {
-				if (sc->namelen < SIEVE_SCAN_NAME_MAX) {
-					sc->name[sc->namelen++] = (char)c;
-					sc->name[sc->namelen] = '\0';
-				} else
-					sc->name_long = true;
+			if (is_letter(c) && sc->namelen < SIEVE_SCAN_NAME_MAX) {
+				sc->name[sc->namelen++] = (char)c;
+				sc->name[sc->namelen] = '\0';
 				i++;
 				continue;
 			}
-			/* The byte that ends the name is read next time. */
+			/*
+			 * The byte that ends the name is read next time; one
+			 * letter too many ends it too, as a long name.
+			 */
+			sc->name_long = is_letter(c);
 			sc->state = SCAN_ARGS;
 			*used_r = i;
 			*ev_r = SIEVE_SCAN_NAME;
@@ -201,6 +202,12 @@ sieve_scan_feed(struct sieve_scan *sc, const char *p, size_t len,
 	}
 	*used_r = i;
 	return 0;
+}
+
+bool
+sieve_scan_between_lines(const struct sieve_scan *sc)
+{
+	return sc->state == SCAN_NEXT;
 }
 
 bool

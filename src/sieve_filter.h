@@ -17,9 +17,11 @@
 
 /*
  * Letters of a name kept.  A longer name is no command postern looks for;
- * it is reported with name_long set.  The spaces or tabs before it count
- * too, so that a name is never hidden behind blanks: past this many
- * blanks the stream is refused.
+ * it is reported with name_long set as soon as one letter more is seen.
+ * The spaces or tabs before it count too, so that a name is never hidden
+ * behind blanks: past this many blanks the stream is refused.  So a
+ * line's NAME event comes within its first 2 * SIEVE_SCAN_NAME_MAX + 1
+ * bytes.
  */
 #define SIEVE_SCAN_NAME_MAX	32
 /*
@@ -62,5 +64,7 @@ int	sieve_scan_feed(struct sieve_scan *sc, const char *p, size_t len,
 	    size_t *used_r, enum sieve_scan_event *ev_r);
 /* After a NAME event: is the name `word` (ASCII letters), in any case? */
 bool	sieve_scan_name_is(const struct sieve_scan *sc, const char *word);
+/* Is the scanner between lines (nothing of the next one seen yet)? */
+bool	sieve_scan_between_lines(const struct sieve_scan *sc);
 
 #endif

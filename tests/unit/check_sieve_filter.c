@@ -88,11 +88,20 @@ START_TEST(test_line_kept_after_end)
 	size_t used;
 
 	sieve_scan_init(&sc);
+	ck_assert(sieve_scan_between_lines(&sc));
 	ck_assert_int_eq(sieve_scan_feed(&sc, " \t\r\n", 4, &used, &ev), 1);
 	ck_assert_int_eq(ev, SIEVE_SCAN_NAME);
+	ck_assert(!sieve_scan_between_lines(&sc));
 	ck_assert_int_eq(sieve_scan_feed(&sc, "\r\n", 2, &used, &ev), 1);
 	ck_assert_int_eq(ev, SIEVE_SCAN_END);
+	ck_assert(sieve_scan_between_lines(&sc));
 	ck_assert(sc.blank);
+	/* One byte of the next line and it is begun. */
+	ck_assert_int_eq(sieve_scan_feed(&sc, "N", 1, &used, &ev), 0);
+	ck_assert(!sieve_scan_between_lines(&sc));
+	ck_assert_int_eq(sieve_scan_feed(&sc, "\r\n", 2, &used, &ev), 1);
+	ck_assert_int_eq(sieve_scan_feed(&sc, "\r\n", 2, &used, &ev), 1);
+	ck_assert_int_eq(ev, SIEVE_SCAN_END);
 	ck_assert_int_eq(sieve_scan_feed(&sc, "Noop\r\n", 6, &used, &ev), 1);
 	ck_assert(!sc.blank);
 	ck_assert_int_eq(sieve_scan_feed(&sc, "\r\n", 2, &used, &ev), 1);
@@ -120,8 +129,19 @@ START_TEST(test_name_bounds)
 	memset(in, 'A', SIEVE_SCAN_NAME_MAX + 1);
 	memcpy(in + SIEVE_SCAN_NAME_MAX + 1, "\r\n", 2);
 	snprintf(want, sizeof(want), "N(%.*s+)@%d E@%d", SIEVE_SCAN_NAME_MAX,
-	    in, SIEVE_SCAN_NAME_MAX + 1, SIEVE_SCAN_NAME_MAX + 3);
+	    in, SIEVE_SCAN_NAME_MAX, SIEVE_SCAN_NAME_MAX + 3);
 	check_trace(in, SIEVE_SCAN_NAME_MAX + 3, want);
+
+	/* A long name is known long at once, not at its end. */
+	{
+		char lng[256];
+
+		memset(lng, 'u', 200);
+		memcpy(lng + 200, "\r\n", 2);
+		snprintf(want, sizeof(want), "N(%.*s+)@%d E@202",
+		    SIEVE_SCAN_NAME_MAX, lng, SIEVE_SCAN_NAME_MAX);
+		check_trace(lng, 202, want);
+	}
 
 	/* A long name is not a shorter one. */
 	sieve_scan_init(&sc);
