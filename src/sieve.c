@@ -390,7 +390,8 @@ sieve_client_input(struct session *s)
  * that the scanner could not follow.
  *
  * Each command's bytes are held back only until its name is known (at
- * most SIEVE_SCAN_NAME_MAX blanks and letters); from then on they pass as
+ * most SIEVE_SCAN_NAME_MAX blanks, then as many letters and one byte
+ * more); from then on they pass as
  * they come, literals included.  A refusal must come in the order of the
  * answers, and ManageSieve has no tags: the backend's answers are scanned
  * too and counted (each ends in a line named OK, NO or BYE), and postern
@@ -497,9 +498,14 @@ filter_commands(struct session *s, struct sieve_relay *sr, bool eof,
 			sr->mode = PASS_UNDECIDED;
 			sr->ended = false;
 		}
+		/*
+		 * Not inside a line of the backend's either (one it sent
+		 * unasked, a BYE say), nor past the room left for the client.
+		 */
 		if (sr->refusal != NULL) {
-			if (sr->pending > 0 || buf_append_str(&s->client.out,
-			    sr->refusal) < 0)
+			if (sr->pending > 0 ||
+			    !sieve_scan_between_lines(&sr->resp) ||
+			    buf_append_str(&s->client.out, sr->refusal) < 0)
 				return 1;
 			sr->refusal = NULL;
 		}
@@ -560,8 +566,10 @@ filter_answers(struct session *s, struct sieve_relay *sr, const char **error_r)
 		else if (sr->final && sr->pending > 0)
 			sr->pending--;
 	}
-	(void)buf_append(out, buf_head(in), done);
-	buf_consume(in, done);
+	if (done > 0) {
+		(void)buf_append(out, buf_head(in), done);
+		buf_consume(in, done);
+	}
 	return buf_len(in) > 0;
 }
 
