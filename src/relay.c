@@ -290,8 +290,14 @@ pump_filtered(struct session *s, struct relay_dir *d, size_t budget)
 	int rc, held = 0;
 
 	while (moved < budget) {
+		/*
+		 * What is flushed counts as progress too: room in the client's
+		 * buffer may be what the other direction's filter waits for.
+		 */
+		before = buf_len(&d->dst->out);
 		if ((rc = flush_queued(d)) < 0)
 			return -1;
+		moved += before - buf_len(&d->dst->out);
 		if (rc == 0)
 			break;
 		before = buf_len(&d->dst->out);
