@@ -38,6 +38,7 @@ struct dir_request {
 	char			*password;	/* verify requests, client's; wiped */
 	char			 client_addr[64];
 	unsigned		 attempt;
+	unsigned		 wait_ms;	/* dir_request_set_wait() */
 };
 
 static const char *const status_names[] = {
@@ -267,6 +268,18 @@ void
 dir_request_drop(struct dir_request *req)
 {
 	request_unref(req);
+}
+
+void
+dir_request_set_wait(struct dir_request *req, unsigned ms)
+{
+	req->wait_ms = ms;
+}
+
+unsigned
+dir_request_wait(const struct dir_request *req)
+{
+	return req->wait_ms;
 }
 
 enum dir_cache_result

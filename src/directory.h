@@ -179,6 +179,14 @@ struct loop		*dir_request_loop(const struct dir_request *req);
 void			 dir_request_done(struct dir_request *req,
 			    enum dir_status status, struct route *route,
 			    const char *detail);
+/*
+ * Before dir_request_done(): the answerer asks that the client hear of a
+ * refusal no sooner than ms after the answer arrives (nginx's Auth-Wait).
+ * In the result callback: that wait, 0 if none was asked.
+ */
+void			 dir_request_set_wait(struct dir_request *req,
+			    unsigned ms);
+unsigned		 dir_request_wait(const struct dir_request *req);
 /* Has the requester given up?  Safe from any thread. */
 bool			 dir_request_cancelled(const struct dir_request *req);
 /* Release a cancelled request unanswered (the answerer's reference). */

@@ -33,6 +33,25 @@ struct proto_ops {
 	void		(*bye)(struct session *s, const char *text);
 	/* Free s->proto_state (wiping secrets). */
 	void		(*free)(struct session *s);
+	/*
+	 * Optional: a look at what is relayed after login.  With it, the
+	 * relay moves bytes through the connections' buffers (never by
+	 * splice) and calls filter_new once as it starts, then filter for a
+	 * direction whenever that direction may move: filter takes what it
+	 * can from the source's input buffer (client.in when from_client,
+	 * else backend.in), appends what may pass to the other side's output
+	 * buffer as far as its room allows, and may queue an answer of its
+	 * own in client.out.  `eof`: the source sent all it will.  Returns 0
+	 * when it wants more input (it may keep a few bytes it cannot judge
+	 * yet, never more than a bound of its own), 1 when it holds bytes or
+	 * an answer back for another reason (no room yet, or an answer waits
+	 * for the backend's), -1 when the stream cannot be followed
+	 * (*error_r): the session closes.  It calls no session function.
+	 */
+	void		*(*filter_new)(struct session *s);
+	int		 (*filter)(struct session *s, void *f, bool from_client,
+			    bool eof, const char **error_r);
+	void		 (*filter_free)(void *f);
 };
 
 extern const struct proto_ops imap_proto;

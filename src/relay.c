@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "proto.h"
 #include "relay.h"
 #include "server.h"
 #include "session.h"
@@ -43,7 +44,9 @@ struct relay_dir {
 struct relay {
 	struct relay_dir dir[2];	/* client to backend, backend to client */
 	bool		 resume_posted;
-	bool		 buffered;	/* TLS somewhere: no splice */
+	bool		 buffered;	/* TLS somewhere, or a filter: no splice */
+	void		*filter;	/* the protocol's (proto_ops.filter) */
+	const char	*why;		/* the filter's reason to stop */
 };
 
 static void	relay_run(struct session *s);
@@ -267,6 +270,77 @@ pump_buffered(struct relay_dir *d, size_t budget)
 	return (ssize_t)moved;
 }
 
+/*
+ * The same through the protocol's filter: what it lets pass lands in the
+ * destination's output buffer, so every move is a flush.  The source is
+ * read only while the filter wants input: one that holds bytes back for
+ * another reason (no room, or waiting for the other direction) holds the
+ * source too, and the other direction's progress runs it again (see
+ * relay_run).  What it keeps while it waits for more input is bounded by
+ * the protocol (a command's name).
+ */
+static ssize_t
+pump_filtered(struct session *s, struct relay_dir *d, size_t budget)
+{
+	struct relay *r = s->relay;
+	struct buf *b = &d->src->in;
+	bool from_client = d == &r->dir[0];
+	size_t moved = 0, before;
+	ssize_t n;
+	int rc, held = 0;
+
+	while (moved < budget) {
+		/*
+		 * What is flushed counts as progress too: room in the client's
+		 * buffer may be what the other direction's filter waits for.
+		 */
+		before = buf_len(&d->dst->out);
+		if ((rc = flush_queued(d)) < 0)
+			return -1;
+		moved += before - buf_len(&d->dst->out);
+		if (rc == 0)
+			break;
+		before = buf_len(&d->dst->out);
+		held = s->proto->filter(s, r->filter, from_client, d->eof,
+		    &r->why);
+		if (held < 0)
+			return -1;
+		n = (ssize_t)(buf_len(&d->dst->out) - before);
+		dir_count(d, (uint64_t)n);
+		moved += (size_t)n;
+		if (n > 0)
+			continue;
+		if (held || d->eof || !d->src->readable)
+			break;
+		{
+			char *p;
+			size_t avail;
+
+			if (buf_reserve(b, RELAY_TLS_BUF, &p, &avail) < 0)
+				return -1;
+			n = conn_recv(d->src, p, avail);
+		}
+		if (n > 0)
+			buf_commit(b, (size_t)n);
+		else if (n == 0)
+			d->src->readable = false;
+		else if (d->src->eof)
+			d->eof = true;
+		else
+			return -1;
+		if (buf_len(b) == 0)
+			buf_free(b);
+	}
+	if (d->eof && !held && buf_len(b) == 0 && buf_len(&d->dst->out) == 0 &&
+	    !d->shut) {
+		if (d->dst->ssl != NULL)
+			(void)SSL_shutdown(d->dst->ssl);
+		(void)shutdown(d->dst->fd, SHUT_WR);
+		d->shut = true;
+	}
+	return (ssize_t)moved;
+}
+
 static void
 relay_resume(void *arg)
 {
@@ -289,18 +363,28 @@ relay_run(struct session *s)
 		more = false;
 		for (int i = 0; i < 2; i++) {
 			struct relay_dir *d = &r->dir[i];
-			ssize_t n = r->buffered ? pump_buffered(d, RELAY_BUDGET) :
-			    pump(s, d, RELAY_BUDGET);
+			ssize_t n;
 
+			if (r->filter != NULL)
+				n = pump_filtered(s, d, RELAY_BUDGET);
+			else if (r->buffered)
+				n = pump_buffered(d, RELAY_BUDGET);
+			else
+				n = pump(s, d, RELAY_BUDGET);
 			if (n < 0) {
-				session_relay_done(s, errno == ECONNRESET || errno == EPIPE ?
+				session_relay_done(s, r->why != NULL ? r->why :
+				    errno == ECONNRESET || errno == EPIPE ?
 				    "connection reset" : "relay error");
 				return;
 			}
 			total += (size_t)n;
-			/* The other direction's writes may have unblocked this one. */
-			if (n > 0 && (d->src->readable || d->inpipe > 0 ||
-			    buf_len(&d->src->in) > 0))
+			/*
+			 * The other direction's writes may have unblocked this
+			 * one; through a filter, its reads may have released
+			 * what the filter held back.
+			 */
+			if (n > 0 && (r->filter != NULL || d->src->readable ||
+			    d->inpipe > 0 || buf_len(&d->src->in) > 0))
 				more = true;
 		}
 	} while (more && total < RELAY_BUDGET);
@@ -353,22 +437,31 @@ relay_start(struct session *s)
 	    &s->worker->metrics.bytes[1], &r->dir[0], false };
 	s->relay = r;
 	r->buffered = s->client.ssl != NULL || s->backend.ssl != NULL;
+	if (s->proto->filter_new != NULL) {
+		r->filter = s->proto->filter_new(s);
+		r->buffered = true;
+	}
 
-	/* What arrived with the login goes first, in order. */
-	if (buf_len(&s->client.in) > 0 &&
+	/*
+	 * What arrived with the login goes first, in order.  A filter finds
+	 * it in the input buffers, where it stays.
+	 */
+	if (r->filter == NULL && buf_len(&s->client.in) > 0 &&
 	    buf_append(&s->backend.out, buf_head(&s->client.in),
 	    buf_len(&s->client.in)) < 0) {
 		session_relay_done(s, "pipelined input too large");
 		return;
 	}
-	if (buf_len(&s->backend.in) > 0 &&
+	if (r->filter == NULL && buf_len(&s->backend.in) > 0 &&
 	    buf_append(&s->client.out, buf_head(&s->backend.in),
 	    buf_len(&s->backend.in)) < 0) {
 		session_relay_done(s, "backend output too large");
 		return;
 	}
-	buf_wipe(&s->client.in);
-	buf_free(&s->backend.in);
+	if (r->filter == NULL) {
+		buf_wipe(&s->client.in);
+		buf_free(&s->backend.in);
+	}
 	/* Room for what one small read leaves unsent (see pump_small). */
 	if (s->client.out.max < RELAY_SMALL + buf_len(&s->client.out))
 		s->client.out.max = RELAY_SMALL + buf_len(&s->client.out);
@@ -446,6 +539,8 @@ relay_free(struct session *s)
 		return;
 	dir_release_pipe(s, &r->dir[0]);
 	dir_release_pipe(s, &r->dir[1]);
+	if (r->filter != NULL)
+		s->proto->filter_free(r->filter);
 	free(r);
 	s->relay = NULL;
 }

@@ -1,8 +1,10 @@
 /*
  * After login the session is a byte pump.  Nothing protocol-specific runs
- * here.  Between plain sockets bytes move with splice(2) through pipes
- * borrowed from the worker's pool only while data is in flight; readiness
- * is edge-triggered, so the pump makes no epoll_ctl calls per transfer.
+ * here but a protocol's filter, when it has one (proto_ops.filter: only
+ * ManageSieve), which then sees every byte through the buffers.  Otherwise
+ * between plain sockets bytes move with splice(2) through pipes borrowed
+ * from the worker's pool only while data is in flight; readiness is
+ * edge-triggered, so the pump makes no epoll_ctl calls per transfer.
  */
 #ifndef POSTERN_RELAY_H
 #define POSTERN_RELAY_H

@@ -100,6 +100,10 @@ static void	session_update_client(struct session *s);
 static void	auth_verify_start(struct session *s);
 static void	session_refuse(struct session *s, enum session_fail fail,
 		    const char *text, const char *reason);
+static void	session_refuse_wait(struct session *s, enum session_fail fail,
+		    const char *text, const char *reason, uint64_t wait_ms);
+static void	session_fail_later(struct session *s, enum session_fail fail,
+		    const char *text, uint64_t delay);
 static void	session_to_backend(struct session *s);
 static void	session_release_user(struct session *s);
 static void	backend_tls_begin(struct session *s);
@@ -913,6 +917,8 @@ lookup_done(void *arg, enum dir_status status, struct route *route,
 {
 	struct session *s = arg;
 	char f[FAIL_FIELDS_MAX];
+	/* A refusal's wait the directory asked for (http: Auth-Wait). */
+	uint64_t wait_ms = dir_request_wait(s->lookup);
 
 	lookup_count(s, dir_request_cache_result(s->lookup));
 	s->lookup = NULL;
@@ -932,13 +938,17 @@ lookup_done(void *arg, enum dir_status status, struct route *route,
 		char reason[256];
 
 		snprintf(reason, sizeof(reason), "unknown user: %s", detail);
-		session_refuse(s, FAIL_NO_USER, NULL, reason);
+		session_refuse_wait(s, FAIL_NO_USER, NULL, reason, wait_ms);
 		return;
 	}
 	case DIR_TEMPFAIL:
-		log_warning("login failed %s reason=\"directory: %s\"",
-		    fail_fields(s, f, sizeof(f)), detail);
-		session_backend_failed(s, FAIL_DIR_TEMP, NULL);
+		log_warning("login failed %s reason=\"directory: %s\"%s",
+		    fail_fields(s, f, sizeof(f)), detail, wait_ms > 0 ?
+		    " (the answer waits as asked)" : "");
+		if (wait_ms > 0)
+			session_fail_later(s, FAIL_DIR_TEMP, NULL, wait_ms);
+		else
+			session_backend_failed(s, FAIL_DIR_TEMP, NULL);
 		return;
 	}
 }
@@ -1043,9 +1053,22 @@ static void
 session_refuse(struct session *s, enum session_fail fail, const char *text,
     const char *reason)
 {
+	session_refuse_wait(s, fail, text, reason, 0);
+}
+
+/*
+ * The same when the directory asked for a wait of its own: the longer of
+ * the two is kept (the throttle still counts the refusal).
+ */
+static void
+session_refuse_wait(struct session *s, enum session_fail fail,
+    const char *text, const char *reason, uint64_t wait_ms)
+{
 	char ip[INET6_ADDRSTRLEN], f[FAIL_FIELDS_MAX];
 	uint64_t delay = session_refusal_delay(s, fail);
 
+	if (delay < wait_ms)
+		delay = wait_ms;
 	session_peer_ip(s, ip, sizeof(ip));
 	log_warning("login refused %s reason=\"%s\" delay=%llu.%03llus rip=%s",
 	    fail_fields(s, f, sizeof(f)), reason,
@@ -1057,7 +1080,17 @@ session_refuse(struct session *s, enum session_fail fail, const char *text,
 		session_backend_failed(s, fail, text);
 		return;
 	}
-	/* Nothing but the client is held while the refusal waits. */
+	session_fail_later(s, fail, text, delay);
+}
+
+/*
+ * Answer the client's login with `fail` after `delay` ms, on the session's
+ * timer (see session_timeout); nothing but the client is held meanwhile.
+ */
+static void
+session_fail_later(struct session *s, enum session_fail fail, const char *text,
+    uint64_t delay)
+{
 	conn_close(&s->backend, s->loop);
 	dir_request_cancel(&s->lookup);
 	resolve_cancel(&s->resolving);

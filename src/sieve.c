@@ -11,6 +11,7 @@
 #include "route.h"
 #include "sasl.h"
 #include "session.h"
+#include "sieve_filter.h"
 #include "util.h"
 
 /*
@@ -377,6 +378,210 @@ sieve_client_input(struct session *s)
 	}
 }
 
+/*
+ * After login.  The relay is a byte pump, but RFC 5804 2.14.1 lets an
+ * authenticated client UNAUTHENTICATE and then AUTHENTICATE again, as
+ * anyone, on a store that offers it: past postern's routing, limits and
+ * log.  So the client's commands go through a scanner (sieve_filter.h),
+ * and those valid only before login (UNAUTHENTICATE, AUTHENTICATE,
+ * STARTTLS) are answered NO by postern and never reach the backend.
+ * AUTHENTICATE and STARTTLS would be refused by the backend anyway; that
+ * postern refuses them means no SASL exchange and no TLS inside the relay
+ * that the scanner could not follow.
+ *
+ * Each command's bytes are held back only until its name is known (at
+ * most SIEVE_SCAN_NAME_MAX blanks, then as many letters and one byte
+ * more); from then on they pass as
+ * they come, literals included.  A refusal must come in the order of the
+ * answers, and ManageSieve has no tags: the backend's answers are scanned
+ * too and counted (each ends in a line named OK, NO or BYE), and postern
+ * answers once the backend has answered every command sent before.  The
+ * client's input waits meanwhile.  The backend's post-login capability
+ * list is the backend's own and may still name UNAUTHENTICATE.
+ */
+
+/* What a command's bytes do once its name is known. */
+enum pass_mode {
+	PASS_UNDECIDED,		/* the name is not complete: hold */
+	PASS_FORWARD,		/* to the backend */
+	PASS_DROP,		/* refused: dropped */
+};
+
+struct sieve_relay {
+	struct sieve_scan	 cmd;		/* the client's commands */
+	struct sieve_scan	 resp;		/* the backend's answers */
+	enum pass_mode		 mode;
+	bool			 ended;		/* the command's LF is scanned */
+	size_t			 scanned;	/* client.in's head bytes scanned */
+	const char		*reply;		/* the refused command's answer */
+	const char		*refusal;	/* queued when the answers are in */
+	uint64_t		 pending;	/* commands sent, not answered */
+	bool			 final;		/* the answer line is OK/NO/BYE */
+};
+
+static const struct {
+	const char	*name;
+	const char	*reply;
+} sieve_refused[] = {
+	{ "UNAUTHENTICATE", "NO \"UNAUTHENTICATE is not available through "
+	    "this proxy\"\r\n" },
+	{ "AUTHENTICATE", "NO \"Already authenticated\"\r\n" },
+	{ "STARTTLS", "NO \"STARTTLS is not available after login\"\r\n" },
+};
+
+static void *
+sieve_filter_new(struct session *s)
+{
+	struct sieve_relay *sr = xcalloc(1, sizeof(*sr));
+
+	(void)s;
+	sieve_scan_init(&sr->cmd);
+	sieve_scan_init(&sr->resp);
+	return sr;
+}
+
+static void
+sieve_filter_free(void *f)
+{
+	free(f);
+}
+
+static const char *
+refusal_for(const struct sieve_scan *sc)
+{
+	for (size_t i = 0; i < nitems(sieve_refused); i++)
+		if (sieve_scan_name_is(sc, sieve_refused[i].name))
+			return sieve_refused[i].reply;
+	return NULL;
+}
+
+/*
+ * Move the scanned bytes at the head of `in` as the command's mode says.
+ * False while some must wait for room.
+ */
+static bool
+pass_scanned(struct sieve_relay *sr, struct buf *in, struct buf *out)
+{
+	size_t n = sr->scanned;
+
+	if (n == 0 || sr->mode == PASS_UNDECIDED)
+		return true;
+	if (sr->mode == PASS_FORWARD) {
+		if (n > buf_room(out))
+			n = buf_room(out);
+		if (n > 0)
+			(void)buf_append(out, buf_head(in), n);
+	}
+	buf_consume(in, n);
+	sr->scanned -= n;
+	return sr->scanned == 0;
+}
+
+/* The client's commands, to the backend. */
+static int
+filter_commands(struct session *s, struct sieve_relay *sr, bool eof,
+    const char **error_r)
+{
+	struct buf *in = &s->client.in, *out = &s->backend.out;
+	enum sieve_scan_event ev;
+	size_t avail, used;
+	int rc;
+
+	for (;;) {
+		if (!pass_scanned(sr, in, out))
+			return 1;
+		if (sr->ended) {
+			if (sr->mode == PASS_DROP)
+				sr->refusal = sr->reply;
+			else if (!sr->cmd.blank)
+				sr->pending++;
+			sr->mode = PASS_UNDECIDED;
+			sr->ended = false;
+		}
+		/*
+		 * Not inside a line of the backend's either (one it sent
+		 * unasked, a BYE say), nor past the room left for the client.
+		 */
+		if (sr->refusal != NULL) {
+			if (sr->pending > 0 ||
+			    !sieve_scan_between_lines(&sr->resp) ||
+			    buf_append_str(&s->client.out, sr->refusal) < 0)
+				return 1;
+			sr->refusal = NULL;
+		}
+		avail = buf_len(in) - sr->scanned;
+		if (avail == 0) {
+			/* A name cut short by the end of input: no command. */
+			if (eof && sr->scanned > 0) {
+				buf_consume(in, sr->scanned);
+				sr->scanned = 0;
+			}
+			return 0;
+		}
+		if (sr->mode == PASS_FORWARD && avail > buf_room(out))
+			avail = buf_room(out);
+		if (avail == 0)
+			return 1;
+		rc = sieve_scan_feed(&sr->cmd, buf_head(in) + sr->scanned, avail,
+		    &used, &ev);
+		sr->scanned += used;
+		if (rc < 0) {
+			*error_r = sr->cmd.error;
+			return -1;
+		}
+		if (rc == 0)
+			continue;
+		if (ev == SIEVE_SCAN_NAME) {
+			sr->reply = refusal_for(&sr->cmd);
+			sr->mode = sr->reply != NULL ? PASS_DROP : PASS_FORWARD;
+		} else
+			sr->ended = true;
+	}
+}
+
+/* The backend's answers, to the client: counted, passed unchanged. */
+static int
+filter_answers(struct session *s, struct sieve_relay *sr, const char **error_r)
+{
+	struct buf *in = &s->backend.in, *out = &s->client.out;
+	enum sieve_scan_event ev;
+	size_t avail, used, done = 0;
+	int rc;
+
+	avail = buf_len(in) < buf_room(out) ? buf_len(in) : buf_room(out);
+	while (done < avail) {
+		rc = sieve_scan_feed(&sr->resp, buf_head(in) + done, avail - done,
+		    &used, &ev);
+		done += used;
+		if (rc < 0) {
+			*error_r = sr->resp.error;
+			return -1;
+		}
+		if (rc == 0)
+			break;
+		if (ev == SIEVE_SCAN_NAME)
+			sr->final = sieve_scan_name_is(&sr->resp, "OK") ||
+			    sieve_scan_name_is(&sr->resp, "NO") ||
+			    sieve_scan_name_is(&sr->resp, "BYE");
+		else if (sr->final && sr->pending > 0)
+			sr->pending--;
+	}
+	if (done > 0) {
+		(void)buf_append(out, buf_head(in), done);
+		buf_consume(in, done);
+	}
+	return buf_len(in) > 0;
+}
+
+static int
+sieve_filter(struct session *s, void *f, bool from_client, bool eof,
+    const char **error_r)
+{
+	if (from_client)
+		return filter_commands(s, f, eof, error_r);
+	return filter_answers(s, f, error_r);
+}
+
 /* Backend side. */
 
 /*
@@ -568,4 +773,7 @@ const struct proto_ops sieve_proto = {
 	.login_failed = sieve_login_failed,
 	.bye = sieve_bye,
 	.free = sieve_free,
+	.filter_new = sieve_filter_new,
+	.filter = sieve_filter,
+	.filter_free = sieve_filter_free,
 };

@@ -27,6 +27,7 @@ struct dir_chain {
 struct chain_step {
 	struct dir_chain	*chain;
 	struct dir_request	*req;	/* the chain's answer, owed to the requester */
+	struct dir_request	*member;	/* the member's request, while asked */
 	size_t			 i;	/* the member asked now */
 };
 
@@ -61,6 +62,8 @@ chain_answer(void *arg, enum dir_status status, struct route *route,
 	else
 		snprintf(text, sizeof(text), "%s: %s", st->chain->names[st->i],
 		    detail);
+	/* The final answer's member says how long its refusal waits. */
+	dir_request_set_wait(st->req, dir_request_wait(st->member));
 	dir_request_done(st->req, status, route, text);
 	free(st);
 }
@@ -72,7 +75,7 @@ chain_ask(struct chain_step *st)
 	    .password = dir_request_password(st->req),
 	    .attempt = dir_request_attempt(st->req) };
 
-	(void)directory_lookup_client(st->chain->members[st->i],
+	st->member = directory_lookup_client(st->chain->members[st->i],
 	    dir_request_loop(st->req), dir_request_name(st->req),
 	    dir_request_proto(st->req), &client, chain_answer, st);
 }

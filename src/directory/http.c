@@ -43,6 +43,24 @@ http_header_escape(const char *in, char *out, size_t outlen)
 	return o;
 }
 
+int
+http_auth_wait_parse(const char *v, unsigned *secs_r)
+{
+	unsigned secs = 0;
+
+	if (*v == '\0')
+		return -1;
+	for (; *v != '\0'; v++) {
+		if (*v < '0' || *v > '9')
+			return -1;
+		/* Past the cap the value no longer matters: no overflow. */
+		if (secs <= HTTP_AUTH_WAIT_MAX)
+			secs = secs * 10 + (unsigned)(*v - '0');
+	}
+	*secs_r = secs < HTTP_AUTH_WAIT_MAX ? secs : HTTP_AUTH_WAIT_MAX;
+	return 0;
+}
+
 #ifdef HAVE_LIBCURL
 #include <curl/curl.h>
 
@@ -292,10 +310,15 @@ req_answer(struct dir_http *dh, struct http_req *hr, CURLcode rc)
 		return;
 	}
 	if (strcmp(hr->status, "OK") != 0) {
+		unsigned wait;
+
 		/* Like nginx: "4xx" error codes say "try again later". */
 		snprintf(detail, sizeof(detail), "auth service: Auth-Status \"%s\"%s%s",
 		    hr->status, hr->error_code[0] ? " Auth-Error-Code " : "",
 		    hr->error_code);
+		/* Like nginx, a value that is no number is no wait. */
+		if (http_auth_wait_parse(hr->wait, &wait) == 0)
+			dir_request_set_wait(hr->req, wait * 1000);
 		req_finish(dh, hr, hr->error_code[0] == '4' ? DIR_TEMPFAIL :
 		    DIR_NOT_FOUND, NULL, detail);
 		return;

@@ -19,4 +19,13 @@
  */
 size_t	http_header_escape(const char *in, char *out, size_t outlen);
 
+/* The longest Auth-Wait honoured, in seconds: a longer one is cut to it. */
+#define HTTP_AUTH_WAIT_MAX	60
+/*
+ * Read an Auth-Wait value: seconds, digits only (nginx's ngx_atoi: no
+ * sign, no blanks, at least one digit).  0 with *secs_r at most
+ * HTTP_AUTH_WAIT_MAX, however many digits; -1 if it is no number.
+ */
+int	http_auth_wait_parse(const char *v, unsigned *secs_r);
+
 #endif

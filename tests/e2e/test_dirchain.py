@@ -343,7 +343,8 @@ class AuthService:
     every request's headers; ``mode`` is "ok", "mute" (never answers),
     "500", "temp" (a 4xx Auth-Error-Code), "reset" (RST, no answer) or
     "bigbody" (an answer with a body past postern's bound) or "longvalue"
-    (an Auth-User past postern's bound)."""
+    (an Auth-User past postern's bound); "wait" and "tempwait" add
+    Auth-Wait: WAIT to the refusal and to the "temp" answer."""
 
     def __init__(self):
         self.mode = "ok"
@@ -388,9 +389,11 @@ class AuthService:
                 self.send_response(200)
                 user = self.headers.get("Auth-User", "")
                 pw = self.headers.get("Auth-Pass", "")
-                if outer.mode == "temp":
+                if outer.mode in ("temp", "tempwait"):
                     self.send_header("Auth-Status", "Temporary server problem")
                     self.send_header("Auth-Error-Code", "451 4.3.0")
+                    if outer.mode == "tempwait":
+                        self.send_header("Auth-Wait", str(WAIT))
                 elif user == "hank@http.example" and pw == "hank-secret":
                     self.send_header("Auth-Status", "OK")
                     self.send_header("Auth-Server", STORES["store-c.example.net"])
@@ -400,7 +403,8 @@ class AuthService:
                     self.send_header("Auth-User", "hank")
                 else:
                     self.send_header("Auth-Status", "Invalid login or password")
-                    self.send_header("Auth-Wait", "3")
+                    if outer.mode == "wait":
+                        self.send_header("Auth-Wait", str(WAIT))
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -415,6 +419,7 @@ class AuthService:
 
 
 HTTP_TIMEOUT = 2
+WAIT = 2                # seconds of Auth-Wait
 
 
 def http_config(url: str, extra: str = "pass_password = true;") -> str:
@@ -468,6 +473,34 @@ class E_Http(unittest.TestCase):
     def test_refusal_is_an_authentication_failure(self):
         reply, _ = login_reply(self.p.imap_port, "hank@http.example", "wrong")
         self.assertTrue(reply.startswith(b"a NO [AUTHENTICATIONFAILED]"), reply)
+
+    def test_auth_wait_delays_the_refusal(self):
+        # The refusal waits Auth-Wait on the session's timer: the client
+        # hears no sooner, and other clients are served meanwhile.
+        self.auth.mode = "wait"
+        r = Raw(self.p.imap_port)
+        try:
+            r.line()
+            t0 = time.monotonic()
+            r.send(b"a LOGIN hank@http.example wrong\r\n")
+            self.assertTrue(lands(self.p.imap_port, "filly@example.net",
+                                  "filly-secret", "store-c.example.net", "filly"))
+            other = time.monotonic() - t0
+            reply = r.line()
+            took = time.monotonic() - t0
+        finally:
+            r.close()
+        self.assertTrue(reply.startswith(b"a NO [AUTHENTICATIONFAILED]"), reply)
+        self.assertGreaterEqual(took, WAIT - 0.1)
+        self.assertLess(other, took)
+        self.assertRegex(self.p.log(), r"login refused .*user=\"hank@http.example\""
+                         r".* delay=2\.000s")
+        # A temporary refusal waits too, as nginx has it.
+        self.auth.mode = "tempwait"
+        reply, took = login_reply(self.p.imap_port, "hank@http.example",
+                                  "hank-secret")
+        self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+        self.assertGreaterEqual(took, WAIT - 0.1)
 
     def test_values_are_escaped(self):
         # CR and LF never get this far (refused at the login); the rest of

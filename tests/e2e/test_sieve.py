@@ -3,7 +3,8 @@ Dovecot's Pigeonhole managesieved.  Scripts are uploaded, activated and
 listed through postern, plain, with STARTTLS on the client side, and with
 STARTTLS towards a store that requires it; refused and unknown logins; a
 store that is down or mute; hostile clients (overlong lines, a huge
-literal, bad commands, commands pipelined behind STARTTLS).  The client is
+literal, bad commands, commands pipelined behind STARTTLS); after login,
+UNAUTHENTICATE refused in front of a fake store that offers it.  The client is
 a minimal RFC 5804 one below (the standard library has none), plus
 sieve-connect when it is installed.
 """
@@ -119,6 +120,9 @@ class FakeStore:
                 conn.sendall(b'"c2FsdA=="\r\n')
             elif self.behaviour == "bye":
                 conn.sendall(b'BYE "going away"\r\n')
+            elif self.behaviour == "unauth":
+                conn.sendall(b'OK "welcome"\r\n')
+                self._commands(conn, got.split(b"\r\n", 1)[1])
             elif self.behaviour == "accept":
                 # Record what the relay brings after the login, too.
                 conn.sendall(b'OK "welcome"\r\n')
@@ -132,6 +136,59 @@ class FakeStore:
             pass
         finally:
             conn.close()
+
+    CAPS = (b'"IMPLEMENTATION" "fake"\r\n"SIEVE" "fileinto"\r\n'
+            b'"UNAUTHENTICATE"\r\n"VERSION" "1.0"\r\nOK\r\n')
+
+    def _commands(self, conn, pending: bytes):
+        """After the login, a store that offers UNAUTHENTICATE (RFC 5804
+        2.14.1).  Commands are parsed as lines with literals; SLOW answers
+        after a second, PUTSCRIPT echoes its script's length, every byte
+        is recorded."""
+        buf = pending
+        conn.settimeout(10)
+
+        def more():
+            nonlocal buf
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.received[-1] += chunk
+            buf += chunk
+
+        try:
+            while True:
+                line = b""
+                while True:
+                    while b"\r\n" not in buf:
+                        more()
+                    l, buf = buf.split(b"\r\n", 1)
+                    line += l
+                    m = re.search(rb"\{(\d+)\+?\}$", l)
+                    if not m:
+                        break
+                    n = int(m.group(1))
+                    while len(buf) < n:
+                        more()
+                    line += b"\r\n" + buf[:n]
+                    buf = buf[n:]
+                word = line.split(b" ", 1)[0].upper()
+                if word == b"CAPABILITY":
+                    conn.sendall(self.CAPS)
+                elif word == b"UNAUTHENTICATE":
+                    conn.sendall(b'OK "Unauthenticated"\r\n')
+                elif word == b"SLOW":
+                    time.sleep(1)
+                    conn.sendall(b'OK "slow"\r\n')
+                elif word == b"PUTSCRIPT":
+                    conn.sendall(b'OK "stored %d"\r\n' % len(line))
+                elif word == b"LOGOUT":
+                    conn.sendall(b'OK "bye"\r\n')
+                    return
+                else:
+                    conn.sendall(b'NO "what is %s"\r\n' % word)
+        except (EOFError, OSError):
+            return
 
     def close(self):
         self.sock.close()
@@ -151,7 +208,8 @@ def setUpModule():
     MUTE = socket.socket()
     MUTE.bind(("127.0.0.1", 0))
     MUTE.listen(16)
-    for b in ("garbage", "slow", "reset", "challenge", "bye", "accept"):
+    for b in ("garbage", "slow", "reset", "challenge", "bye", "accept",
+              "unauth"):
         FAKES[b] = FakeStore(b)
     PLAIN = Dovecot("sieveplain", {"alice": USERS["alice"]}, host="127.0.0.1",
                     managesieve=True, sieve_port=PORTS["b_sieve"]).start()
@@ -465,6 +523,84 @@ class BrokenStores(unittest.TestCase):
         self.assertEqual(FAKES["accept"].received[-1],
                          b'AUTHENTICATE "PLAIN" "%s"\r\n' % plain_b64("fake-accept", pw)
                          + b"LISTSCRIPTS\r\n")
+
+
+class Unauthenticate(unittest.TestCase):
+    """After login the relay is a byte pump, but UNAUTHENTICATE (and the
+    other commands of the unauthenticated state) is answered by postern
+    and never reaches the store, which would let the client log in again
+    as anyone."""
+
+    def login(self) -> Sieve:
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        self.assertTrue(c.auth("fake-unauth", "pw").startswith(b"OK"))
+        return c
+
+    def test_refused_and_never_forwarded(self):
+        c = self.login()
+        caps_lines = c.ok(b"CAPABILITY\r\n")
+        self.assertIn(b"UNAUTHENTICATE", caps(caps_lines))
+        for cmd in (b"UNAUTHENTICATE\r\n", b"unAuthenticate\r\n",
+                    b"  UNAUTHENTICATE\r\n", b'AUTHENTICATE "PLAIN" "eA=="\r\n',
+                    b"STARTTLS\r\n"):
+            c.send(cmd)
+            lines, last = c.response()
+            self.assertEqual(lines, [], cmd)
+            self.assertTrue(last.startswith(b"NO "), (cmd, last))
+        # Sent a byte at a time, it is caught all the same.
+        for b in b"Unauthenticate\r\n":
+            c.send(bytes([b]))
+            time.sleep(0.01)
+        self.assertEqual(c.response()[1],
+                         b'NO "UNAUTHENTICATE is not available through this proxy"')
+        # A script holding the word, as a literal and as a quoted string,
+        # passes byte for byte.
+        body = b"# UNAUTHENTICATE\r\nUNAUTHENTICATE\r\nkeep;\r\n"
+        put = (b'PUTSCRIPT "UNAUTHENTICATE" {%d+}\r\n%s\r\n' % (len(body), body) +
+               b'PUTSCRIPT "x" "UNAUTHENTICATE"\r\n')
+        c.send(put)
+        self.assertTrue(c.response()[1].startswith(b'OK "stored'))
+        self.assertTrue(c.response()[1].startswith(b'OK "stored'))
+        c.ok(b"LOGOUT\r\n")
+        self.assertTrue(c.closed())
+        time.sleep(0.3)
+        got = FAKES["unauth"].received[-1]
+        after = got.split(b"\r\n", 1)[1]
+        self.assertEqual(after, b"CAPABILITY\r\n" + put + b"LOGOUT\r\n")
+
+    def test_pipelined_answers_stay_in_order(self):
+        # The store takes a second over SLOW: postern's NO must wait for
+        # its answer, and NOOP's after it.
+        c = self.login()
+        c.send(b"SLOW\r\nUNAUTHENTICATE\r\nNOOP\r\nUNAUTHENTICATE\r\n"
+               b"CAPABILITY\r\n")
+        self.assertEqual(c.response()[1], b'OK "slow"')
+        r = c.response()[1]
+        self.assertTrue(r.startswith(b"NO \"UNAUTHENTICATE"), r)
+        self.assertEqual(c.response()[1], b'NO "what is NOOP"')
+        r = c.response()[1]
+        self.assertTrue(r.startswith(b"NO \"UNAUTHENTICATE"), r)
+        self.assertEqual(c.response()[1], b"OK")
+        c.close()
+
+    def test_pipelined_behind_the_login(self):
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        c.send(b'AUTHENTICATE "PLAIN" "%s"\r\nUNAUTHENTICATE\r\nSLOW\r\n'
+               % plain_b64("fake-unauth", "pw"))
+        self.assertEqual(c.response()[1], b'OK "Logged in"')
+        r = c.response()[1]
+        self.assertTrue(r.startswith(b"NO \"UNAUTHENTICATE"), r)
+        self.assertEqual(c.response()[1], b'OK "slow"')
+        c.close()
+        time.sleep(0.3)
+        self.assertNotIn(b"UNAUTHENTICATE", FAKES["unauth"].received[-1])
+
+    def test_oversized_literal_closes(self):
+        c = self.login()
+        c.send(b'PUTSCRIPT "x" {99999999999}\r\n')
+        self.assertTrue(c.closed())
 
 
 class Hostile(unittest.TestCase):

@@ -1,7 +1,11 @@
-/* Unit tests for the http back-end's header escaping (src/directory/http.c). */
+/*
+ * Unit tests for the http back-end (src/directory/http.c): header escaping
+ * and Auth-Wait values.
+ */
 #include "autoconf.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +51,55 @@ START_TEST(test_bound)
 }
 END_TEST
 
+/* Auth-Wait: seconds, capped at HTTP_AUTH_WAIT_MAX. */
+START_TEST(test_auth_wait)
+{
+	char big[64];
+	unsigned w;
+
+	w = 99;
+	ck_assert_int_eq(http_auth_wait_parse("0", &w), 0);
+	ck_assert_uint_eq(w, 0);
+	ck_assert_int_eq(http_auth_wait_parse("2", &w), 0);
+	ck_assert_uint_eq(w, 2);
+	ck_assert_int_eq(http_auth_wait_parse("007", &w), 0);
+	ck_assert_uint_eq(w, 7);
+	snprintf(big, sizeof(big), "%d", HTTP_AUTH_WAIT_MAX - 1);
+	ck_assert_int_eq(http_auth_wait_parse(big, &w), 0);
+	ck_assert_uint_eq(w, HTTP_AUTH_WAIT_MAX - 1);
+	snprintf(big, sizeof(big), "%d", HTTP_AUTH_WAIT_MAX);
+	ck_assert_int_eq(http_auth_wait_parse(big, &w), 0);
+	ck_assert_uint_eq(w, HTTP_AUTH_WAIT_MAX);
+	snprintf(big, sizeof(big), "%d", HTTP_AUTH_WAIT_MAX + 1);
+	ck_assert_int_eq(http_auth_wait_parse(big, &w), 0);
+	ck_assert_uint_eq(w, HTTP_AUTH_WAIT_MAX);
+	/* Past 32 and 64 bits: still the cap, no overflow. */
+	ck_assert_int_eq(http_auth_wait_parse("4294967297", &w), 0);
+	ck_assert_uint_eq(w, HTTP_AUTH_WAIT_MAX);
+	ck_assert_int_eq(http_auth_wait_parse("18446744073709551617", &w), 0);
+	ck_assert_uint_eq(w, HTTP_AUTH_WAIT_MAX);
+	memset(big, '9', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	ck_assert_int_eq(http_auth_wait_parse(big, &w), 0);
+	ck_assert_uint_eq(w, HTTP_AUTH_WAIT_MAX);
+}
+END_TEST
+
+/* Anything but digits is no wait, and leaves *secs_r alone. */
+START_TEST(test_auth_wait_not_numbers)
+{
+	static const char *const bad[] = { "", " ", "-1", "+1", "1 ", " 1",
+	    "1s", "0x10", "1.5", "\t2", "2\r", "\xd9\xa3", NULL };
+	unsigned w;
+
+	for (size_t i = 0; bad[i] != NULL; i++) {
+		w = 12345;
+		ck_assert_msg(http_auth_wait_parse(bad[i], &w) == -1, "%zu", i);
+		ck_assert_uint_eq(w, 12345);
+	}
+}
+END_TEST
+
 int
 main(void)
 {
@@ -58,6 +111,8 @@ main(void)
 	tcase_add_test(tc, test_plain_values_unchanged);
 	tcase_add_test(tc, test_escapes);
 	tcase_add_test(tc, test_bound);
+	tcase_add_test(tc, test_auth_wait);
+	tcase_add_test(tc, test_auth_wait_not_numbers);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,70 @@
+/*
+ * A streaming scanner for ManageSieve (RFC 5804) commands and responses,
+ * used after login, when the session is otherwise a byte relay: it finds
+ * where each command (or response) begins and ends, and its name, without
+ * keeping the bytes.  A command is a line; its strings may be quoted
+ * ("...", with \\ and \" escapes) or literals ({n} or {n+} at the end of a
+ * line, then CRLF and n octets), after which the line goes on.  The name is
+ * the run of ASCII letters that begins the line (after spaces or tabs):
+ * "UNAUTHENTICATE" in "Unauthenticate\r\n".  Pure: no I/O, no allocation.
+ */
+#ifndef POSTERN_SIEVE_FILTER_H
+#define POSTERN_SIEVE_FILTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Letters of a name kept.  A longer name is no command postern looks for;
+ * it is reported with name_long set as soon as one letter more is seen.
+ * The spaces or tabs before it count too, so that a name is never hidden
+ * behind blanks: past this many blanks the stream is refused.  So a
+ * line's NAME event comes within its first 2 * SIEVE_SCAN_NAME_MAX + 1
+ * bytes.
+ */
+#define SIEVE_SCAN_NAME_MAX	32
+/*
+ * The largest literal: literals carry scripts (PUTSCRIPT, CHECKSCRIPT,
+ * GETSCRIPT's answer), and Pigeonhole's sieve_max_script_size defaults to
+ * 1 MiB.  A larger one is refused.
+ */
+#define SIEVE_SCAN_LITERAL_MAX	(16 * 1024 * 1024)
+
+enum sieve_scan_event {
+	SIEVE_SCAN_NAME,	/* the name is complete (sc->name, maybe empty) */
+	SIEVE_SCAN_END,		/* the line ended; its LF was the last byte used.
+				   name and blank still describe it */
+};
+
+struct sieve_scan {
+	int		 state;
+	char		 name[SIEVE_SCAN_NAME_MAX + 1];	/* NUL-terminated */
+	size_t		 namelen;
+	bool		 name_long;	/* more letters than SIEVE_SCAN_NAME_MAX */
+	size_t		 blanks;	/* spaces or tabs before the name */
+	bool		 blank;		/* the line has held only blanks and CR */
+	bool		 plus;		/* the literal being read was {n+} */
+	unsigned	 digits;
+	uint64_t	 litlen;	/* a literal's size, then what is left of it */
+	const char	*error;		/* set when feed returns -1 */
+};
+
+void	sieve_scan_init(struct sieve_scan *sc);
+/*
+ * Scan len bytes.  Returns 1 when an event happened after *used_r bytes
+ * (the NAME event comes before the byte that ended the name, which the
+ * next call reads; END comes after the LF), 0 when all len bytes were
+ * used with no event, -1 on an error (sc->error): a literal larger than
+ * SIEVE_SCAN_LITERAL_MAX or too many blanks.  After -1 the stream cannot
+ * be followed any more: close it.  Every line gets one NAME event, then
+ * one END event.
+ */
+int	sieve_scan_feed(struct sieve_scan *sc, const char *p, size_t len,
+	    size_t *used_r, enum sieve_scan_event *ev_r);
+/* After a NAME event: is the name `word` (ASCII letters), in any case? */
+bool	sieve_scan_name_is(const struct sieve_scan *sc, const char *word);
+/* Is the scanner between lines (nothing of the next one seen yet)? */
+bool	sieve_scan_between_lines(const struct sieve_scan *sc);
+
+#endif
