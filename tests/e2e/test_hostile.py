@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fixtures.common import (free_ports, loopback, make_tempdir,  # noqa: E402
                              make_test_ca, remove_tempdir)
 from fixtures.dovecot import Dovecot, stop_all  # noqa: E402
-from fixtures.hostile import (BARE_CR, FakeLdap, HostileBackend,  # noqa: E402
+from fixtures.hostile import (BARE_CR, ENTRY_DN, FakeLdap, HostileBackend,  # noqa: E402
                               SlowLoris, half_close, raise_fd_limit, rst_close,
                               wait_until)
 from fixtures.postern import Postern, binary  # noqa: E402
@@ -85,7 +85,9 @@ def hostile(proto: str, behaviour, **kw) -> HostileBackend:
 
 
 def base_config(p: dict, *, directory: str = None, limits: str = "", timeouts: str = "",
-                threads: int = 2, listen: str = None, extra: str = "") -> str:
+                threads: int = 2, listen: str = None, extra: str = "",
+                connect: int = CONNECT_TIMEOUT, backend: int = BACKEND_TIMEOUT,
+                lookup: int = LOOKUP_TIMEOUT) -> str:
     directory = directory or 'type = "file"; file = { path = "%s"; };' % p["popmap"]
     listen = listen or ('{ protocol = "imap"; address = "127.0.0.1:%d"; tls = "none"; },\n'
                         '           { protocol = "pop3"; address = "127.0.0.1:%d"; '
@@ -99,7 +101,7 @@ username = { lower_case = true; };
 directory = { %s };
 backend = { imap_port = %d; pop3_port = %d; };
 %s
-""" % (threads, limits, CONNECT_TIMEOUT, BACKEND_TIMEOUT, LOOKUP_TIMEOUT, timeouts, listen,
+""" % (threads, limits, connect, backend, lookup, timeouts, listen,
        directory, STORE.imap_port, STORE.pop3_port, extra)
 
 
@@ -653,11 +655,11 @@ health = { active = false; };  # the fake store counts connections: no probes
 
 
 
-def ldap_directory(uri: str, extra: str = "") -> str:
+def ldap_directory(uri: str, extra: str = "", timeout: int = 2) -> str:
     return ('type = "ldap"; cache = { ttl = 0; negative_ttl = 0; };\n'
-            '  ldap = { uri = "%s"; base = "dc=example,dc=net"; timeout = 2; '
+            '  ldap = { uri = "%s"; base = "dc=example,dc=net"; timeout = %d; '
             'bind_dn = "cn=proxy,dc=example,dc=net"; bind_password = "secret"; %s };'
-            % (uri, extra))
+            % (uri, timeout, extra))
 
 
 def ldap_entries(extra: dict = None) -> dict:
@@ -849,6 +851,201 @@ class DirectoryTrouble(unittest.TestCase):
             w.close()
         r.close()
         self.assertLess(worst, 1.5, "a NOOP waited %.1f s during the reload" % worst)
+
+
+def metric(addr: tuple, name: str) -> float:
+    """One sample of the daemon's /metrics (the first, labels ignored)."""
+    s = socket.create_connection(addr, timeout=PATIENCE)
+    try:
+        s.sendall(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    m = re.search(rb"^%s(?:\{[^}]*\})? (\S+)\r?$" % re.escape(name.encode()), data, re.M)
+    assert m is not None, (name, data[-800:])
+    return float(m.group(1))
+
+
+def send_logins(port: int, users, password: str = "pw") -> list:
+    """A connection per user with its LOGIN sent, replies not read."""
+    clients = []
+    for user in users:
+        r = Raw(port, timeout=PATIENCE)
+        clients.append(r)
+        r.line()
+        r.send(b'a LOGIN "%s" "%s"\r\n' % (user.encode(), password.encode()))
+    return clients
+
+
+class DirectoryQueues(unittest.TestCase):
+    """The LDAP pool's queues: a bound past which logins fail at once,
+    requests nobody waits for any more never sent, password binds apart
+    from searches, and an operation error that costs one request and not
+    the connection.  One postern (one worker, metrics on), reloaded onto a
+    fresh FakeLdap for each test."""
+
+    L = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.metrics = ("127.0.0.1", free_ports(1)[0])
+        first = fake_ldap("ok")
+        cls.L = Postern(lambda p: cls.config(p, ldap_directory(first.uri)),
+                        popmap=popmap()).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.L is not None:
+            rc = cls.L.stop()
+            leaks = cls.L.leaks()
+            cls.L.cleanup()
+            assert rc == 0 and not leaks, (rc, leaks)
+
+    @classmethod
+    def config(cls, p: dict, directory: str, **kw) -> str:
+        extra = kw.pop("extra", "")
+        return base_config(p, directory=directory, threads=1, extra=(
+            'metrics = { listen = "%s:%d"; };\n%s' % (cls.metrics + (extra,))), **kw)
+
+    def use(self, ldap: FakeLdap, ldap_extra: str = "", timeout: int = 2, **kw) -> None:
+        ports = {"imap": self.L.imap_port, "pop3": self.L.pop3_port,
+                 "popmap": self.L.popmap_path}
+        reload_to(self.L, self.config(ports, ldap_directory(ldap.uri, ldap_extra, timeout),
+                                      **kw))
+
+    def quiet_ldap(self, behaviour: str, **kw) -> FakeLdap:
+        """A FakeLdap stopped at the end of the test, whatever happens: a
+        thread of the pool blocked in one of its binds is let go then."""
+        ldap = fake_ldap(behaviour, **kw)
+        self.addCleanup(ldap.stop)
+        return ldap
+
+    def test_queue_bound_sheds_the_excess_at_once(self):
+        # The only connection sits in a bind the directory never answers,
+        # so nothing leaves the queue: 4 logins wait in it, the other 16
+        # are refused at once (while the directory is still quiet), and the
+        # 4 are served as soon as it answers.
+        quiet = self.quiet_ldap("mute_bind")
+        self.use(quiet, "pool = 1; queue = 4;", timeout=20, lookup=20)
+        self.assertTrue(wait_until(lambda: quiet.binds >= 1, 10))
+        mark = len(self.L.log())
+        clients = send_logins(self.L.imap_port, ["alice"] * 20, USERS["alice"])
+        try:
+            with concurrent.futures.ThreadPoolExecutor(len(clients)) as pool:
+                futures = [pool.submit(lambda r=r: r.until(b"a ")[-1]) for r in clients]
+                # Prompt: long before timeouts.lookup (20 s) would answer them.
+                self.assertTrue(wait_until(lambda: sum(f.done() for f in futures) >= 16, 10),
+                                self.L.log()[-1500:])
+                time.sleep(0.2)
+                early = [f.result() for f in futures if f.done()]
+                self.assertEqual(len(early), 16, early)
+                self.assertEqual([r for r in early if not r.startswith(b"a NO [UNAVAILABLE]")],
+                                 [])
+                self.assertEqual(quiet.searches, 0)
+                quiet.wake()
+        finally:
+            for r in clients:
+                r.close()
+        replies = [f.result() for f in futures]
+        self.assertEqual(sum(r.startswith(b"a OK") for r in replies), 4, replies)
+        log = self.L.log()[mark:]
+        # Each refused login has its own line; the shedding itself one,
+        # rate-limited.
+        self.assertEqual(log.count("directory overloaded: too many lookups queued"), 16,
+                         log[-2000:])
+        self.assertEqual(log.count("refusing more until the directory catches up"), 1,
+                         log[-2000:])
+        self.assertEqual(metric(self.metrics, "postern_directory_queue_shed_total"), 16)
+        self.assertTrue(real_login_works(self.L.imap_port))
+
+    def test_abandoned_requests_are_never_sent(self):
+        # Lookups queue behind a connection whose bind is not answered yet;
+        # 5 clients hang up, 5 give up at timeouts.lookup (1 s, well before
+        # the requests' own deadline, directory.ldap.timeout 20 s).  When the
+        # directory wakes, none of them may reach it.  Nothing was in flight:
+        # the only connection was never up (a connection that is up could
+        # have had up to LDAP_PENDING_MAX searches sent, per pool connection).
+        quiet = self.quiet_ldap("mute_bind")
+        self.use(quiet, "pool = 1;", timeout=20, lookup=1)
+        self.assertTrue(wait_until(lambda: quiet.binds >= 1, 10))
+        mark = len(self.L.log())
+        gone = send_logins(self.L.imap_port, ["gone%d" % i for i in range(5)])
+        ports = [r.sock.getsockname()[1] for r in gone]
+        for r in gone:
+            r.close()
+        late = send_logins(self.L.imap_port, ["late%d" % i for i in range(5)])
+        try:
+            for r in late:
+                self.assertTrue(r.until(b"a ")[-1].startswith(b"a NO [UNAVAILABLE]"))
+        finally:
+            for r in late:
+                r.close()
+        self.assertTrue(wait_until(lambda: all(
+            "session end client=127.0.0.1:%d " % port in self.L.log() for port in ports), 10),
+            self.L.log()[-1500:])
+        quiet.wake()
+        self.assertTrue(wait_until(lambda: "connection 0 up: %s" % quiet.uri in
+                                   self.L.log()[mark:], 10), self.L.log()[-1500:])
+        self.assertTrue(real_login_works(self.L.imap_port))
+        self.assertEqual(len(quiet.search_requests), 1, [s.values for s in quiet.search_requests])
+        self.assertIn("alice", quiet.search_requests[0].values)
+        # Dropped silently: neither was past its deadline.
+        self.assertNotIn("past its deadline", self.L.log()[mark:])
+
+    def test_password_binds_never_hold_up_searches(self):
+        # auth.verify binds as the user on the auth_pool connection; the
+        # directory never answers those binds.  Searches have their own
+        # connection: other logins' lookups are answered at once meanwhile
+        # (an unknown user is refused, not failed at timeouts.lookup).
+        ldap = self.quiet_ldap("mute_user_bind")
+        self.use(ldap, "pool = 1; auth_pool = 1;", timeout=6, lookup=3,
+                 limits="throttle = false;",
+                 extra='auth = { verify = "ldap-bind"; failure_delay = 0; };')
+        stuck = send_logins(self.L.imap_port, ["alice"] * 3, USERS["alice"])
+        try:
+            self.assertTrue(wait_until(lambda: (ENTRY_DN % "alice", USERS["alice"])
+                                       in ldap.bind_requests, 10), ldap.bind_requests)
+            self.assertTrue(wait_until(lambda: ldap.searches >= 3, 10))
+            before = ldap.searches
+            for i in range(5):
+                reply, _, r = imap_login(self.L.imap_port, "nobody%d" % i)
+                r.close()
+                self.assertTrue(reply.startswith(b"a NO [AUTHENTICATIONFAILED]"), reply)
+            self.assertEqual(ldap.searches, before + 5)
+            for r in stuck:
+                self.assertTrue(r.until(b"a ")[-1].startswith(b"a NO [UNAVAILABLE]"))
+        finally:
+            for r in stuck:
+                r.close()
+        ldap.stop()
+        self.use(fake_ldap("ok"))
+        self.assertTrue(real_login_works(self.L.imap_port))
+
+    def test_operation_error_fails_one_request_and_keeps_the_connection(self):
+        for code in (1, 50):      # operationsError, insufficientAccessRights
+            with self.subTest(code=code):
+                ldap = self.quiet_ldap("op_error", error_logins={"opfail"}, result_code=code)
+                self.use(ldap, "pool = 1;")
+                self.assertTrue(real_login_works(self.L.imap_port))
+                conns, binds = ldap.connections, ldap.binds
+                mark = len(self.L.log())
+                for _ in range(5):
+                    reply, _, r = imap_login(self.L.imap_port, "opfail")
+                    r.close()
+                    self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+                    self.assertTrue(real_login_works(self.L.imap_port))
+                # Every search came on the first connection, bound once.
+                self.assertEqual((ldap.connections, ldap.binds), (conns, binds))
+                self.assertEqual({s.connection for s in ldap.search_requests}, {1})
+                self.assertEqual(len(ldap.search_requests), 11)
+                log = self.L.log()[mark:]
+                self.assertNotIn("ldap: connection", log)
+                self.assertLess(len(log.splitlines()), 5 * 8, log[-2000:])
 
 
 def logins_while(port: int, stop: threading.Event, results: list, user: str = "alice"):
