@@ -631,6 +631,37 @@ health = { active = false; };  # the fake store counts connections: no probes
         self.assertNotIn("TLS", outcome)
         self.assertNotIn("error", outcome.lower())
 
+    def test_tls_half_close_after_login_is_passed_on(self):
+        # After the login two commands, then the client's TCP FIN alone (no
+        # close_notify): both reach the backend, the backend sees the close
+        # after them, and every byte of the replies still reaches the client.
+        backend = BACKENDS["imap-plain"]
+        s = self.tls_client()
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"a LOGIN imap-plain pw\r\n")
+        while True:
+            line = f.readline()
+            self.assertTrue(line, "closed during the login")
+            if line.startswith(b"a "):
+                break
+        self.assertTrue(line.startswith(b"a OK"), line)
+        s.sendall(b"hc1 NOOP\r\nhc2 FETCH 1 BODY[]\r\n")
+        # The base class's shutdown: SSLSocket.shutdown would drop the TLS
+        # state, and neither sends a close_notify.
+        socket.socket.shutdown(s, socket.SHUT_WR)
+        s.settimeout(PATIENCE)
+        rest = f.read()
+        f.close()
+        s.close()
+        self.assertIn(b"hc1 OK", rest)
+        self.assertIn(backend.message + b")\r\nhc2 OK", rest)
+        sessions = [x for x in backend.sessions if b"hc1 NOOP\r\n" in x.commands]
+        self.assertEqual(len(sessions), 1)
+        self.assertTrue(wait_until(lambda: sessions[0].closed, 10))
+        self.assertEqual(sessions[0].commands[-2:],
+                         [b"hc1 NOOP\r\n", b"hc2 FETCH 1 BODY[]\r\n"])
+
     def test_backend_capabilities_asked_again_after_starttls(self):
         reply, lines, r = imap_login(self.Q.imap_port, "tlsuser")
         self.assertTrue(reply.startswith(b"a OK"), reply)
