@@ -685,6 +685,120 @@ health = { active = false; };  # the fake store counts connections: no probes
         r.close()
 
 
+def client_hello() -> bytes:
+    """The first flight of a TLS client: a whole ClientHello."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+class HalfCloseStates(unittest.TestCase):
+    """The client's FIN in the states HalfClose does not reach: during the
+    TLS handshake, before the PROXY header is complete, while the backend
+    connect, greeting or STARTTLS hangs.  Each session ends promptly (at
+    once, or with its login's answer when the state's timeout ends it), the
+    worker does not spin meanwhile, and other clients are served."""
+
+    Q = None
+
+    @classmethod
+    def setUpClass(cls):
+        certs = make_test_ca(os.path.join(TMP, "halfclose"), ["localhost", "127.0.0.1"])
+        # Accepts nothing: a backlog of 0 holds one connection, so with
+        # that one queued every later SYN is dropped and connects hang.
+        cls.full = socket.socket()
+        cls.full.bind(("127.0.0.1", 0))
+        cls.full.listen(0)
+        cls.filler = socket.create_connection(cls.full.getsockname(), timeout=PATIENCE)
+        cls.stalltls = hostile("imap", {"starttls": "ok"})
+        cls.imaps_port, cls.proxy_port = free_ports(2)
+        listen = ('{ protocol = "imap"; address = "127.0.0.1:%%d"; tls = "none"; },\n'
+                  '{ protocol = "pop3"; address = "127.0.0.1:%%d"; tls = "none"; },\n'
+                  '{ protocol = "imap"; address = "127.0.0.1:%d"; tls = "implicit"; },\n'
+                  '{ protocol = "imap"; address = "127.0.0.1:%d"; proxy_protocol = true; }'
+                  % (cls.imaps_port, cls.proxy_port))
+        extra = """
+tls = { cert = "%s"; key = "%s"; };
+proxy = { trusted_networks = [ "127.0.0.1/32" ]; };
+health = { active = false; };
+backends = ( { name = "stalltls.example.net"; addresses = "127.0.0.1"; tls = "starttls";
+               imap_port = %d; ca_file = "%s"; } );
+""" % (certs.cert, certs.key, cls.stalltls.port, certs.ca_cert)
+        users = ("hc-connect 127.0.0.1:%d\nhc-starttls stalltls.example.net\n"
+                 % cls.full.getsockname()[1])
+        # One worker: a spinning session would show in every other one.
+        cls.Q = Postern(lambda p: base_config(
+            p, threads=1, connect=4, backend=4,
+            timeouts="proxy_header = 10;", listen=listen % (p["imap"], p["pop3"]),
+            extra=extra), popmap=popmap() + users).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            if cls.Q is not None:
+                rc = cls.Q.stop()
+                leaks = cls.Q.leaks()
+                cls.Q.cleanup()
+                assert rc == 0 and not leaks, (rc, leaks)
+        finally:
+            cls.filler.close()
+            cls.full.close()
+
+    def test_fin_in_each_waiting_state(self):
+        hello = client_hello()
+        clients = {}
+        # Half a ClientHello on the implicit-TLS listener.
+        r = Raw(self.imaps_port, timeout=PATIENCE)
+        r.send(hello[:len(hello) // 2])
+        clients["tls handshake"] = r
+        # Half a PROXY v1 header.
+        r = Raw(self.proxy_port, timeout=PATIENCE)
+        r.send(b"PROXY TCP4 192.0.2.1 127.0.0.1 5")
+        clients["PROXY header"] = r
+        # A LOGIN whose backend does not accept, does not greet, or stalls
+        # its STARTTLS.
+        for state, user in (("backend connect", "hc-connect"),
+                            ("backend greeting", "imap-greeting-mute"),
+                            ("backend STARTTLS", "hc-starttls")):
+            r = Raw(self.Q.imap_port, timeout=PATIENCE)
+            r.line()
+            r.send(b"a LOGIN %s pw\r\n" % user.encode())
+            clients[state] = r
+        time.sleep(0.3)
+        fin = time.monotonic()
+        for r in clients.values():
+            half_close(r.sock)
+        time.sleep(0.3)
+        before = cpu_seconds(self.Q.proc.pid)
+        time.sleep(2)
+        used = cpu_seconds(self.Q.proc.pid) - before
+        self.assertLess(used, 1.0, "postern used %.2f CPU-s in 2 s" % used)
+        # Served meanwhile, by the same (only) worker.
+        self.assertTrue(real_login_works(self.Q.imap_port))
+        for state, r in clients.items():
+            with self.subTest(state=state):
+                self.assertTrue(r.closed(PATIENCE), state)
+                # At once, or when the state's timeout (4 s) answers the
+                # login: long before the login timeout (10 s), the PROXY
+                # header timeout (10 s) or the client's patience.
+                self.assertLess(time.monotonic() - fin, 9, state)
+                if state.startswith("backend"):
+                    self.assertIn(b"a NO [UNAVAILABLE]", r.buf)
+                r.close()
+        log = self.Q.log()
+        self.assertIn('user="hc-connect" proto=imap backend=127.0.0.1:%d reason="connect timed out'
+                      % self.full.getsockname()[1], log)
+        # The handshake had begun: a TLS record followed the STARTTLS.
+        self.assertIn(b"P0 STARTTLS\r\n\x16\x03", self.stalltls.received[-1])
+        self.assertTrue(real_login_works(self.Q.imap_port))
+
 
 def ldap_directory(uri: str, extra: str = "", timeout: int = 2) -> str:
     return ('type = "ldap"; cache = { ttl = 0; negative_ttl = 0; };\n'
