@@ -793,6 +793,10 @@ backends = ( { name = "stalltls.example.net"; addresses = "127.0.0.1"; tls = "st
                     self.assertIn(b"a NO [UNAVAILABLE]", r.buf)
                 r.close()
         log = self.Q.log()
+        # The FIN found each session in the state meant.
+        self.assertIn('state=TLS_HANDSHAKE outcome="client closed during the TLS handshake"',
+                      log)
+        self.assertIn('state=PROXY_HEADER outcome="client closed before the PROXY header"', log)
         self.assertIn('user="hc-connect" proto=imap backend=127.0.0.1:%d reason="connect timed out'
                       % self.full.getsockname()[1], log)
         # The handshake had begun: a TLS record followed the STARTTLS.
