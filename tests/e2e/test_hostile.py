@@ -1146,6 +1146,30 @@ class DirectoryQueues(unittest.TestCase):
         # Dropped silently: neither was past its deadline.
         self.assertNotIn("past its deadline", self.L.log()[mark:])
 
+    def test_abandoned_requests_behind_a_full_connection_are_never_sent(self):
+        # The connection is up and the directory takes searches without
+        # answering: it holds LDAP_PENDING_MAX (256) of them, the rest wait
+        # in the queue.  Every session gives up at timeouts.lookup (1 s).
+        # When the directory answers, what it held frees the connection,
+        # and none of the 20 queued requests may follow: the server gets
+        # exactly pool x LDAP_PENDING_MAX searches for these logins.
+        quiet = self.quiet_ldap("mute")
+        self.use(quiet, "pool = 1;", timeout=20, lookup=1)
+        raise_fd_limit(2048)
+        clients = send_logins(self.L.imap_port, ["held%d" % i for i in range(256 + 20)])
+        try:
+            for r in clients:
+                self.assertTrue(r.until(b"a ")[-1].startswith(b"a NO [UNAVAILABLE]"))
+        finally:
+            for r in clients:
+                r.close()
+        self.assertEqual(quiet.searches, 256)
+        quiet.wake()
+        self.assertTrue(real_login_works(self.L.imap_port))
+        self.assertEqual([s for s in quiet.search_requests[256:] if "alice" not in s.values],
+                         [])
+        self.assertEqual(len(quiet.search_requests), 257)
+
     def test_password_binds_never_hold_up_searches(self):
         # auth.verify binds as the user on the auth_pool connection; the
         # directory never answers those binds.  Searches have their own
