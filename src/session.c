@@ -483,10 +483,13 @@ client_tls_step(struct session *s)
 		return;
 	}
 	if (rc < 0) {
+		/* An EOF leaves no OpenSSL error: say what happened instead. */
 		log_info("client TLS handshake failed client=%s proto=%s "
-		    "reason=\"%s\"", s->peer, s->proto->name, tls_error(e, sizeof(e)));
+		    "reason=\"%s\"", s->peer, s->proto->name, s->client.eof ?
+		    "client closed the connection" : tls_error(e, sizeof(e)));
 		s->worker->metrics.tls[TLS_SIDE_CLIENT][0]++;
-		session_close(s, "TLS handshake failed");
+		session_close(s, s->client.eof ?
+		    "client closed during the TLS handshake" : "TLS handshake failed");
 		return;
 	}
 	s->client_tls = true;

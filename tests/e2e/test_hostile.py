@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fixtures.common import (free_ports, loopback, make_tempdir,  # noqa: E402
                              make_test_ca, remove_tempdir)
 from fixtures.dovecot import Dovecot, stop_all  # noqa: E402
-from fixtures.hostile import (BARE_CR, FakeLdap, HostileBackend,  # noqa: E402
+from fixtures.hostile import (BARE_CR, ENTRY_DN, FakeLdap, HostileBackend,  # noqa: E402
                               SlowLoris, half_close, raise_fd_limit, rst_close,
                               wait_until)
 from fixtures.postern import Postern, binary  # noqa: E402
@@ -85,7 +85,9 @@ def hostile(proto: str, behaviour, **kw) -> HostileBackend:
 
 
 def base_config(p: dict, *, directory: str = None, limits: str = "", timeouts: str = "",
-                threads: int = 2, listen: str = None, extra: str = "") -> str:
+                threads: int = 2, listen: str = None, extra: str = "",
+                connect: int = CONNECT_TIMEOUT, backend: int = BACKEND_TIMEOUT,
+                lookup: int = LOOKUP_TIMEOUT) -> str:
     directory = directory or 'type = "file"; file = { path = "%s"; };' % p["popmap"]
     listen = listen or ('{ protocol = "imap"; address = "127.0.0.1:%d"; tls = "none"; },\n'
                         '           { protocol = "pop3"; address = "127.0.0.1:%d"; '
@@ -99,7 +101,7 @@ username = { lower_case = true; };
 directory = { %s };
 backend = { imap_port = %d; pop3_port = %d; };
 %s
-""" % (threads, limits, CONNECT_TIMEOUT, BACKEND_TIMEOUT, LOOKUP_TIMEOUT, timeouts, listen,
+""" % (threads, limits, connect, backend, lookup, timeouts, listen,
        directory, STORE.imap_port, STORE.pop3_port, extra)
 
 
@@ -629,6 +631,37 @@ health = { active = false; };  # the fake store counts connections: no probes
         self.assertNotIn("TLS", outcome)
         self.assertNotIn("error", outcome.lower())
 
+    def test_tls_half_close_after_login_is_passed_on(self):
+        # After the login two commands, then the client's TCP FIN alone (no
+        # close_notify): both reach the backend, the backend sees the close
+        # after them, and every byte of the replies still reaches the client.
+        backend = BACKENDS["imap-plain"]
+        s = self.tls_client()
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"a LOGIN imap-plain pw\r\n")
+        while True:
+            line = f.readline()
+            self.assertTrue(line, "closed during the login")
+            if line.startswith(b"a "):
+                break
+        self.assertTrue(line.startswith(b"a OK"), line)
+        s.sendall(b"hc1 NOOP\r\nhc2 FETCH 1 BODY[]\r\n")
+        # The base class's shutdown: SSLSocket.shutdown would drop the TLS
+        # state, and neither sends a close_notify.
+        socket.socket.shutdown(s, socket.SHUT_WR)
+        s.settimeout(PATIENCE)
+        rest = f.read()
+        f.close()
+        s.close()
+        self.assertIn(b"hc1 OK", rest)
+        self.assertIn(backend.message + b")\r\nhc2 OK", rest)
+        sessions = [x for x in backend.sessions if b"hc1 NOOP\r\n" in x.commands]
+        self.assertEqual(len(sessions), 1)
+        self.assertTrue(wait_until(lambda: sessions[0].closed, 10))
+        self.assertEqual(sessions[0].commands[-2:],
+                         [b"hc1 NOOP\r\n", b"hc2 FETCH 1 BODY[]\r\n"])
+
     def test_backend_capabilities_asked_again_after_starttls(self):
         reply, lines, r = imap_login(self.Q.imap_port, "tlsuser")
         self.assertTrue(reply.startswith(b"a OK"), reply)
@@ -652,12 +685,130 @@ health = { active = false; };  # the fake store counts connections: no probes
         r.close()
 
 
+def client_hello() -> bytes:
+    """The first flight of a TLS client: a whole ClientHello."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
 
-def ldap_directory(uri: str, extra: str = "") -> str:
+
+class HalfCloseStates(unittest.TestCase):
+    """The client's FIN in the states HalfClose does not reach: during the
+    TLS handshake, before the PROXY header is complete, while the backend
+    connect, greeting or STARTTLS hangs.  Each session ends promptly (at
+    once, or with its login's answer when the state's timeout ends it), the
+    worker does not spin meanwhile, and other clients are served."""
+
+    Q = None
+
+    @classmethod
+    def setUpClass(cls):
+        certs = make_test_ca(os.path.join(TMP, "halfclose"), ["localhost", "127.0.0.1"])
+        # Accepts nothing: a backlog of 0 holds one connection, so with
+        # that one queued every later SYN is dropped and connects hang.
+        cls.full = socket.socket()
+        cls.full.bind(("127.0.0.1", 0))
+        cls.full.listen(0)
+        cls.filler = socket.create_connection(cls.full.getsockname(), timeout=PATIENCE)
+        cls.stalltls = hostile("imap", {"starttls": "ok"})
+        cls.imaps_port, cls.proxy_port = free_ports(2)
+        listen = ('{ protocol = "imap"; address = "127.0.0.1:%%d"; tls = "none"; },\n'
+                  '{ protocol = "pop3"; address = "127.0.0.1:%%d"; tls = "none"; },\n'
+                  '{ protocol = "imap"; address = "127.0.0.1:%d"; tls = "implicit"; },\n'
+                  '{ protocol = "imap"; address = "127.0.0.1:%d"; proxy_protocol = true; }'
+                  % (cls.imaps_port, cls.proxy_port))
+        extra = """
+tls = { cert = "%s"; key = "%s"; };
+proxy = { trusted_networks = [ "127.0.0.1/32" ]; };
+health = { active = false; };
+backends = ( { name = "stalltls.example.net"; addresses = "127.0.0.1"; tls = "starttls";
+               imap_port = %d; ca_file = "%s"; } );
+""" % (certs.cert, certs.key, cls.stalltls.port, certs.ca_cert)
+        users = ("hc-connect 127.0.0.1:%d\nhc-starttls stalltls.example.net\n"
+                 % cls.full.getsockname()[1])
+        # One worker: a spinning session would show in every other one.
+        cls.Q = Postern(lambda p: base_config(
+            p, threads=1, connect=4, backend=4,
+            timeouts="proxy_header = 10;", listen=listen % (p["imap"], p["pop3"]),
+            extra=extra), popmap=popmap() + users).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            if cls.Q is not None:
+                rc = cls.Q.stop()
+                leaks = cls.Q.leaks()
+                cls.Q.cleanup()
+                assert rc == 0 and not leaks, (rc, leaks)
+        finally:
+            cls.filler.close()
+            cls.full.close()
+
+    def test_fin_in_each_waiting_state(self):
+        hello = client_hello()
+        clients = {}
+        # Half a ClientHello on the implicit-TLS listener.
+        r = Raw(self.imaps_port, timeout=PATIENCE)
+        r.send(hello[:len(hello) // 2])
+        clients["tls handshake"] = r
+        # Half a PROXY v1 header.
+        r = Raw(self.proxy_port, timeout=PATIENCE)
+        r.send(b"PROXY TCP4 192.0.2.1 127.0.0.1 5")
+        clients["PROXY header"] = r
+        # A LOGIN whose backend does not accept, does not greet, or stalls
+        # its STARTTLS.
+        for state, user in (("backend connect", "hc-connect"),
+                            ("backend greeting", "imap-greeting-mute"),
+                            ("backend STARTTLS", "hc-starttls")):
+            r = Raw(self.Q.imap_port, timeout=PATIENCE)
+            r.line()
+            r.send(b"a LOGIN %s pw\r\n" % user.encode())
+            clients[state] = r
+        time.sleep(0.3)
+        fin = time.monotonic()
+        for r in clients.values():
+            half_close(r.sock)
+        time.sleep(0.3)
+        before = cpu_seconds(self.Q.proc.pid)
+        time.sleep(2)
+        used = cpu_seconds(self.Q.proc.pid) - before
+        self.assertLess(used, 1.0, "postern used %.2f CPU-s in 2 s" % used)
+        # Served meanwhile, by the same (only) worker.
+        self.assertTrue(real_login_works(self.Q.imap_port))
+        for state, r in clients.items():
+            with self.subTest(state=state):
+                self.assertTrue(r.closed(PATIENCE), state)
+                # At once, or when the state's timeout (4 s) answers the
+                # login: long before the login timeout (10 s), the PROXY
+                # header timeout (10 s) or the client's patience.
+                self.assertLess(time.monotonic() - fin, 9, state)
+                if state.startswith("backend"):
+                    self.assertIn(b"a NO [UNAVAILABLE]", r.buf)
+                r.close()
+        log = self.Q.log()
+        # The FIN found each session in the state meant.
+        self.assertIn('state=TLS_HANDSHAKE outcome="client closed during the TLS handshake"',
+                      log)
+        self.assertIn('state=PROXY_HEADER outcome="client closed before the PROXY header"', log)
+        self.assertIn('user="hc-connect" proto=imap backend=127.0.0.1:%d reason="connect timed out'
+                      % self.full.getsockname()[1], log)
+        # The handshake had begun: a TLS record followed the STARTTLS.
+        self.assertIn(b"P0 STARTTLS\r\n\x16\x03", self.stalltls.received[-1])
+        self.assertTrue(real_login_works(self.Q.imap_port))
+
+
+def ldap_directory(uri: str, extra: str = "", timeout: int = 2) -> str:
     return ('type = "ldap"; cache = { ttl = 0; negative_ttl = 0; };\n'
-            '  ldap = { uri = "%s"; base = "dc=example,dc=net"; timeout = 2; '
+            '  ldap = { uri = "%s"; base = "dc=example,dc=net"; timeout = %d; '
             'bind_dn = "cn=proxy,dc=example,dc=net"; bind_password = "secret"; %s };'
-            % (uri, extra))
+            % (uri, timeout, extra))
 
 
 def ldap_entries(extra: dict = None) -> dict:
@@ -849,6 +1000,225 @@ class DirectoryTrouble(unittest.TestCase):
             w.close()
         r.close()
         self.assertLess(worst, 1.5, "a NOOP waited %.1f s during the reload" % worst)
+
+
+def metric(addr: tuple, name: str) -> float:
+    """One sample of the daemon's /metrics (the first, labels ignored)."""
+    s = socket.create_connection(addr, timeout=PATIENCE)
+    try:
+        s.sendall(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    m = re.search(rb"^%s(?:\{[^}]*\})? (\S+)\r?$" % re.escape(name.encode()), data, re.M)
+    assert m is not None, (name, data[-800:])
+    return float(m.group(1))
+
+
+def send_logins(port: int, users, password: str = "pw") -> list:
+    """A connection per user with its LOGIN sent, replies not read."""
+    clients = []
+    for user in users:
+        r = Raw(port, timeout=PATIENCE)
+        clients.append(r)
+        r.line()
+        r.send(b'a LOGIN "%s" "%s"\r\n' % (user.encode(), password.encode()))
+    return clients
+
+
+class DirectoryQueues(unittest.TestCase):
+    """The LDAP pool's queues: a bound past which logins fail at once,
+    requests nobody waits for any more never sent, password binds apart
+    from searches, and an operation error that costs one request and not
+    the connection.  One postern (one worker, metrics on), reloaded onto a
+    fresh FakeLdap for each test."""
+
+    L = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.metrics = ("127.0.0.1", free_ports(1)[0])
+        first = fake_ldap("ok")
+        cls.L = Postern(lambda p: cls.config(p, ldap_directory(first.uri)),
+                        popmap=popmap()).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.L is not None:
+            rc = cls.L.stop()
+            leaks = cls.L.leaks()
+            cls.L.cleanup()
+            assert rc == 0 and not leaks, (rc, leaks)
+
+    @classmethod
+    def config(cls, p: dict, directory: str, **kw) -> str:
+        extra = kw.pop("extra", "")
+        return base_config(p, directory=directory, threads=1, extra=(
+            'metrics = { listen = "%s:%d"; };\n%s' % (cls.metrics + (extra,))), **kw)
+
+    def use(self, ldap: FakeLdap, ldap_extra: str = "", timeout: int = 2, **kw) -> None:
+        ports = {"imap": self.L.imap_port, "pop3": self.L.pop3_port,
+                 "popmap": self.L.popmap_path}
+        reload_to(self.L, self.config(ports, ldap_directory(ldap.uri, ldap_extra, timeout),
+                                      **kw))
+
+    def quiet_ldap(self, behaviour: str, **kw) -> FakeLdap:
+        """A FakeLdap stopped at the end of the test, whatever happens: a
+        thread of the pool blocked in one of its binds is let go then."""
+        ldap = fake_ldap(behaviour, **kw)
+        self.addCleanup(ldap.stop)
+        return ldap
+
+    def test_queue_bound_sheds_the_excess_at_once(self):
+        # The only connection sits in a bind the directory never answers,
+        # so nothing leaves the queue: 4 logins wait in it, the other 16
+        # are refused at once (while the directory is still quiet), and the
+        # 4 are served as soon as it answers.
+        quiet = self.quiet_ldap("mute_bind")
+        self.use(quiet, "pool = 1; queue = 4;", timeout=20, lookup=20)
+        self.assertTrue(wait_until(lambda: quiet.binds >= 1, 10))
+        mark = len(self.L.log())
+        clients = send_logins(self.L.imap_port, ["alice"] * 20, USERS["alice"])
+        try:
+            with concurrent.futures.ThreadPoolExecutor(len(clients)) as pool:
+                futures = [pool.submit(lambda r=r: r.until(b"a ")[-1]) for r in clients]
+                # Prompt: long before timeouts.lookup (20 s) would answer them.
+                self.assertTrue(wait_until(lambda: sum(f.done() for f in futures) >= 16, 10),
+                                self.L.log()[-1500:])
+                time.sleep(0.2)
+                early = [f.result() for f in futures if f.done()]
+                self.assertEqual(len(early), 16, early)
+                self.assertEqual([r for r in early if not r.startswith(b"a NO [UNAVAILABLE]")],
+                                 [])
+                self.assertEqual(quiet.searches, 0)
+                quiet.wake()
+        finally:
+            for r in clients:
+                r.close()
+        replies = [f.result() for f in futures]
+        self.assertEqual(sum(r.startswith(b"a OK") for r in replies), 4, replies)
+        log = self.L.log()[mark:]
+        # Each refused login has its own line; the shedding itself one,
+        # rate-limited.
+        self.assertEqual(log.count("directory overloaded: too many lookups queued"), 16,
+                         log[-2000:])
+        self.assertEqual(log.count("refusing more until the directory catches up"), 1,
+                         log[-2000:])
+        self.assertEqual(metric(self.metrics, "postern_directory_queue_shed_total"), 16)
+        self.assertTrue(real_login_works(self.L.imap_port))
+
+    def test_abandoned_requests_are_never_sent(self):
+        # Lookups queue behind a connection whose bind is not answered yet;
+        # 5 clients hang up, 5 give up at timeouts.lookup (1 s, well before
+        # the requests' own deadline, directory.ldap.timeout 20 s).  When the
+        # directory wakes, none of them may reach it.  Nothing was in flight:
+        # the only connection was never up (a connection that is up could
+        # have had up to LDAP_PENDING_MAX searches sent, per pool connection).
+        quiet = self.quiet_ldap("mute_bind")
+        self.use(quiet, "pool = 1;", timeout=20, lookup=1)
+        self.assertTrue(wait_until(lambda: quiet.binds >= 1, 10))
+        mark = len(self.L.log())
+        gone = send_logins(self.L.imap_port, ["gone%d" % i for i in range(5)])
+        ports = [r.sock.getsockname()[1] for r in gone]
+        for r in gone:
+            r.close()
+        late = send_logins(self.L.imap_port, ["late%d" % i for i in range(5)])
+        try:
+            for r in late:
+                self.assertTrue(r.until(b"a ")[-1].startswith(b"a NO [UNAVAILABLE]"))
+        finally:
+            for r in late:
+                r.close()
+        self.assertTrue(wait_until(lambda: all(
+            "session end client=127.0.0.1:%d " % port in self.L.log() for port in ports), 10),
+            self.L.log()[-1500:])
+        quiet.wake()
+        self.assertTrue(wait_until(lambda: "connection 0 up: %s" % quiet.uri in
+                                   self.L.log()[mark:], 10), self.L.log()[-1500:])
+        self.assertTrue(real_login_works(self.L.imap_port))
+        self.assertEqual(len(quiet.search_requests), 1, [s.values for s in quiet.search_requests])
+        self.assertIn("alice", quiet.search_requests[0].values)
+        # Dropped silently: neither was past its deadline.
+        self.assertNotIn("past its deadline", self.L.log()[mark:])
+
+    def test_abandoned_requests_behind_a_full_connection_are_never_sent(self):
+        # The connection is up and the directory takes searches without
+        # answering: it holds LDAP_PENDING_MAX (256) of them, the rest wait
+        # in the queue.  Every session gives up at timeouts.lookup (1 s).
+        # When the directory answers, what it held frees the connection,
+        # and none of the 20 queued requests may follow: the server gets
+        # exactly pool x LDAP_PENDING_MAX searches for these logins.
+        quiet = self.quiet_ldap("mute")
+        self.use(quiet, "pool = 1;", timeout=20, lookup=1)
+        raise_fd_limit(2048)
+        clients = send_logins(self.L.imap_port, ["held%d" % i for i in range(256 + 20)])
+        try:
+            for r in clients:
+                self.assertTrue(r.until(b"a ")[-1].startswith(b"a NO [UNAVAILABLE]"))
+        finally:
+            for r in clients:
+                r.close()
+        self.assertEqual(quiet.searches, 256)
+        quiet.wake()
+        self.assertTrue(real_login_works(self.L.imap_port))
+        self.assertEqual([s for s in quiet.search_requests[256:] if "alice" not in s.values],
+                         [])
+        self.assertEqual(len(quiet.search_requests), 257)
+
+    def test_password_binds_never_hold_up_searches(self):
+        # auth.verify binds as the user on the auth_pool connection; the
+        # directory never answers those binds.  Searches have their own
+        # connection: other logins' lookups are answered at once meanwhile
+        # (an unknown user is refused, not failed at timeouts.lookup).
+        ldap = self.quiet_ldap("mute_user_bind")
+        self.use(ldap, "pool = 1; auth_pool = 1;", timeout=6, lookup=3,
+                 limits="throttle = false;",
+                 extra='auth = { verify = "ldap-bind"; failure_delay = 0; };')
+        stuck = send_logins(self.L.imap_port, ["alice"] * 3, USERS["alice"])
+        try:
+            self.assertTrue(wait_until(lambda: (ENTRY_DN % "alice", USERS["alice"])
+                                       in ldap.bind_requests, 10), ldap.bind_requests)
+            self.assertTrue(wait_until(lambda: ldap.searches >= 3, 10))
+            before = ldap.searches
+            for i in range(5):
+                reply, _, r = imap_login(self.L.imap_port, "nobody%d" % i)
+                r.close()
+                self.assertTrue(reply.startswith(b"a NO [AUTHENTICATIONFAILED]"), reply)
+            self.assertEqual(ldap.searches, before + 5)
+            for r in stuck:
+                self.assertTrue(r.until(b"a ")[-1].startswith(b"a NO [UNAVAILABLE]"))
+        finally:
+            for r in stuck:
+                r.close()
+        ldap.stop()
+        self.use(fake_ldap("ok"))
+        self.assertTrue(real_login_works(self.L.imap_port))
+
+    def test_operation_error_fails_one_request_and_keeps_the_connection(self):
+        for code in (1, 50):      # operationsError, insufficientAccessRights
+            with self.subTest(code=code):
+                ldap = self.quiet_ldap("op_error", error_logins={"opfail"}, result_code=code)
+                self.use(ldap, "pool = 1;")
+                self.assertTrue(real_login_works(self.L.imap_port))
+                conns, binds = ldap.connections, ldap.binds
+                mark = len(self.L.log())
+                for _ in range(5):
+                    reply, _, r = imap_login(self.L.imap_port, "opfail")
+                    r.close()
+                    self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+                    self.assertTrue(real_login_works(self.L.imap_port))
+                # Every search came on the first connection, bound once.
+                self.assertEqual((ldap.connections, ldap.binds), (conns, binds))
+                self.assertEqual({s.connection for s in ldap.search_requests}, {1})
+                self.assertEqual(len(ldap.search_requests), 11)
+                log = self.L.log()[mark:]
+                self.assertNotIn("ldap: connection", log)
+                self.assertLess(len(log.splitlines()), 5 * 8, log[-2000:])
 
 
 def logins_while(port: int, stop: threading.Event, results: list, user: str = "alice"):
