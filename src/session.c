@@ -687,6 +687,8 @@ session_close(struct session *s, const char *outcome)
 	    state_names[s->state], outcome);
 	session_enter_state(s, SESSION_CLOSING);
 	session_release_user(s);
+	/* A lingering client's socket no longer counts against the limits. */
+	worker_release_connection(s->worker, s);
 	loop_timer_cancel(s->loop, &s->timer);
 	dir_request_cancel(&s->lookup);
 	resolve_cancel(&s->resolving);
