@@ -16,6 +16,7 @@
 #include "resolve.h"
 #include "route.h"
 #include "server.h"
+#include "service.h"
 #include "session.h"
 #include "util.h"
 
@@ -58,13 +59,8 @@ struct collector {
 struct metrics {
 	struct server		*srv;
 	char			*address;
-	int			 fd;
-	struct loop		*loop;
-	struct watch		 watch;
-	pthread_t		 thread;
-	bool			 started;
-	struct metrics_client	*clients;
-	unsigned		 nclients;
+	struct service		*svc;
+	struct loop		*loop;		/* the service's */
 	struct scrape		*scrapes;
 	struct collector	 collectors[METRICS_COLLECTORS_MAX];
 	size_t			 ncollectors;
@@ -74,15 +70,10 @@ struct metrics {
 };
 
 struct metrics_client {
-	struct metrics		*m;
-	int			 fd;
-	struct watch		 watch;
-	struct timer		 timer;
-	struct buf		 in, out;
+	struct service_client	 base;		/* first: see service.h */
 	bool			 head;		/* HEAD: no body */
 	bool			 answered;	/* close once sent */
 	struct scrape		*scrape;
-	struct metrics_client	*prev, *next;
 };
 
 /* One worker's share of a scrape, filled on the worker's thread. */
@@ -109,9 +100,6 @@ struct scrape {
 	unsigned		 nanswers;
 	struct scrape		*prev, *next;
 };
-
-static void	client_close(struct metrics_client *c);
-static void	client_flush(struct metrics_client *c);
 
 /* Scrapes. */
 
@@ -157,7 +145,7 @@ worker_snapshot(void *arg)
 static void
 scrape_start(struct metrics_client *c)
 {
-	struct metrics *m = c->m;
+	struct metrics *m = c->base.owner;
 	struct server *srv = m->srv;
 	struct scrape *sc = xcalloc(1, sizeof(*sc));
 
@@ -634,11 +622,12 @@ static void
 respond(struct metrics_client *c, enum http_code code, const char *body,
     size_t len)
 {
-	struct metrics *m = c->m;
+	struct metrics *m = c->base.owner;
+	struct buf *out = &c->base.out;
 
 	m->requests[code]++;
-	buf_free(&c->out);
-	if (buf_printf(&c->out, "HTTP/1.0 %u %s\r\n"
+	buf_free(out);
+	if (buf_printf(out, "HTTP/1.0 %u %s\r\n"
 	    "Content-Type: %s\r\n"
 	    "Content-Length: %zu\r\n"
 	    "%s"
@@ -646,14 +635,14 @@ respond(struct metrics_client *c, enum http_code code, const char *body,
 	    http_codes[code].text, code == HTTP_OK ?
 	    "text/plain; version=0.0.4; charset=utf-8" : "text/plain",
 	    len, code == HTTP_NOT_ALLOWED ? "Allow: GET, HEAD\r\n" : "") < 0 ||
-	    (!c->head && buf_append(&c->out, body, len) < 0)) {
-		client_close(c);
+	    (!c->head && buf_append(out, body, len) < 0)) {
+		service_client_close(&c->base);
 		return;
 	}
 	c->answered = true;
 	/* Nothing more is read; the timer now bounds the sending. */
-	loop_timer_in(m->loop, &c->timer, METRICS_SCRAPE_MS);
-	client_flush(c);
+	loop_timer_in(m->loop, &c->base.timer, METRICS_SCRAPE_MS);
+	service_client_flush(&c->base);
 }
 
 static void
@@ -723,10 +712,20 @@ next_word(char **p)
 	return w;
 }
 
+static int
+client_request_end(struct service_client *sc, size_t *len_r)
+{
+	*len_r = request_end(buf_head(&sc->in), buf_len(&sc->in));
+	return *len_r > 0;
+}
+
 /* "METHOD TARGET HTTP/1.x": GET or HEAD of /metrics (a query is ignored). */
 static void
-client_request(struct metrics_client *c, const char *p, size_t len)
+client_request(struct service_client *sc, size_t len)
 {
+	struct metrics_client *c = (struct metrics_client *)sc;
+	struct metrics *m = sc->owner;
+	const char *p = buf_head(&sc->in);
 	char line[METRICS_REQUEST_MAX + 1], *method, *target, *version, *rest;
 	size_t n = 0;
 
@@ -734,7 +733,7 @@ client_request(struct metrics_client *c, const char *p, size_t len)
 		n++;
 	memcpy(line, p, n);
 	line[n] = '\0';
-	buf_consume(&c->in, len);
+	buf_consume(&sc->in, len);
 	rest = line;
 	method = next_word(&rest);
 	target = next_word(&rest);
@@ -754,65 +753,30 @@ client_request(struct metrics_client *c, const char *p, size_t len)
 		respond_text(c, HTTP_NOT_FOUND, "not found: try /metrics\n");
 		return;
 	}
-	(void)loop_watch(c->m->loop, &c->watch, 0);
-	loop_timer_in(c->m->loop, &c->timer, METRICS_SCRAPE_MS);
+	(void)loop_watch(m->loop, &sc->watch, 0);
+	loop_timer_in(m->loop, &sc->timer, METRICS_SCRAPE_MS);
 	scrape_start(c);
 }
 
 static void
-client_read(struct metrics_client *c)
+client_too_large(struct service_client *sc)
 {
-	for (;;) {
-		char *p;
-		size_t avail, end;
-		ssize_t n;
-
-		if ((end = request_end(buf_head(&c->in), buf_len(&c->in))) > 0) {
-			client_request(c, buf_head(&c->in), end);
-			return;
-		}
-		if (buf_reserve(&c->in, METRICS_REQUEST_MAX, &p, &avail) < 0) {
-			respond_text(c, HTTP_BAD_REQUEST, "request too large\n");
-			return;
-		}
-		n = recv(c->fd, p, avail, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (n <= 0) {
-			client_close(c);
-			return;
-		}
-		buf_commit(&c->in, (size_t)n);
-	}
+	respond_text((struct metrics_client *)sc, HTTP_BAD_REQUEST,
+	    "request too large\n");
 }
 
-/* Clients. */
+/* Clients: the service's callbacks. */
 
 static void
-client_close(struct metrics_client *c)
+client_closing(struct service_client *sc)
 {
-	struct metrics *m = c->m;
+	struct metrics_client *c = (struct metrics_client *)sc;
 
 	if (c->scrape != NULL) {
 		/* Workers may still answer: the scrape waits for them alone. */
 		c->scrape->client = NULL;
 		c->scrape = NULL;
 	}
-	loop_timer_cancel(m->loop, &c->timer);
-	loop_forget(m->loop, &c->watch);
-	close(c->fd);
-	buf_free(&c->in);
-	buf_free(&c->out);
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		m->clients = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
-	m->nclients--;
-	free(c);
 }
 
 /*
@@ -821,118 +785,81 @@ client_close(struct metrics_client *c)
  * turn into a reset that destroys the response in its socket buffer.
  */
 static void
-client_done(struct metrics_client *c)
+client_sent(struct service_client *sc)
 {
+	struct metrics_client *c = (struct metrics_client *)sc;
 	char junk[512];
 
-	(void)shutdown(c->fd, SHUT_WR);
-	while (recv(c->fd, junk, sizeof(junk), 0) > 0)
+	if (!c->answered)
+		return;
+	(void)shutdown(sc->fd, SHUT_WR);
+	while (recv(sc->fd, junk, sizeof(junk), 0) > 0)
 		;
-	client_close(c);
+	service_client_close(sc);
 }
 
 static void
-client_flush(struct metrics_client *c)
+client_event(struct service_client *sc, uint32_t events)
 {
-	while (buf_len(&c->out) > 0) {
-		ssize_t n = send(c->fd, buf_head(&c->out), buf_len(&c->out),
-		    MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (loop_watch(c->m->loop, &c->watch, EPOLLOUT) < 0)
-				client_close(c);
-			return;
-		}
-		if (n <= 0) {
-			client_close(c);
-			return;
-		}
-		buf_consume(&c->out, (size_t)n);
-	}
-	if (c->answered)
-		client_done(c);
-}
-
-static void
-client_event(struct watch *w, uint32_t events)
-{
-	struct metrics_client *c = w->arg;
+	struct metrics_client *c = (struct metrics_client *)sc;
 
 	if (c->answered) {
 		if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-			client_flush(c);
+			service_client_flush(sc);
 		return;
 	}
 	if (c->scrape != NULL) {
 		/* Not watched while the workers answer: only a reset comes. */
 		if (events & (EPOLLHUP | EPOLLERR))
-			client_close(c);
+			service_client_close(sc);
 		return;
 	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-		client_read(c);
+		service_client_read(sc);
 }
 
 static void
-client_timeout(struct timer *t)
+client_timeout(struct service_client *sc)
 {
-	struct metrics_client *c = t->arg;
+	struct metrics *m = sc->owner;
 
-	c->m->timeouts++;
-	client_close(c);
+	m->timeouts++;
 }
 
 static void
-metrics_accept(struct watch *w, uint32_t events)
+metrics_refused(void *arg)
 {
-	static const char busy[] = "HTTP/1.0 503 Service Unavailable\r\n"
+	struct metrics *m = arg;
+
+	m->requests[HTTP_UNAVAILABLE]++;
+}
+
+static const struct service_ops metrics_ops = {
+	.name = "metrics",
+	.clients_max = METRICS_CLIENTS_MAX,
+	.busy = "HTTP/1.0 503 Service Unavailable\r\n"
 	    "Content-Type: text/plain\r\nContent-Length: 22\r\n"
-	    "Connection: close\r\n\r\ntoo many metrics clients\n";
-	struct metrics *m = w->arg;
-	struct metrics_client *c;
-	int fd;
-
-	(void)events;
-	if ((fd = accept4(m->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-		    errno != ECONNABORTED)
-			log_warning("metrics: accept: %s", strerror(errno));
-		return;
-	}
-	if (m->nclients >= METRICS_CLIENTS_MAX) {
-		m->requests[HTTP_UNAVAILABLE]++;
-		(void)!write(fd, busy, sizeof(busy) - 1);
-		close(fd);
-		return;
-	}
-	c = xcalloc(1, sizeof(*c));
-	c->m = m;
-	c->fd = fd;
-	buf_init(&c->in, METRICS_REQUEST_MAX);
-	buf_init(&c->out, METRICS_OUT_MAX + METRICS_HEADERS_MAX);
-	watch_init(&c->watch, fd, client_event, c);
-	timer_init(&c->timer, client_timeout, c);
-	c->next = m->clients;
-	if (m->clients != NULL)
-		m->clients->prev = c;
-	m->clients = c;
-	m->nclients++;
-	loop_timer_in(m->loop, &c->timer, METRICS_READ_MS);
-	if (loop_watch(m->loop, &c->watch, EPOLLIN) < 0) {
-		client_close(c);
-		return;
-	}
-	client_read(c);
-}
+	    "Connection: close\r\n\r\ntoo many metrics clients\n",
+	.client_size = sizeof(struct metrics_client),
+	.in_max = METRICS_REQUEST_MAX,
+	.out_max = METRICS_OUT_MAX + METRICS_HEADERS_MAX,
+	.read_ms = METRICS_READ_MS,
+	.request_end = client_request_end,
+	.request = client_request,
+	.too_large = client_too_large,
+	.event = client_event,
+	.sent = client_sent,
+	.timeout = client_timeout,
+	.closing = client_closing,
+	.refused = metrics_refused,
+};
 
 /* The thread. */
 
 int
 metrics_add_collector(struct metrics *m, metrics_collect_fn *fn, void *arg)
 {
-	if (m->started || m->ncollectors >= METRICS_COLLECTORS_MAX)
+	if (service_started(m->svc) || m->ncollectors >= METRICS_COLLECTORS_MAX)
 		return -1;
 	m->collectors[m->ncollectors].fn = fn;
 	m->collectors[m->ncollectors].arg = arg;
@@ -965,59 +892,30 @@ metrics_open(struct server *srv, const struct config *cfg,
 	m = xcalloc(1, sizeof(*m));
 	m->srv = srv;
 	m->address = xstrdup(cfg->metrics.listen);
-	m->fd = fd;
-	if ((m->loop = loop_new()) == NULL) {
-		snprintf(err, errlen, "metrics: cannot create its loop");
+	if (service_open(&metrics_ops, m, fd, &m->svc, err, errlen) < 0) {
+		close(fd);
 		metrics_free(&m);
 		return -1;
 	}
-	watch_init(&m->watch, fd, metrics_accept, m);
+	m->loop = service_loop(m->svc);
 	*m_r = m;
 	return 0;
-}
-
-static void *
-metrics_main(void *arg)
-{
-	struct metrics *m = arg;
-
-	if (loop_watch(m->loop, &m->watch, EPOLLIN) < 0)
-		log_error("metrics: epoll: %s", strerror(errno));
-	else if (loop_run(m->loop) < 0)
-		log_error("metrics: event loop failed");
-	return NULL;
 }
 
 int
 metrics_start(struct metrics *m)
 {
-	if (pthread_create(&m->thread, NULL, metrics_main, m) != 0)
+	if (service_start(m->svc) < 0)
 		return -1;
-	m->started = true;
 	log_info("metrics on http://%s/metrics", m->address);
 	return 0;
-}
-
-/* On the metrics thread: end every client, then stop. */
-static void
-metrics_wind_down(void *arg)
-{
-	struct metrics *m = arg;
-
-	while (m->clients != NULL)
-		client_close(m->clients);
-	loop_unwatch(m->loop, &m->watch);
-	loop_stop(m->loop);
 }
 
 void
 metrics_stop(struct metrics *m)
 {
-	if (m == NULL || !m->started)
-		return;
-	loop_post(m->loop, metrics_wind_down, m);
-	pthread_join(m->thread, NULL);
-	m->started = false;
+	if (m != NULL)
+		service_stop(m->svc);
 }
 
 void
@@ -1028,16 +926,14 @@ metrics_free(struct metrics **mp)
 	if (m == NULL)
 		return;
 	*mp = NULL;
-	metrics_stop(m);
-	if (m->loop != NULL) {
+	if (m->svc != NULL) {
+		service_stop(m->svc);
 		/* Workers' last answers: they free their scrapes. */
 		loop_run_pending(m->loop);
 		while (m->scrapes != NULL)
 			scrape_free(m->scrapes);
+		service_free(&m->svc);
 	}
-	if (m->fd >= 0)
-		close(m->fd);
-	loop_free(&m->loop);
 	free(m->address);
 	free(m);
 }
