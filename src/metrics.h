@@ -12,7 +12,7 @@
  * their own locks when the answer is written.
  *
  * A new metric family is one function: write it with the metrics_* writer
- * below and add it to the `families` table in metrics.c (or, from another
+ * below and call it from write_exposition() in metrics.c (or, from another
  * module, register it with metrics_add_collector before the thread starts).
  */
 #ifndef POSTERN_METRICS_H
