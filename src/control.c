@@ -906,6 +906,16 @@ control_stopping(void *arg)
 	}
 }
 
+/* After the workers' last answers ran (they free their queries). */
+static void
+control_release(void *arg)
+{
+	struct control *ctl = arg;
+
+	while (ctl->queries != NULL)
+		query_free(ctl->queries);
+}
+
 static const struct service_ops control_ops = {
 	.name = "control",
 	.clients_max = CONTROL_CLIENTS_MAX,
@@ -922,6 +932,7 @@ static const struct service_ops control_ops = {
 	.timeout = client_timeout,
 	.closing = client_closing,
 	.stopping = control_stopping,
+	.release = control_release,
 };
 
 /* The thread. */
@@ -969,14 +980,7 @@ control_free(struct control **ctlp)
 	if (ctl == NULL)
 		return;
 	*ctlp = NULL;
-	if (ctl->svc != NULL) {
-		service_stop(ctl->svc);
-		/* Workers' last answers: they free their queries. */
-		loop_run_pending(ctl->loop);
-		while (ctl->queries != NULL)
-			query_free(ctl->queries);
-		service_free(&ctl->svc);
-	}
+	service_free(&ctl->svc);
 	if (ctl->path != NULL)
 		(void)unlink(ctl->path);
 	free(ctl->path);

@@ -848,6 +848,16 @@ metrics_refused(void *arg)
 	m->requests[HTTP_UNAVAILABLE]++;
 }
 
+/* After the workers' last answers ran (they free their scrapes). */
+static void
+metrics_release(void *arg)
+{
+	struct metrics *m = arg;
+
+	while (m->scrapes != NULL)
+		scrape_free(m->scrapes);
+}
+
 static const struct service_ops metrics_ops = {
 	.name = "metrics",
 	.clients_max = METRICS_CLIENTS_MAX,
@@ -866,6 +876,7 @@ static const struct service_ops metrics_ops = {
 	.timeout = client_timeout,
 	.closing = client_closing,
 	.refused = metrics_refused,
+	.release = metrics_release,
 };
 
 /* The thread. */
@@ -940,14 +951,7 @@ metrics_free(struct metrics **mp)
 	if (m == NULL)
 		return;
 	*mp = NULL;
-	if (m->svc != NULL) {
-		service_stop(m->svc);
-		/* Workers' last answers: they free their scrapes. */
-		loop_run_pending(m->loop);
-		while (m->scrapes != NULL)
-			scrape_free(m->scrapes);
-		service_free(&m->svc);
-	}
+	service_free(&m->svc);
 	free(m->address);
 	free(m);
 }

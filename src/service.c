@@ -262,6 +262,9 @@ service_free(struct service **svcp)
 		return;
 	*svcp = NULL;
 	service_stop(svc);
+	loop_run_pending(svc->loop);
+	if (svc->ops->release != NULL)
+		svc->ops->release(svc->arg);
 	if (svc->fd >= 0)
 		close(svc->fd);
 	loop_free(&svc->loop);

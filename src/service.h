@@ -69,6 +69,11 @@ struct service_ops {
 	void	(*refused)(void *arg);
 	/* Stopping, every client closed: end what is left.  May be NULL. */
 	void	(*stopping)(void *arg);
+	/*
+	 * In service_free, once the tasks still posted to the loop (other
+	 * threads' answers) have run: free what is left.  May be NULL.
+	 */
+	void	(*release)(void *arg);
 };
 
 /*
@@ -91,9 +96,9 @@ void	service_stop(struct service *svc);
  */
 void	service_disown(struct service *svc);
 /*
- * Stop, then close the socket and free the loop.  The owner first runs
- * the loop's pending tasks (loop_run_pending) for the answers still
- * posted to it by other threads, and frees what they leave.
+ * Stop; run the tasks still posted to the loop, then ops->release; close
+ * the socket and free the loop.  After the threads that post to it
+ * stopped.
  */
 void	service_free(struct service **svcp);
 
