@@ -21,6 +21,7 @@
 #include "proto.h"
 #include "route.h"
 #include "server.h"
+#include "service.h"
 #include "session.h"
 #include "util.h"
 
@@ -46,27 +47,17 @@ struct ctl_query;
 
 struct control {
 	struct server		*srv;
-	char			*path;
-	int			 fd;
-	struct loop		*loop;
-	struct watch		 watch;
-	pthread_t		 thread;
-	bool			 started;
-	struct ctl_client	*clients;
-	unsigned		 nclients;
+	char			*path;		/* NULL once disowned */
+	struct service		*svc;
+	struct loop		*loop;		/* the service's */
 	struct ctl_query	*queries;
 };
 
 struct ctl_client {
-	struct control		*ctl;
-	int			 fd;
-	struct watch		 watch;
-	struct timer		 timer;
-	struct buf		 in, out;
+	struct service_client	 base;		/* first: see service.h */
 	bool			 busy;		/* a command runs */
 	bool			 done;		/* final line queued: close once sent */
 	struct ctl_query	*query;
-	struct ctl_client	*prev, *next;
 };
 
 /* One worker's share of a command, filled on the worker's thread. */
@@ -102,9 +93,6 @@ struct ctl_query {
 	uint64_t		 deadline;
 	struct ctl_query	*prev, *next;
 };
-
-static void	client_close(struct ctl_client *c);
-static void	client_flush(struct ctl_client *c);
 
 /* Socket. */
 
@@ -186,7 +174,7 @@ control_bind(const char *path, char *err, size_t errlen)
 static struct ctl_query *
 query_new(struct ctl_client *c, enum verb verb)
 {
-	struct control *ctl = c->ctl;
+	struct control *ctl = c->base.owner;
 	struct ctl_query *q = xcalloc(1, sizeof(*q));
 
 	q->ctl = ctl;
@@ -234,17 +222,17 @@ client_finish(struct ctl_client *c, const char *error)
 		return;
 	if (error != NULL) {
 		/* Whatever records were queued stay: the error comes last. */
-		if (buf_printf(&c->out, "error: %s\n", error) < 0) {
-			client_close(c);
+		if (buf_printf(&c->base.out, "error: %s\n", error) < 0) {
+			service_client_close(&c->base);
 			return;
 		}
-	} else if (buf_append_str(&c->out, "ok\n") < 0) {
-		client_close(c);
+	} else if (buf_append_str(&c->base.out, "ok\n") < 0) {
+		service_client_close(&c->base);
 		return;
 	}
 	c->done = true;
 	c->busy = false;
-	client_flush(c);
+	service_client_flush(&c->base);
 }
 
 static void
@@ -259,7 +247,7 @@ query_done(struct ctl_query *q, const char *error)
 static struct buf *
 query_out(struct ctl_query *q)
 {
-	return q->client != NULL ? &q->client->out : NULL;
+	return q->client != NULL ? &q->client->base.out : NULL;
 }
 
 /* Worker side: runs on each worker's own thread. */
@@ -575,7 +563,7 @@ reload_poll(struct timer *t)
 	if (q->client != NULL) {
 		struct ctl_rec r;
 
-		ctl_rec_begin(&r, &q->client->out);
+		ctl_rec_begin(&r, &q->client->base.out);
 		if (ctl_rec_u64(&r, "generation", generation) < 0 ||
 		    ctl_rec_end(&r) < 0) {
 			query_done(q, "reply too large");
@@ -634,7 +622,7 @@ cmd_flush(struct ctl_query *q, const char *arg)
 		size_t n = cache != NULL ? route_cache_clear(cache) : 0;
 
 		log_info("control: route cache flushed (%zu entries)", n);
-		ctl_rec_begin(&r, &q->client->out);
+		ctl_rec_begin(&r, &q->client->base.out);
 		if (ctl_rec_u64(&r, "flushed", n) < 0 || ctl_rec_end(&r) < 0)
 			return "reply too large";
 		query_done(q, NULL);
@@ -659,7 +647,7 @@ cmd_flush(struct ctl_query *q, const char *arg)
 		    PROTO_IMAP, flush_done, q);
 		return NULL;
 	}
-	ctl_rec_begin(&r, &q->client->out);
+	ctl_rec_begin(&r, &q->client->base.out);
 	if (ctl_rec_str(&r, "user", q->user) < 0 ||
 	    ctl_rec_u64(&r, "flushed", q->flushed) < 0 || ctl_rec_end(&r) < 0)
 		return "reply too large";
@@ -676,7 +664,7 @@ cmd_drain(struct ctl_query *q, const char *host, bool drain)
 	if (changed)
 		log_info("control: backend %s %s", host, drain ? "drained" :
 		    "no longer drained");
-	ctl_rec_begin(&r, &q->client->out);
+	ctl_rec_begin(&r, &q->client->base.out);
 	if (ctl_rec_str(&r, "backend", host) < 0 ||
 	    ctl_rec_str(&r, "drained", drain ? "yes" : "no") < 0 ||
 	    ctl_rec_str(&r, "changed", changed ? "yes" : "no") < 0 ||
@@ -718,7 +706,7 @@ backends_record(const struct health_info *i, void *arg)
 static const char *
 cmd_backends(struct ctl_query *q)
 {
-	struct backends_out o = { &q->client->out, 0 };
+	struct backends_out o = { &q->client->base.out, 0 };
 
 	health_foreach(q->ctl->srv->health, backends_record, &o);
 	if (o.rc != 0)
@@ -734,7 +722,7 @@ cmd_backends(struct ctl_query *q)
 static const char *
 command(struct ctl_client *c, char **words, size_t n)
 {
-	struct control *ctl = c->ctl;
+	struct control *ctl = c->base.owner;
 	struct ctl_query *q;
 	struct username name;
 	const char *error;
@@ -810,12 +798,12 @@ command(struct ctl_client *c, char **words, size_t n)
 	return error;
 }
 
-/* Clients. */
+/* Clients: the service's callbacks. */
 
 static void
-client_close(struct ctl_client *c)
+client_closing(struct service_client *sc)
 {
-	struct control *ctl = c->ctl;
+	struct ctl_client *c = (struct ctl_client *)sc;
 
 	if (c->query != NULL) {
 		/* Workers may still answer: the query waits for them alone. */
@@ -824,66 +812,47 @@ client_close(struct ctl_client *c)
 			query_free(c->query);
 		c->query = NULL;
 	}
-	loop_timer_cancel(ctl->loop, &c->timer);
-	loop_forget(ctl->loop, &c->watch);
-	close(c->fd);
-	buf_free(&c->in);
-	buf_free(&c->out);
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		ctl->clients = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
-	ctl->nclients--;
-	free(c);
 }
 
 static void
-client_flush(struct ctl_client *c)
+client_sent(struct service_client *sc)
 {
-	while (buf_len(&c->out) > 0) {
-		ssize_t n = send(c->fd, buf_head(&c->out), buf_len(&c->out),
-		    MSG_NOSIGNAL);
+	struct ctl_client *c = (struct ctl_client *)sc;
+	struct control *ctl = sc->owner;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (loop_watch(c->ctl->loop, &c->watch, EPOLLOUT) < 0)
-				client_close(c);
-			return;
-		}
-		if (n <= 0) {
-			client_close(c);
-			return;
-		}
-		buf_consume(&c->out, (size_t)n);
-	}
 	if (c->done) {
-		client_close(c);
+		service_client_close(sc);
 		return;
 	}
 	/* Waiting for an answer: nothing more is read meanwhile. */
-	if (loop_watch(c->ctl->loop, &c->watch, c->busy ? 0 : EPOLLIN) < 0)
-		client_close(c);
+	if (loop_watch(ctl->loop, &sc->watch, c->busy ? 0 : EPOLLIN) < 0)
+		service_client_close(sc);
+}
+
+static int
+client_request_end(struct service_client *sc, size_t *len_r)
+{
+	return buf_find_line(&sc->in, CTL_REQUEST_MAX, len_r);
 }
 
 /* A complete request line: run it. */
 static void
-client_request(struct ctl_client *c, size_t len)
+client_request(struct service_client *sc, size_t len)
 {
+	struct ctl_client *c = (struct ctl_client *)sc;
+	struct control *ctl = sc->owner;
 	char line[CTL_REQUEST_MAX + 1], *words[CTL_WORDS_MAX];
 	const char *error;
 	size_t n;
 
-	memcpy(line, buf_head(&c->in), len);
-	buf_consume(&c->in, len);
+	memcpy(line, buf_head(&sc->in), len);
+	buf_consume(&sc->in, len);
 	line[len - 1] = '\0';
 	if (len > 1 && line[len - 2] == '\r')
 		line[len - 2] = '\0';
 	c->busy = true;
-	(void)loop_watch(c->ctl->loop, &c->watch, 0);
-	loop_timer_in(c->ctl->loop, &c->timer, CONTROL_COMMAND_MS);
+	(void)loop_watch(ctl->loop, &sc->watch, 0);
+	loop_timer_in(ctl->loop, &sc->timer, CONTROL_COMMAND_MS);
 	if (ctl_split(line, words, CTL_WORDS_MAX, &n) < 0) {
 		client_finish(c, "malformed request: one line, VERB [ARGS...]");
 		return;
@@ -893,99 +862,78 @@ client_request(struct ctl_client *c, size_t len)
 }
 
 static void
-client_read(struct ctl_client *c)
+client_too_large(struct service_client *sc)
 {
-	for (;;) {
-		char *p;
-		size_t avail, len;
-		ssize_t n;
-		int rc;
+	struct ctl_client *c = (struct ctl_client *)sc;
 
-		if ((rc = buf_find_line(&c->in, CTL_REQUEST_MAX, &len)) == 1) {
-			client_request(c, len);
-			return;
-		}
-		if (rc < 0 || buf_reserve(&c->in, CTL_REQUEST_MAX, &p, &avail) < 0) {
-			c->busy = true;
-			client_finish(c, "request line too long");
-			return;
-		}
-		n = recv(c->fd, p, avail, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (n <= 0) {
-			client_close(c);
-			return;
-		}
-		buf_commit(&c->in, (size_t)n);
-	}
+	c->busy = true;
+	client_finish(c, "request line too long");
 }
 
 static void
-client_event(struct watch *w, uint32_t events)
+client_event(struct service_client *sc, uint32_t events)
 {
-	struct ctl_client *c = w->arg;
-
 	if (events & EPOLLOUT) {
-		client_flush(c);
+		service_client_flush(sc);
 		return;
 	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-		client_read(c);
+		service_client_read(sc);
 }
 
 static void
-client_timeout(struct timer *t)
+client_timeout(struct service_client *sc)
 {
-	struct ctl_client *c = t->arg;
+	struct ctl_client *c = (struct ctl_client *)sc;
 
 	if (!c->busy)
 		log_info("control: client sent no request in %d s: closed",
 		    CONTROL_IDLE_MS / 1000);
-	client_close(c);
 }
 
+/* On the control thread, its clients closed: end every lookup. */
 static void
-control_accept(struct watch *w, uint32_t events)
+control_stopping(void *arg)
 {
-	static const char busy[] = "error: too many control clients\n";
-	struct control *ctl = w->arg;
-	struct ctl_client *c;
-	int fd;
+	struct control *ctl = arg;
+	struct ctl_query *q, *next;
 
-	(void)events;
-	if ((fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-		    errno != ECONNABORTED)
-			log_warning("control: accept: %s", strerror(errno));
-		return;
+	for (q = ctl->queries; q != NULL; q = next) {
+		next = q->next;
+		/* Those waiting for workers go when the workers answer. */
+		if (q->pending == 0)
+			query_free(q);
 	}
-	if (ctl->nclients >= CONTROL_CLIENTS_MAX) {
-		(void)!write(fd, busy, sizeof(busy) - 1);
-		close(fd);
-		return;
-	}
-	c = xcalloc(1, sizeof(*c));
-	c->ctl = ctl;
-	c->fd = fd;
-	buf_init(&c->in, CTL_REQUEST_MAX);
-	buf_init(&c->out, CONTROL_OUT_MAX);
-	watch_init(&c->watch, fd, client_event, c);
-	timer_init(&c->timer, client_timeout, c);
-	c->next = ctl->clients;
-	if (ctl->clients != NULL)
-		ctl->clients->prev = c;
-	ctl->clients = c;
-	ctl->nclients++;
-	loop_timer_in(ctl->loop, &c->timer, CONTROL_IDLE_MS);
-	if (loop_watch(ctl->loop, &c->watch, EPOLLIN) < 0) {
-		client_close(c);
-		return;
-	}
-	client_read(c);
 }
+
+/* After the workers' last answers ran (they free their queries). */
+static void
+control_release(void *arg)
+{
+	struct control *ctl = arg;
+
+	while (ctl->queries != NULL)
+		query_free(ctl->queries);
+}
+
+static const struct service_ops control_ops = {
+	.name = "control",
+	.clients_max = CONTROL_CLIENTS_MAX,
+	.busy = "error: too many control clients\n",
+	.client_size = sizeof(struct ctl_client),
+	.in_max = CTL_REQUEST_MAX,
+	.out_max = CONTROL_OUT_MAX,
+	.read_ms = CONTROL_IDLE_MS,
+	.request_end = client_request_end,
+	.request = client_request,
+	.too_large = client_too_large,
+	.event = client_event,
+	.sent = client_sent,
+	.timeout = client_timeout,
+	.closing = client_closing,
+	.stopping = control_stopping,
+	.release = control_release,
+};
 
 /* The thread. */
 
@@ -1001,65 +949,27 @@ control_open(struct server *srv, const char *path, struct control **ctl_r,
 	ctl = xcalloc(1, sizeof(*ctl));
 	ctl->srv = srv;
 	ctl->path = xstrdup(path);
-	ctl->fd = fd;
-	if ((ctl->loop = loop_new()) == NULL) {
-		snprintf(err, errlen, "control: cannot create its loop");
+	if (service_open(&control_ops, ctl, fd, &ctl->svc, err, errlen) < 0) {
+		close(fd);
 		control_free(&ctl);
 		return -1;
 	}
-	watch_init(&ctl->watch, fd, control_accept, ctl);
+	ctl->loop = service_loop(ctl->svc);
 	*ctl_r = ctl;
 	return 0;
-}
-
-static void *
-control_main(void *arg)
-{
-	struct control *ctl = arg;
-
-	if (loop_watch(ctl->loop, &ctl->watch, EPOLLIN) < 0)
-		log_error("control: epoll: %s", strerror(errno));
-	else if (loop_run(ctl->loop) < 0)
-		log_error("control: event loop failed");
-	return NULL;
 }
 
 int
 control_start(struct control *ctl)
 {
-	if (pthread_create(&ctl->thread, NULL, control_main, ctl) != 0)
-		return -1;
-	ctl->started = true;
-	return 0;
-}
-
-/* On the control thread: end every client and every lookup, then stop. */
-static void
-control_wind_down(void *arg)
-{
-	struct control *ctl = arg;
-	struct ctl_query *q, *next;
-
-	while (ctl->clients != NULL)
-		client_close(ctl->clients);
-	for (q = ctl->queries; q != NULL; q = next) {
-		next = q->next;
-		/* Those waiting for workers go when the workers answer. */
-		if (q->pending == 0)
-			query_free(q);
-	}
-	loop_unwatch(ctl->loop, &ctl->watch);
-	loop_stop(ctl->loop);
+	return service_start(ctl->svc);
 }
 
 void
 control_stop(struct control *ctl)
 {
-	if (ctl == NULL || !ctl->started)
-		return;
-	loop_post(ctl->loop, control_wind_down, ctl);
-	pthread_join(ctl->thread, NULL);
-	ctl->started = false;
+	if (ctl != NULL)
+		service_stop(ctl->svc);
 }
 
 void
@@ -1070,18 +980,9 @@ control_free(struct control **ctlp)
 	if (ctl == NULL)
 		return;
 	*ctlp = NULL;
-	control_stop(ctl);
-	if (ctl->loop != NULL) {
-		/* Workers' last answers: they free their queries. */
-		loop_run_pending(ctl->loop);
-		while (ctl->queries != NULL)
-			query_free(ctl->queries);
-	}
-	if (ctl->fd >= 0) {
-		close(ctl->fd);
+	service_free(&ctl->svc);
+	if (ctl->path != NULL)
 		(void)unlink(ctl->path);
-	}
-	loop_free(&ctl->loop);
 	free(ctl->path);
 	free(ctl);
 }
@@ -1093,9 +994,9 @@ control_disown(struct control **ctlp)
 
 	if (ctl == NULL)
 		return;
-	if (ctl->fd >= 0) {
-		close(ctl->fd);
-		ctl->fd = -1;
-	}
+	service_disown(ctl->svc);
+	/* The socket file stays: another process serves it now. */
+	free(ctl->path);
+	ctl->path = NULL;
 	control_free(ctlp);
 }

@@ -16,6 +16,7 @@
 #include "resolve.h"
 #include "route.h"
 #include "server.h"
+#include "service.h"
 #include "session.h"
 #include "util.h"
 
@@ -58,13 +59,8 @@ struct collector {
 struct metrics {
 	struct server		*srv;
 	char			*address;
-	int			 fd;
-	struct loop		*loop;
-	struct watch		 watch;
-	pthread_t		 thread;
-	bool			 started;
-	struct metrics_client	*clients;
-	unsigned		 nclients;
+	struct service		*svc;
+	struct loop		*loop;		/* the service's */
 	struct scrape		*scrapes;
 	struct collector	 collectors[METRICS_COLLECTORS_MAX];
 	size_t			 ncollectors;
@@ -74,15 +70,10 @@ struct metrics {
 };
 
 struct metrics_client {
-	struct metrics		*m;
-	int			 fd;
-	struct watch		 watch;
-	struct timer		 timer;
-	struct buf		 in, out;
+	struct service_client	 base;		/* first: see service.h */
 	bool			 head;		/* HEAD: no body */
 	bool			 answered;	/* close once sent */
 	struct scrape		*scrape;
-	struct metrics_client	*prev, *next;
 };
 
 /* One worker's share of a scrape, filled on the worker's thread. */
@@ -109,9 +100,6 @@ struct scrape {
 	unsigned		 nanswers;
 	struct scrape		*prev, *next;
 };
-
-static void	client_close(struct metrics_client *c);
-static void	client_flush(struct metrics_client *c);
 
 /* Scrapes. */
 
@@ -157,7 +145,7 @@ worker_snapshot(void *arg)
 static void
 scrape_start(struct metrics_client *c)
 {
-	struct metrics *m = c->m;
+	struct metrics *m = c->base.owner;
 	struct server *srv = m->srv;
 	struct scrape *sc = xcalloc(1, sizeof(*sc));
 
@@ -192,24 +180,57 @@ static const char *const queue_labels[] = { "queue" };
 static const char *const code_labels[] = { "code" };
 static const char *const version_labels[] = { "version" };
 
-static void
-sample1(struct metrics_writer *w, const char *name, const char *const *names,
-    const char *value, uint64_t v)
-{
-	const char *values[1] = { value };
-	const struct metrics_labels l = { names, values, 1 };
+/* Room for a label value made from an enum's name. */
+#define LABEL_VALUE_MAX	32
 
-	metrics_sample(w, name, &l, v);
+static void
+add_counts(uint64_t *sum, const uint64_t *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sum[i] += v[i];
 }
 
+/* Count a worker's backend table into tab; past its bound, into other. */
 static void
-sample2(struct metrics_writer *w, const char *name, const char *const *names,
-    const char *v1, const char *v2, uint64_t v)
+add_backends(struct metrics_backend *tab, size_t *ntab, uint64_t *other,
+    const struct metrics_backend *from, size_t n, uint64_t from_other)
 {
-	const char *values[2] = { v1, v2 };
-	const struct metrics_labels l = { names, values, 2 };
+	*other += from_other;
+	for (size_t k = 0; k < n; k++)
+		if (!metrics_backend_add(tab, ntab, from[k].name, from[k].n))
+			*other += from[k].n;
+}
 
-	metrics_sample(w, name, &l, v);
+/* The workers' answers added up, as one answer. */
+static void
+scrape_sum(const struct scrape *sc, struct scrape_answer *t)
+{
+	memset(t, 0, sizeof(*t));
+	for (unsigned i = 0; i < sc->nanswers; i++) {
+		const struct scrape_answer *a = &sc->answers[i];
+		const struct worker_metrics *wm = &a->wm;
+
+		add_counts(t->wm.accepted, wm->accepted, PROTO_COUNT);
+		add_counts(t->wm.refused, wm->refused, REFUSED_COUNT);
+		for (int p = 0; p < PROTO_COUNT; p++) {
+			add_counts(t->states[p], a->states[p],
+			    SESSION_STATE_COUNT);
+			add_counts(t->wm.logins[p], wm->logins[p],
+			    METRICS_LOGIN_OUTCOMES);
+		}
+		for (int side = 0; side < TLS_SIDE_COUNT; side++)
+			add_counts(t->wm.tls[side], wm->tls[side], 2);
+		add_counts(t->wm.bytes, wm->bytes, 2);
+		add_counts(t->wm.lookup_buckets, wm->lookup_buckets,
+		    METRICS_LATENCY_BUCKETS + 1);
+		t->wm.lookup_us += wm->lookup_us;
+		add_counts(t->wm.cache, wm->cache, CACHE_RESULT_COUNT);
+		add_backends(t->backends, &t->nbackends, &t->backends_other,
+		    a->backends, a->nbackends, a->backends_other);
+		add_backends(t->wm.connect_failures, &t->wm.nconnect_failures,
+		    &t->wm.connect_failures_other, wm->connect_failures,
+		    wm->nconnect_failures, wm->connect_failures_other);
+	}
 }
 
 /* Label values are lower case with underscores: TLS_HANDSHAKE, tls_handshake. */
@@ -231,7 +252,63 @@ label_name(const char *in, char *out, size_t outlen)
 }
 
 static void
-write_connections(struct metrics_writer *w, const struct scrape *sc)
+sample1(struct metrics_writer *w, const char *name, const char *const *names,
+    const char *value, uint64_t v)
+{
+	const char *values[1] = { value };
+	const struct metrics_labels l = { names, values, 1 };
+
+	metrics_sample(w, name, &l, v);
+}
+
+static void
+sample2(struct metrics_writer *w, const char *name, const char *const *names,
+    const char *v1, const char *v2, uint64_t v)
+{
+	const char *values[2] = { v1, v2 };
+	const struct metrics_labels l = { names, values, 2 };
+
+	metrics_sample(w, name, &l, v);
+}
+
+/*
+ * One sample per v[i], labelled values[i]; with first, two labels: first,
+ * then values[i].
+ */
+static void
+samples(struct metrics_writer *w, const char *name, const char *const *labels,
+    const char *first, const char *const *values, const uint64_t *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (first != NULL)
+			sample2(w, name, labels, first, values[i], v[i]);
+		else
+			sample1(w, name, labels, values[i], v[i]);
+}
+
+/* A family of one unlabelled sample. */
+static void
+single(struct metrics_writer *w, const char *name, const char *type,
+    const char *help, uint64_t v)
+{
+	metrics_family(w, name, type, help);
+	metrics_sample(w, name, NULL, v);
+}
+
+/* A backend table's samples, "other" last when anything overflowed it. */
+static void
+backend_samples(struct metrics_writer *w, const char *name,
+    const struct metrics_backend *tab, size_t n, uint64_t other)
+{
+	for (size_t k = 0; k < n; k++)
+		sample1(w, name, backend_labels, tab[k].name, tab[k].n);
+	if (other > 0)
+		sample1(w, name, backend_labels, "other", other);
+}
+
+static void
+write_connections(struct metrics_writer *w, const struct scrape_answer *t,
+    struct server *srv)
 {
 	static const char *const reasons[REFUSED_COUNT] = {
 		[REFUSED_CONNECTIONS] = "connections",
@@ -239,157 +316,105 @@ write_connections(struct metrics_writer *w, const struct scrape *sc)
 		[REFUSED_UNTRUSTED] = "untrusted_proxy",
 		[REFUSED_PROXY_HEADER] = "proxy_header",
 	};
-	struct server *srv = sc->m->srv;
+	const char *protos[PROTO_COUNT];
 
+	for (int p = 0; p < PROTO_COUNT; p++)
+		protos[p] = proto_name((enum proto_id)p);
 	metrics_family(w, "postern_connections_accepted_total", "counter",
 	    "Client connections accepted, refused ones included.");
-	for (int p = 0; p < PROTO_COUNT; p++) {
-		uint64_t n = 0;
-
-		for (unsigned i = 0; i < sc->nanswers; i++)
-			n += sc->answers[i].wm.accepted[p];
-		sample1(w, "postern_connections_accepted_total", proto_labels,
-		    proto_name((enum proto_id)p), n);
-	}
+	samples(w, "postern_connections_accepted_total", proto_labels, NULL,
+	    protos, t->wm.accepted, PROTO_COUNT);
 	metrics_family(w, "postern_connections_refused_total", "counter",
 	    "Client connections closed before a session began, by reason.");
-	for (int r = 0; r < REFUSED_COUNT; r++) {
-		uint64_t n = 0;
-
-		for (unsigned i = 0; i < sc->nanswers; i++)
-			n += sc->answers[i].wm.refused[r];
-		sample1(w, "postern_connections_refused_total", reason_labels,
-		    reasons[r], n);
-	}
-	metrics_family(w, "postern_connections", "gauge",
-	    "Client connections open now (limits.connections counts these).");
-	metrics_sample(w, "postern_connections", NULL,
+	samples(w, "postern_connections_refused_total", reason_labels, NULL,
+	    reasons, t->wm.refused, REFUSED_COUNT);
+	single(w, "postern_connections", "gauge",
+	    "Client connections open now (limits.connections counts these).",
 	    atomic_load(&srv->connections));
 }
 
 static void
-write_sessions(struct metrics_writer *w, const struct scrape *sc)
+write_sessions(struct metrics_writer *w, const struct scrape_answer *t)
 {
-	struct metrics_backend tab[METRICS_BACKENDS_MAX];
-	size_t ntab = 0;
-	uint64_t other = 0;
-	char state[32];
+	char names[SESSION_STATE_COUNT][LABEL_VALUE_MAX];
+	const char *states[SESSION_STATE_COUNT];
 
+	for (int k = 0; k < SESSION_STATE_COUNT; k++) {
+		label_name(session_state_name((enum session_state)k), names[k],
+		    sizeof(names[k]));
+		states[k] = names[k];
+	}
 	metrics_family(w, "postern_sessions", "gauge",
 	    "Client sessions now, by protocol and state.");
 	for (int p = 0; p < PROTO_COUNT; p++)
-		for (int k = 0; k < SESSION_STATE_COUNT; k++) {
-			uint64_t n = 0;
-
-			for (unsigned i = 0; i < sc->nanswers; i++)
-				n += sc->answers[i].states[p][k];
-			label_name(session_state_name((enum session_state)k),
-			    state, sizeof(state));
-			sample2(w, "postern_sessions", state_labels,
-			    proto_name((enum proto_id)p), state, n);
-		}
-	for (unsigned i = 0; i < sc->nanswers; i++) {
-		const struct scrape_answer *a = &sc->answers[i];
-
-		other += a->backends_other;
-		for (size_t k = 0; k < a->nbackends; k++)
-			if (!metrics_backend_add(tab, &ntab, a->backends[k].name,
-			    a->backends[k].n))
-				other += a->backends[k].n;
-	}
+		samples(w, "postern_sessions", state_labels,
+		    proto_name((enum proto_id)p), states, t->states[p],
+		    SESSION_STATE_COUNT);
 	metrics_family(w, "postern_backend_sessions", "gauge",
 	    "Relayed sessions now, by backend host (\"other\" past "
 	    "the first 64 names).");
-	for (size_t k = 0; k < ntab; k++)
-		sample1(w, "postern_backend_sessions", backend_labels,
-		    tab[k].name, tab[k].n);
-	if (other > 0)
-		sample1(w, "postern_backend_sessions", backend_labels, "other",
-		    other);
+	backend_samples(w, "postern_backend_sessions", t->backends,
+	    t->nbackends, t->backends_other);
 }
 
 static void
-write_logins(struct metrics_writer *w, const struct scrape *sc)
+write_logins(struct metrics_writer *w, const struct scrape_answer *t)
 {
-	char outcome[32];
+	char names[METRICS_LOGIN_OUTCOMES][LABEL_VALUE_MAX];
+	const char *outcomes[METRICS_LOGIN_OUTCOMES];
 
+	for (int f = 0; f < METRICS_LOGIN_OUTCOMES; f++) {
+		if (f == FAIL_NONE)
+			str_copy(names[f], "ok", sizeof(names[f]));
+		else
+			label_name(session_fail_name((enum session_fail)f),
+			    names[f], sizeof(names[f]));
+		outcomes[f] = names[f];
+	}
 	metrics_family(w, "postern_logins_total", "counter",
 	    "Login attempts by protocol and outcome: ok, or why not.");
 	for (int p = 0; p < PROTO_COUNT; p++)
-		for (int f = 0; f < FAIL_COUNT; f++) {
-			uint64_t n = 0;
-
-			for (unsigned i = 0; i < sc->nanswers; i++)
-				n += sc->answers[i].wm.logins[p][f];
-			if (f == FAIL_NONE)
-				str_copy(outcome, "ok", sizeof(outcome));
-			else
-				label_name(session_fail_name((enum session_fail)f),
-				    outcome, sizeof(outcome));
-			sample2(w, "postern_logins_total", outcome_labels,
-			    proto_name((enum proto_id)p), outcome, n);
-		}
+		samples(w, "postern_logins_total", outcome_labels,
+		    proto_name((enum proto_id)p), outcomes, t->wm.logins[p],
+		    METRICS_LOGIN_OUTCOMES);
 }
 
 static void
-write_backends(struct metrics_writer *w, const struct scrape *sc)
+write_backends(struct metrics_writer *w, const struct scrape_answer *t)
 {
-	struct metrics_backend tab[METRICS_BACKENDS_MAX];
-	size_t ntab = 0;
-	uint64_t other = 0;
-
-	for (unsigned i = 0; i < sc->nanswers; i++) {
-		const struct worker_metrics *wm = &sc->answers[i].wm;
-
-		other += wm->connect_failures_other;
-		for (size_t k = 0; k < wm->nconnect_failures; k++)
-			if (!metrics_backend_add(tab, &ntab,
-			    wm->connect_failures[k].name, wm->connect_failures[k].n))
-				other += wm->connect_failures[k].n;
-	}
 	metrics_family(w, "postern_backend_connect_failures_total", "counter",
 	    "Backend addresses that could not be connected to or resolved, by "
 	    "route host (\"other\" past the first 64 names per worker).");
-	for (size_t k = 0; k < ntab; k++)
-		sample1(w, "postern_backend_connect_failures_total",
-		    backend_labels, tab[k].name, tab[k].n);
-	if (other > 0)
-		sample1(w, "postern_backend_connect_failures_total",
-		    backend_labels, "other", other);
+	backend_samples(w, "postern_backend_connect_failures_total",
+	    t->wm.connect_failures, t->wm.nconnect_failures,
+	    t->wm.connect_failures_other);
 }
 
 static void
-write_traffic(struct metrics_writer *w, const struct scrape *sc)
+write_traffic(struct metrics_writer *w, const struct scrape_answer *t)
 {
 	static const char *const sides[TLS_SIDE_COUNT] = { "client", "backend" };
+	static const char *const results[2] = { "ok", "failed" };
 	static const char *const directions[2] = { "client_to_backend",
 	    "backend_to_client" };
 
 	metrics_family(w, "postern_tls_handshakes_total", "counter",
 	    "TLS handshakes with clients and with backends, by result.");
-	for (int side = 0; side < TLS_SIDE_COUNT; side++)
-		for (int ok = 1; ok >= 0; ok--) {
-			uint64_t n = 0;
+	for (int side = 0; side < TLS_SIDE_COUNT; side++) {
+		/* Counted as tls[side][ok], written ok first. */
+		const uint64_t v[2] = { t->wm.tls[side][1], t->wm.tls[side][0] };
 
-			for (unsigned i = 0; i < sc->nanswers; i++)
-				n += sc->answers[i].wm.tls[side][ok];
-			sample2(w, "postern_tls_handshakes_total", tls_labels,
-			    sides[side], ok ? "ok" : "failed", n);
-		}
+		samples(w, "postern_tls_handshakes_total", tls_labels,
+		    sides[side], results, v, 2);
+	}
 	metrics_family(w, "postern_relayed_bytes_total", "counter",
 	    "Bytes relayed after login, by direction.");
-	for (int d = 0; d < 2; d++) {
-		uint64_t n = 0;
-
-		for (unsigned i = 0; i < sc->nanswers; i++)
-			n += sc->answers[i].wm.bytes[d];
-		sample1(w, "postern_relayed_bytes_total", direction_labels,
-		    directions[d], n);
-	}
+	samples(w, "postern_relayed_bytes_total", direction_labels, NULL,
+	    directions, t->wm.bytes, 2);
 }
 
 static void
-write_directory(struct metrics_writer *w, const struct scrape *sc)
+write_directory(struct metrics_writer *w, const struct scrape_answer *t)
 {
 	static const char *const results[CACHE_RESULT_COUNT] = {
 		[CACHE_HIT] = "hit",
@@ -397,38 +422,25 @@ write_directory(struct metrics_writer *w, const struct scrape *sc)
 		[CACHE_MISS] = "miss",
 		[CACHE_STALE] = "stale",
 	};
-	uint64_t buckets[METRICS_LATENCY_BUCKETS + 1] = { 0 }, us = 0;
 
-	for (unsigned i = 0; i < sc->nanswers; i++) {
-		const struct worker_metrics *wm = &sc->answers[i].wm;
-
-		for (size_t b = 0; b <= METRICS_LATENCY_BUCKETS; b++)
-			buckets[b] += wm->lookup_buckets[b];
-		us += wm->lookup_us;
-	}
 	metrics_family(w, "postern_directory_lookup_seconds", "histogram",
 	    "Time from a login's directory lookup to its answer (or to "
 	    "timeouts.lookup), cache hits included.");
 	metrics_histogram(w, "postern_directory_lookup_seconds",
-	    metrics_latency_bounds, buckets, METRICS_LATENCY_BUCKETS,
-	    (double)us / 1e6);
+	    metrics_latency_bounds, t->wm.lookup_buckets,
+	    METRICS_LATENCY_BUCKETS, (double)t->wm.lookup_us / 1e6);
 	metrics_family(w, "postern_route_cache_lookups_total", "counter",
 	    "Logins' lookups by route cache result; a miss that was answered "
 	    "with an expired route counts as stale only.");
-	for (int r = 0; r < CACHE_RESULT_COUNT; r++) {
-		uint64_t n = 0;
-
-		for (unsigned i = 0; i < sc->nanswers; i++)
-			n += sc->answers[i].wm.cache[r];
-		sample1(w, "postern_route_cache_lookups_total", result_labels,
-		    results[r], n);
-	}
+	samples(w, "postern_route_cache_lookups_total", result_labels, NULL,
+	    results, t->wm.cache, CACHE_RESULT_COUNT);
 }
 
 /* Shared state of the current generation: cache, queues, replica. */
 static void
 write_shared(struct metrics_writer *w, struct metrics *m)
 {
+	static const char *const queues[2] = { "search", "bind" };
 	unsigned long generation;
 	struct gen *g = server_gen(m->srv, &generation);
 	struct dir_queue_stats qs;
@@ -438,92 +450,76 @@ write_shared(struct metrics_writer *w, struct metrics *m)
 	metrics_family(w, "postern_build_info", "gauge",
 	    "Always 1; the version is in the label.");
 	sample1(w, "postern_build_info", version_labels, PACKAGE_VERSION, 1);
-	metrics_family(w, "postern_config_generation", "gauge",
-	    "Configuration generation: 1 at start, one more per reload.");
-	metrics_sample(w, "postern_config_generation", NULL, generation);
-	metrics_family(w, "postern_start_time_seconds", "gauge",
-	    "When the daemon started, seconds since the epoch.");
-	metrics_sample(w, "postern_start_time_seconds", NULL,
+	single(w, "postern_config_generation", "gauge",
+	    "Configuration generation: 1 at start, one more per reload.",
+	    generation);
+	single(w, "postern_start_time_seconds", "gauge",
+	    "When the daemon started, seconds since the epoch.",
 	    (uint64_t)m->srv->started);
-	metrics_family(w, "postern_workers", "gauge", "Worker threads.");
-	metrics_sample(w, "postern_workers", NULL, m->srv->nworkers);
-	if (g != NULL && g->dir->cache != NULL) {
-		metrics_family(w, "postern_route_cache_entries", "gauge",
-		    "Routes and unknown users held in the route cache.");
-		metrics_sample(w, "postern_route_cache_entries", NULL,
+	single(w, "postern_workers", "gauge", "Worker threads.",
+	    m->srv->nworkers);
+	if (g != NULL && g->dir->cache != NULL)
+		single(w, "postern_route_cache_entries", "gauge",
+		    "Routes and unknown users held in the route cache.",
 		    route_cache_size(g->dir->cache));
-	}
 	if (g != NULL && directory_queue_stats(g->dir, &qs) == 0) {
+		const uint64_t lengths[2] = { qs.searches, qs.binds };
+
 		metrics_family(w, "postern_directory_queue_length", "gauge",
 		    "Directory (LDAP, sql) requests waiting for a pool connection.");
-		sample1(w, "postern_directory_queue_length", queue_labels,
-		    "search", qs.searches);
-		sample1(w, "postern_directory_queue_length", queue_labels,
-		    "bind", qs.binds);
-		metrics_family(w, "postern_directory_queue_capacity", "gauge",
-		    "Each directory queue's bound (directory.ldap.queue, directory.sql.queue).");
-		metrics_sample(w, "postern_directory_queue_capacity", NULL, qs.max);
-		metrics_family(w, "postern_directory_queue_shed_total", "counter",
-		    "Directory requests refused because their queue was full (since "
-		    "the last reload).");
-		metrics_sample(w, "postern_directory_queue_shed_total", NULL,
-		    qs.shed);
-		metrics_family(w, "postern_directory_connections_up", "gauge",
-		    "Directory pool connections up now (LDAP search, sql).");
-		metrics_sample(w, "postern_directory_connections_up", NULL, qs.up);
+		samples(w, "postern_directory_queue_length", queue_labels, NULL,
+		    queues, lengths, 2);
+		single(w, "postern_directory_queue_capacity", "gauge",
+		    "Each directory queue's bound (directory.ldap.queue, "
+		    "directory.sql.queue).", qs.max);
+		single(w, "postern_directory_queue_shed_total", "counter",
+		    "Directory requests refused because their queue was full "
+		    "(since the last reload).", qs.shed);
+		single(w, "postern_directory_connections_up", "gauge",
+		    "Directory pool connections up now (LDAP search, sql).",
+		    qs.up);
 	}
 	if (g != NULL && directory_replica_stats(g->dir, &rs) == 0) {
-		metrics_family(w, "postern_replica_entries", "gauge",
-		    "Directory entries held by the replica.");
-		metrics_sample(w, "postern_replica_entries", NULL, rs.entries);
-		metrics_family(w, "postern_replica_logins", "gauge",
-		    "Logins the replica answers for.");
-		metrics_sample(w, "postern_replica_logins", NULL, rs.keys);
-		metrics_family(w, "postern_replica_connected", "gauge",
-		    "1 while the replica's sync session is up.");
-		metrics_sample(w, "postern_replica_connected", NULL, rs.connected);
-		metrics_family(w, "postern_replica_age_seconds", "gauge",
-		    "Seconds since the replica was last known in sync.");
-		metrics_sample(w, "postern_replica_age_seconds", NULL, rs.age);
-		metrics_family(w, "postern_replica_last_update_timestamp_seconds",
-		    "gauge", "When the replica last applied a change (0: none).");
-		metrics_sample(w, "postern_replica_last_update_timestamp_seconds",
-		    NULL, (uint64_t)rs.updated);
+		single(w, "postern_replica_entries", "gauge",
+		    "Directory entries held by the replica.", rs.entries);
+		single(w, "postern_replica_logins", "gauge",
+		    "Logins the replica answers for.", rs.keys);
+		single(w, "postern_replica_connected", "gauge",
+		    "1 while the replica's sync session is up.", rs.connected);
+		single(w, "postern_replica_age_seconds", "gauge",
+		    "Seconds since the replica was last known in sync.", rs.age);
+		single(w, "postern_replica_last_update_timestamp_seconds",
+		    "gauge", "When the replica last applied a change (0: none).",
+		    (uint64_t)rs.updated);
 	}
 	gen_unref(&g);
 	resolve_stats(&res);
-	metrics_family(w, "postern_resolver_queue_length", "gauge",
-	    "Backend host names waiting for a resolver thread.");
-	metrics_sample(w, "postern_resolver_queue_length", NULL, res.queued);
-	metrics_family(w, "postern_resolver_queue_shed_total", "counter",
-	    "Names refused because RESOLVE_QUEUE_MAX were waiting.");
-	metrics_sample(w, "postern_resolver_queue_shed_total", NULL, res.shed);
-	metrics_family(w, "postern_resolver_threads", "gauge",
-	    "Resolver threads running.");
-	metrics_sample(w, "postern_resolver_threads", NULL, res.threads);
+	single(w, "postern_resolver_queue_length", "gauge",
+	    "Backend host names waiting for a resolver thread.", res.queued);
+	single(w, "postern_resolver_queue_shed_total", "counter",
+	    "Names refused because RESOLVE_QUEUE_MAX were waiting.", res.shed);
+	single(w, "postern_resolver_threads", "gauge",
+	    "Resolver threads running.", res.threads);
 }
 
 static void
 write_self(struct metrics_writer *w, const struct metrics *m)
 {
+	char names[HTTP_CODE_COUNT][8];
+	const char *codes[HTTP_CODE_COUNT];
+
+	for (int k = 0; k < HTTP_CODE_COUNT; k++) {
+		snprintf(names[k], sizeof(names[k]), "%u", http_codes[k].code);
+		codes[k] = names[k];
+	}
 	metrics_family(w, "postern_metrics_requests_total", "counter",
 	    "Requests to the metrics endpoint, by HTTP status.");
-	for (int k = 0; k < HTTP_CODE_COUNT; k++) {
-		char code[8];
-
-		snprintf(code, sizeof(code), "%u", http_codes[k].code);
-		sample1(w, "postern_metrics_requests_total", code_labels, code,
-		    m->requests[k]);
-	}
-	metrics_family(w, "postern_metrics_timeouts_total", "counter",
-	    "Metrics clients closed for being slow or mute.");
-	metrics_sample(w, "postern_metrics_timeouts_total", NULL, m->timeouts);
+	samples(w, "postern_metrics_requests_total", code_labels, NULL, codes,
+	    m->requests, HTTP_CODE_COUNT);
+	single(w, "postern_metrics_timeouts_total", "counter",
+	    "Metrics clients closed for being slow or mute.", m->timeouts);
 }
 
-/*
- * Every family, in order.  A new one goes here (or, from another module,
- * through metrics_add_collector).
- */
 /*
  * Backend health (health.c), per tracked address: its state as one gauge
  * per state (1 for the current one), and its counters.  Read through
@@ -607,19 +603,25 @@ write_health(struct metrics_writer *w, struct metrics *m)
 	}
 }
 
+/*
+ * Every family, in order.  A new one goes here (or, from another module,
+ * through metrics_add_collector).
+ */
 static int
 write_exposition(struct buf *body, struct scrape *sc)
 {
 	struct metrics *m = sc->m;
 	struct metrics_writer w;
+	struct scrape_answer total;
 
+	scrape_sum(sc, &total);
 	metrics_writer_begin(&w, body);
-	write_connections(&w, sc);
-	write_sessions(&w, sc);
-	write_logins(&w, sc);
-	write_backends(&w, sc);
-	write_traffic(&w, sc);
-	write_directory(&w, sc);
+	write_connections(&w, &total, m->srv);
+	write_sessions(&w, &total);
+	write_logins(&w, &total);
+	write_backends(&w, &total);
+	write_traffic(&w, &total);
+	write_directory(&w, &total);
 	write_shared(&w, m);
 	write_health(&w, m);
 	for (size_t i = 0; i < m->ncollectors; i++)
@@ -634,11 +636,12 @@ static void
 respond(struct metrics_client *c, enum http_code code, const char *body,
     size_t len)
 {
-	struct metrics *m = c->m;
+	struct metrics *m = c->base.owner;
+	struct buf *out = &c->base.out;
 
 	m->requests[code]++;
-	buf_free(&c->out);
-	if (buf_printf(&c->out, "HTTP/1.0 %u %s\r\n"
+	buf_free(out);
+	if (buf_printf(out, "HTTP/1.0 %u %s\r\n"
 	    "Content-Type: %s\r\n"
 	    "Content-Length: %zu\r\n"
 	    "%s"
@@ -646,14 +649,14 @@ respond(struct metrics_client *c, enum http_code code, const char *body,
 	    http_codes[code].text, code == HTTP_OK ?
 	    "text/plain; version=0.0.4; charset=utf-8" : "text/plain",
 	    len, code == HTTP_NOT_ALLOWED ? "Allow: GET, HEAD\r\n" : "") < 0 ||
-	    (!c->head && buf_append(&c->out, body, len) < 0)) {
-		client_close(c);
+	    (!c->head && buf_append(out, body, len) < 0)) {
+		service_client_close(&c->base);
 		return;
 	}
 	c->answered = true;
 	/* Nothing more is read; the timer now bounds the sending. */
-	loop_timer_in(m->loop, &c->timer, METRICS_SCRAPE_MS);
-	client_flush(c);
+	loop_timer_in(m->loop, &c->base.timer, METRICS_SCRAPE_MS);
+	service_client_flush(&c->base);
 }
 
 static void
@@ -723,10 +726,20 @@ next_word(char **p)
 	return w;
 }
 
+static int
+client_request_end(struct service_client *sc, size_t *len_r)
+{
+	*len_r = request_end(buf_head(&sc->in), buf_len(&sc->in));
+	return *len_r > 0;
+}
+
 /* "METHOD TARGET HTTP/1.x": GET or HEAD of /metrics (a query is ignored). */
 static void
-client_request(struct metrics_client *c, const char *p, size_t len)
+client_request(struct service_client *sc, size_t len)
 {
+	struct metrics_client *c = (struct metrics_client *)sc;
+	struct metrics *m = sc->owner;
+	const char *p = buf_head(&sc->in);
 	char line[METRICS_REQUEST_MAX + 1], *method, *target, *version, *rest;
 	size_t n = 0;
 
@@ -734,7 +747,7 @@ client_request(struct metrics_client *c, const char *p, size_t len)
 		n++;
 	memcpy(line, p, n);
 	line[n] = '\0';
-	buf_consume(&c->in, len);
+	buf_consume(&sc->in, len);
 	rest = line;
 	method = next_word(&rest);
 	target = next_word(&rest);
@@ -754,65 +767,30 @@ client_request(struct metrics_client *c, const char *p, size_t len)
 		respond_text(c, HTTP_NOT_FOUND, "not found: try /metrics\n");
 		return;
 	}
-	(void)loop_watch(c->m->loop, &c->watch, 0);
-	loop_timer_in(c->m->loop, &c->timer, METRICS_SCRAPE_MS);
+	(void)loop_watch(m->loop, &sc->watch, 0);
+	loop_timer_in(m->loop, &sc->timer, METRICS_SCRAPE_MS);
 	scrape_start(c);
 }
 
 static void
-client_read(struct metrics_client *c)
+client_too_large(struct service_client *sc)
 {
-	for (;;) {
-		char *p;
-		size_t avail, end;
-		ssize_t n;
-
-		if ((end = request_end(buf_head(&c->in), buf_len(&c->in))) > 0) {
-			client_request(c, buf_head(&c->in), end);
-			return;
-		}
-		if (buf_reserve(&c->in, METRICS_REQUEST_MAX, &p, &avail) < 0) {
-			respond_text(c, HTTP_BAD_REQUEST, "request too large\n");
-			return;
-		}
-		n = recv(c->fd, p, avail, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (n <= 0) {
-			client_close(c);
-			return;
-		}
-		buf_commit(&c->in, (size_t)n);
-	}
+	respond_text((struct metrics_client *)sc, HTTP_BAD_REQUEST,
+	    "request too large\n");
 }
 
-/* Clients. */
+/* Clients: the service's callbacks. */
 
 static void
-client_close(struct metrics_client *c)
+client_closing(struct service_client *sc)
 {
-	struct metrics *m = c->m;
+	struct metrics_client *c = (struct metrics_client *)sc;
 
 	if (c->scrape != NULL) {
 		/* Workers may still answer: the scrape waits for them alone. */
 		c->scrape->client = NULL;
 		c->scrape = NULL;
 	}
-	loop_timer_cancel(m->loop, &c->timer);
-	loop_forget(m->loop, &c->watch);
-	close(c->fd);
-	buf_free(&c->in);
-	buf_free(&c->out);
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		m->clients = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
-	m->nclients--;
-	free(c);
 }
 
 /*
@@ -821,118 +799,92 @@ client_close(struct metrics_client *c)
  * turn into a reset that destroys the response in its socket buffer.
  */
 static void
-client_done(struct metrics_client *c)
+client_sent(struct service_client *sc)
 {
+	struct metrics_client *c = (struct metrics_client *)sc;
 	char junk[512];
 
-	(void)shutdown(c->fd, SHUT_WR);
-	while (recv(c->fd, junk, sizeof(junk), 0) > 0)
+	if (!c->answered)
+		return;
+	(void)shutdown(sc->fd, SHUT_WR);
+	while (recv(sc->fd, junk, sizeof(junk), 0) > 0)
 		;
-	client_close(c);
+	service_client_close(sc);
 }
 
 static void
-client_flush(struct metrics_client *c)
+client_event(struct service_client *sc, uint32_t events)
 {
-	while (buf_len(&c->out) > 0) {
-		ssize_t n = send(c->fd, buf_head(&c->out), buf_len(&c->out),
-		    MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (loop_watch(c->m->loop, &c->watch, EPOLLOUT) < 0)
-				client_close(c);
-			return;
-		}
-		if (n <= 0) {
-			client_close(c);
-			return;
-		}
-		buf_consume(&c->out, (size_t)n);
-	}
-	if (c->answered)
-		client_done(c);
-}
-
-static void
-client_event(struct watch *w, uint32_t events)
-{
-	struct metrics_client *c = w->arg;
+	struct metrics_client *c = (struct metrics_client *)sc;
 
 	if (c->answered) {
 		if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-			client_flush(c);
+			service_client_flush(sc);
 		return;
 	}
 	if (c->scrape != NULL) {
 		/* Not watched while the workers answer: only a reset comes. */
 		if (events & (EPOLLHUP | EPOLLERR))
-			client_close(c);
+			service_client_close(sc);
 		return;
 	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-		client_read(c);
+		service_client_read(sc);
 }
 
 static void
-client_timeout(struct timer *t)
+client_timeout(struct service_client *sc)
 {
-	struct metrics_client *c = t->arg;
+	struct metrics *m = sc->owner;
 
-	c->m->timeouts++;
-	client_close(c);
+	m->timeouts++;
 }
 
 static void
-metrics_accept(struct watch *w, uint32_t events)
+metrics_refused(void *arg)
 {
-	static const char busy[] = "HTTP/1.0 503 Service Unavailable\r\n"
+	struct metrics *m = arg;
+
+	m->requests[HTTP_UNAVAILABLE]++;
+}
+
+/* After the workers' last answers ran (they free their scrapes). */
+static void
+metrics_release(void *arg)
+{
+	struct metrics *m = arg;
+
+	while (m->scrapes != NULL)
+		scrape_free(m->scrapes);
+}
+
+static const struct service_ops metrics_ops = {
+	.name = "metrics",
+	.clients_max = METRICS_CLIENTS_MAX,
+	.busy = "HTTP/1.0 503 Service Unavailable\r\n"
 	    "Content-Type: text/plain\r\nContent-Length: 22\r\n"
-	    "Connection: close\r\n\r\ntoo many metrics clients\n";
-	struct metrics *m = w->arg;
-	struct metrics_client *c;
-	int fd;
-
-	(void)events;
-	if ((fd = accept4(m->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-		    errno != ECONNABORTED)
-			log_warning("metrics: accept: %s", strerror(errno));
-		return;
-	}
-	if (m->nclients >= METRICS_CLIENTS_MAX) {
-		m->requests[HTTP_UNAVAILABLE]++;
-		(void)!write(fd, busy, sizeof(busy) - 1);
-		close(fd);
-		return;
-	}
-	c = xcalloc(1, sizeof(*c));
-	c->m = m;
-	c->fd = fd;
-	buf_init(&c->in, METRICS_REQUEST_MAX);
-	buf_init(&c->out, METRICS_OUT_MAX + METRICS_HEADERS_MAX);
-	watch_init(&c->watch, fd, client_event, c);
-	timer_init(&c->timer, client_timeout, c);
-	c->next = m->clients;
-	if (m->clients != NULL)
-		m->clients->prev = c;
-	m->clients = c;
-	m->nclients++;
-	loop_timer_in(m->loop, &c->timer, METRICS_READ_MS);
-	if (loop_watch(m->loop, &c->watch, EPOLLIN) < 0) {
-		client_close(c);
-		return;
-	}
-	client_read(c);
-}
+	    "Connection: close\r\n\r\ntoo many metrics clients\n",
+	.client_size = sizeof(struct metrics_client),
+	.in_max = METRICS_REQUEST_MAX,
+	.out_max = METRICS_OUT_MAX + METRICS_HEADERS_MAX,
+	.read_ms = METRICS_READ_MS,
+	.request_end = client_request_end,
+	.request = client_request,
+	.too_large = client_too_large,
+	.event = client_event,
+	.sent = client_sent,
+	.timeout = client_timeout,
+	.closing = client_closing,
+	.refused = metrics_refused,
+	.release = metrics_release,
+};
 
 /* The thread. */
 
 int
 metrics_add_collector(struct metrics *m, metrics_collect_fn *fn, void *arg)
 {
-	if (m->started || m->ncollectors >= METRICS_COLLECTORS_MAX)
+	if (service_started(m->svc) || m->ncollectors >= METRICS_COLLECTORS_MAX)
 		return -1;
 	m->collectors[m->ncollectors].fn = fn;
 	m->collectors[m->ncollectors].arg = arg;
@@ -965,59 +917,30 @@ metrics_open(struct server *srv, const struct config *cfg,
 	m = xcalloc(1, sizeof(*m));
 	m->srv = srv;
 	m->address = xstrdup(cfg->metrics.listen);
-	m->fd = fd;
-	if ((m->loop = loop_new()) == NULL) {
-		snprintf(err, errlen, "metrics: cannot create its loop");
+	if (service_open(&metrics_ops, m, fd, &m->svc, err, errlen) < 0) {
+		close(fd);
 		metrics_free(&m);
 		return -1;
 	}
-	watch_init(&m->watch, fd, metrics_accept, m);
+	m->loop = service_loop(m->svc);
 	*m_r = m;
 	return 0;
-}
-
-static void *
-metrics_main(void *arg)
-{
-	struct metrics *m = arg;
-
-	if (loop_watch(m->loop, &m->watch, EPOLLIN) < 0)
-		log_error("metrics: epoll: %s", strerror(errno));
-	else if (loop_run(m->loop) < 0)
-		log_error("metrics: event loop failed");
-	return NULL;
 }
 
 int
 metrics_start(struct metrics *m)
 {
-	if (pthread_create(&m->thread, NULL, metrics_main, m) != 0)
+	if (service_start(m->svc) < 0)
 		return -1;
-	m->started = true;
 	log_info("metrics on http://%s/metrics", m->address);
 	return 0;
-}
-
-/* On the metrics thread: end every client, then stop. */
-static void
-metrics_wind_down(void *arg)
-{
-	struct metrics *m = arg;
-
-	while (m->clients != NULL)
-		client_close(m->clients);
-	loop_unwatch(m->loop, &m->watch);
-	loop_stop(m->loop);
 }
 
 void
 metrics_stop(struct metrics *m)
 {
-	if (m == NULL || !m->started)
-		return;
-	loop_post(m->loop, metrics_wind_down, m);
-	pthread_join(m->thread, NULL);
-	m->started = false;
+	if (m != NULL)
+		service_stop(m->svc);
 }
 
 void
@@ -1028,16 +951,7 @@ metrics_free(struct metrics **mp)
 	if (m == NULL)
 		return;
 	*mp = NULL;
-	metrics_stop(m);
-	if (m->loop != NULL) {
-		/* Workers' last answers: they free their scrapes. */
-		loop_run_pending(m->loop);
-		while (m->scrapes != NULL)
-			scrape_free(m->scrapes);
-	}
-	if (m->fd >= 0)
-		close(m->fd);
-	loop_free(&m->loop);
+	service_free(&m->svc);
 	free(m->address);
 	free(m);
 }

@@ -12,7 +12,7 @@
  * their own locks when the answer is written.
  *
  * A new metric family is one function: write it with the metrics_* writer
- * below and add it to the `families` table in metrics.c (or, from another
+ * below and call it from write_exposition() in metrics.c (or, from another
  * module, register it with metrics_add_collector before the thread starts).
  */
 #ifndef POSTERN_METRICS_H
@@ -98,8 +98,6 @@ void	metrics_connect_failed(struct worker_metrics *m, const char *backend);
 /* Count name in a table of at most METRICS_BACKENDS_MAX; false if full. */
 bool	metrics_backend_add(struct metrics_backend *tab, size_t *n,
 	    const char *name, uint64_t by);
-/* Microseconds of the monotonic clock. */
-uint64_t metrics_clock_us(void);
 
 /*
  * The exposition writer.  Errors are sticky: once the buffer is full every

@@ -2,7 +2,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "metrics.h"
 #include "util.h"
@@ -15,15 +14,6 @@ const double metrics_latency_bounds[METRICS_LATENCY_BUCKETS] = {
 	0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
 	1, 5,
 };
-
-uint64_t
-metrics_clock_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 void
 metrics_observe_lookup(struct worker_metrics *m, uint64_t us)

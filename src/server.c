@@ -654,6 +654,17 @@ worker_add_session(struct worker *w, struct session *s)
 }
 
 void
+worker_release_connection(struct worker *w, struct session *s)
+{
+	if (s->connection_released)
+		return;
+	s->connection_released = true;
+	atomic_fetch_sub(&w->server->connections, 1);
+	if (s->per_ip_counted)
+		per_ip_release(w->server, &s->peer_addr.sa);
+}
+
+void
 worker_remove_session(struct worker *w, struct session *s)
 {
 	if (s->prev != NULL)
@@ -663,9 +674,7 @@ worker_remove_session(struct worker *w, struct session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	w->nsessions--;
-	atomic_fetch_sub(&w->server->connections, 1);
-	if (s->per_ip_counted)
-		per_ip_release(w->server, &s->peer_addr.sa);
+	worker_release_connection(w, s);
 	if (w->draining && w->nsessions == 0)
 		loop_stop(w->loop);
 }

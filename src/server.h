@@ -228,6 +228,12 @@ void	server_kick_user(struct server *srv, const char *user,
 /* Session bookkeeping, for session.c. */
 void	worker_add_session(struct worker *w, struct session *s);
 void	worker_remove_session(struct worker *w, struct session *s);
+/*
+ * The session's connection stops counting against limits.connections and,
+ * if it was counted there, limits.per_ip.  session_close does this; later
+ * calls (worker_remove_session's among them) do nothing.
+ */
+void	worker_release_connection(struct worker *w, struct session *s);
 
 /* A pipe for splice and its capacity in bytes; 0 if none can be made. */
 size_t	pipe_pool_get(struct pipe_pool *pp, int fds[2]);

@@ -694,6 +694,8 @@ session_close(struct session *s, const char *outcome)
 	    state_names[s->state], outcome);
 	session_enter_state(s, SESSION_CLOSING);
 	session_release_user(s);
+	/* A lingering client's socket no longer counts against the limits. */
+	worker_release_connection(s->worker, s);
 	loop_timer_cancel(s->loop, &s->timer);
 	dir_request_cancel(&s->lookup);
 	resolve_cancel(&s->resolving);
@@ -879,7 +881,7 @@ session_login(struct session *s)
 	session_enter_state(s, SESSION_LOOKUP);
 	loop_timer_in(s->loop, &s->timer, (uint64_t)cfg->timeouts.lookup * 1000);
 	s->user = xstrdup(name.full);
-	s->lookup_us = metrics_clock_us();
+	s->lookup_us = clock_us();
 	session_peer_ip(s, ip, sizeof(ip));
 	client.addr = ip;
 	/* The password leaves the session only for a service that asks for it. */
@@ -895,7 +897,7 @@ lookup_count(struct session *s, enum dir_cache_result cache)
 {
 	struct worker_metrics *m = &s->worker->metrics;
 
-	metrics_observe_lookup(m, metrics_clock_us() - s->lookup_us);
+	metrics_observe_lookup(m, clock_us() - s->lookup_us);
 	switch (cache) {
 	case DIR_CACHE_NONE:
 		break;

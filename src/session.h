@@ -141,6 +141,8 @@ struct session {
 	}			 peer_addr;	/* 28 bytes, not 128; PROXY's source */
 	union proxy_addr	 local_addr;	/* what the client connected to */
 	bool			 per_ip_counted;
+	/* Closed: no longer counted for limits.connections, nor per_ip. */
+	bool			 connection_released;
 	char			 peer[56];
 	char			 id[20];	/* for logs and XCLIENT SESSION= */
 };

@@ -101,12 +101,18 @@ str_prefix_ci(const char *s, size_t len, const char *prefix)
 }
 
 uint64_t
-clock_ms(void)
+clock_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t
+clock_ms(void)
+{
+	return clock_us() / 1000;
 }
 
 int

@@ -27,8 +27,9 @@ size_t	 str_copy(char *dst, const char *src, size_t size);
 /* ASCII case-insensitive prefix test. */
 bool	 str_prefix_ci(const char *s, size_t len, const char *prefix);
 
-/* Monotonic clock in milliseconds. */
+/* Monotonic clock in milliseconds, and in microseconds. */
 uint64_t clock_ms(void);
+uint64_t clock_us(void);
 
 /*
  * Split "host:port", "[v6]:port" or "host" (port_r untouched) into a

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "helpers.h"
 #include "directory.h"
 #include "directory/sql.h"
 #include "tls.h"
@@ -406,17 +407,12 @@ END_TEST
 
 START_TEST(test_load_from_file)
 {
-	char path[] = "/tmp/check_config_XXXXXX";
+	char path[TEST_PATH_MAX];
 	char err[512];
 	struct config *c = NULL;
-	int fd = mkstemp(path);
 	FILE *fp;
 
-	ck_assert_int_ge(fd, 0);
-	fp = fdopen(fd, "w");
-	ck_assert_ptr_nonnull(fp);
-	fputs("daemon = { threads = 2; };\n", fp);
-	fclose(fp);
+	test_file_write(path, "check_config", "daemon = { threads = 2; };\n");
 	ck_assert_int_eq(config_load(path, &c, err, sizeof(err)), 0);
 	ck_assert_str_eq(c->path, path);
 	ck_assert_uint_eq(c->daemon.threads, 2);
@@ -435,7 +431,7 @@ START_TEST(test_load_from_file)
 		snprintf(want, sizeof(want), "%s:3: daemon.nope: unknown key", path);
 		ck_assert_str_eq(err, want);
 	}
-	unlink(path);
+	test_file_remove(path);
 
 	/* A missing file. */
 	ck_assert_int_eq(config_load(path, &c, err, sizeof(err)), -1);

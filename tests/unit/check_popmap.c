@@ -9,6 +9,7 @@
 
 #include "directory.h"
 #include "directory/file.h"
+#include "helpers.h"
 #include "route.h"
 #include "username.h"
 
@@ -299,44 +300,18 @@ END_TEST
 
 /* dir_file_open and lookups. */
 
-static char tmp_path[64];
+static char tmp_path[TEST_PATH_MAX];
 
 static void
 write_map(const char *text)
 {
-	FILE *fp;
-	int fd;
-
-	strcpy(tmp_path, "/tmp/check_popmap_XXXXXX");
-	fd = mkstemp(tmp_path);
-	ck_assert_int_ge(fd, 0);
-	fp = fdopen(fd, "w");
-	ck_assert_ptr_nonnull(fp);
-	fputs(text, fp);
-	ck_assert_int_eq(fclose(fp), 0);
+	test_file_write(tmp_path, "check_popmap", text);
 }
 
 static void
 remove_map(void)
 {
-	if (tmp_path[0] != '\0')
-		unlink(tmp_path);
-	tmp_path[0] = '\0';
-}
-
-static enum dir_status
-lookup(struct directory *dir, const char *login, struct route **r,
-    char *detail, size_t detaillen)
-{
-	struct username_cfg cfg = { .lower_case = true, .delimiter = '@',
-	    .default_domain = NULL, .strip_domain = false };
-	struct username name;
-	const char *err = NULL;
-
-	ck_assert_int_eq(username_normalise(&cfg, login, strlen(login), &name,
-	    &err), 0);
-	*r = NULL;
-	return directory_lookup_sync(dir, &name, PROTO_IMAP, r, detail, detaillen);
+	test_file_remove(tmp_path);
 }
 
 START_TEST(test_file_duplicate_user)
@@ -403,7 +378,7 @@ START_TEST(test_file_lookup)
 	ck_assert_int_eq(dir_file_open(tmp_path, &dir, err, sizeof(err)), 0);
 	ck_assert_ptr_nonnull(dir);
 
-	ck_assert_int_eq(lookup(dir, "alice@example.net", &r, detail,
+	ck_assert_int_eq(test_lookup(dir, "alice@example.net", &r, detail,
 	    sizeof(detail)), DIR_OK);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_uint_eq(r->nhosts, 1);
@@ -412,45 +387,47 @@ START_TEST(test_file_lookup)
 	route_unref(&r);
 
 	/* The login is normalised (lower-cased) before the lookup. */
-	ck_assert_int_eq(lookup(dir, "Bob@Example.NET", &r, detail,
+	ck_assert_int_eq(test_lookup(dir, "Bob@Example.NET", &r, detail,
 	    sizeof(detail)), DIR_OK);
 	ASSERT_HOST(r, 0, "store-b.example.net", 1143);
 	route_unref(&r);
 
-	ck_assert_int_eq(lookup(dir, "carol@example.net", &r, detail,
+	ck_assert_int_eq(test_lookup(dir, "carol@example.net", &r, detail,
 	    sizeof(detail)), DIR_OK);
 	ck_assert_str_eq(r->backend_user, "c.jones");
 	route_unref(&r);
 
-	ck_assert_int_eq(lookup(dir, "dave@example.net", &r, detail,
+	ck_assert_int_eq(test_lookup(dir, "dave@example.net", &r, detail,
 	    sizeof(detail)), DIR_OK);
 	ck_assert_str_eq(r->backend_user, "dsmith");
 	ASSERT_HOST(r, 0, "store-b.example.net", 2143);
 	route_unref(&r);
 
-	ck_assert_int_eq(lookup(dir, "erin@example.net", &r, detail,
+	ck_assert_int_eq(test_lookup(dir, "erin@example.net", &r, detail,
 	    sizeof(detail)), DIR_OK);
 	ck_assert_uint_eq(r->nhosts, 2);
 	ASSERT_HOST(r, 0, "store-new.example.net", 0);
 	ASSERT_HOST(r, 1, "store-a.example.net", 0);
 	route_unref(&r);
 
-	ck_assert_int_eq(lookup(dir, "frank", &r, detail, sizeof(detail)), DIR_OK);
+	ck_assert_int_eq(test_lookup(dir, "frank", &r, detail,
+	    sizeof(detail)), DIR_OK);
 	ASSERT_HOST(r, 0, "h6", 0);
 	route_unref(&r);
-	ck_assert_int_eq(lookup(dir, "last", &r, detail, sizeof(detail)), DIR_OK);
+	ck_assert_int_eq(test_lookup(dir, "last", &r, detail,
+	    sizeof(detail)), DIR_OK);
 	ASSERT_HOST(r, 0, "h7", 0);
 	route_unref(&r);
 
 	/* Unknown users, and near misses. */
-	ck_assert_int_eq(lookup(dir, "mallory@example.net", &r, detail,
+	ck_assert_int_eq(test_lookup(dir, "mallory@example.net", &r, detail,
 	    sizeof(detail)), DIR_NOT_FOUND);
 	ck_assert_ptr_null(r);
 	ck_assert_uint_gt(strlen(detail), 0);
-	ck_assert_int_eq(lookup(dir, "alice", &r, detail, sizeof(detail)),
+	ck_assert_int_eq(test_lookup(dir, "alice", &r, detail, sizeof(detail)),
 	    DIR_NOT_FOUND);
 	ck_assert_ptr_null(r);
-	ck_assert_int_eq(lookup(dir, "alice@example.ne", &r, detail,
+	ck_assert_int_eq(test_lookup(dir, "alice@example.ne", &r, detail,
 	    sizeof(detail)), DIR_NOT_FOUND);
 	ck_assert_ptr_null(r);
 
@@ -467,14 +444,8 @@ START_TEST(test_file_many_users)
 	struct directory *dir = NULL;
 	struct route *r;
 	char err[256], detail[160], name[32], host[32];
-	FILE *fp;
-	int fd;
+	FILE *fp = test_file_create(tmp_path, "check_popmap");
 
-	strcpy(tmp_path, "/tmp/check_popmap_XXXXXX");
-	fd = mkstemp(tmp_path);
-	ck_assert_int_ge(fd, 0);
-	fp = fdopen(fd, "w");
-	ck_assert_ptr_nonnull(fp);
 	for (int i = 0; i < 1000; i++)
 		fprintf(fp, "user%d h%d:%d\n", i, i, 1000 + i);
 	fclose(fp);
@@ -483,12 +454,13 @@ START_TEST(test_file_many_users)
 	for (int i = 0; i < 1000; i += 37) {
 		snprintf(name, sizeof(name), "user%d", i);
 		snprintf(host, sizeof(host), "h%d", i);
-		ck_assert_int_eq(lookup(dir, name, &r, detail, sizeof(detail)), DIR_OK);
+		ck_assert_int_eq(test_lookup(dir, name, &r, detail,
+		    sizeof(detail)), DIR_OK);
 		ASSERT_HOST(r, 0, host, 1000 + i);
 		route_unref(&r);
 	}
-	ck_assert_int_eq(lookup(dir, "user1000", &r, detail, sizeof(detail)),
-	    DIR_NOT_FOUND);
+	ck_assert_int_eq(test_lookup(dir, "user1000", &r, detail,
+	    sizeof(detail)), DIR_NOT_FOUND);
 	directory_close(&dir);
 	remove_map();
 }
@@ -502,7 +474,7 @@ START_TEST(test_file_empty_map)
 
 	write_map("# nothing here\n\n");
 	ck_assert_int_eq(dir_file_open(tmp_path, &dir, err, sizeof(err)), 0);
-	ck_assert_int_eq(lookup(dir, "alice", &r, detail, sizeof(detail)),
+	ck_assert_int_eq(test_lookup(dir, "alice", &r, detail, sizeof(detail)),
 	    DIR_NOT_FOUND);
 	ck_assert_ptr_null(r);
 	directory_close(&dir);
@@ -522,7 +494,8 @@ START_TEST(test_directory_open_from_config)
 	    "directory = { type = \"file\"; file = { path = \"%s\"; }; };", tmp_path);
 	ck_assert_int_eq(config_load_string("t.conf", text, &cfg, err, sizeof(err)), 0);
 	ck_assert_int_eq(directory_open(cfg, &dir, err, sizeof(err)), 0);
-	ck_assert_int_eq(lookup(dir, "ALICE", &r, detail, sizeof(detail)), DIR_OK);
+	ck_assert_int_eq(test_lookup(dir, "ALICE", &r, detail,
+	    sizeof(detail)), DIR_OK);
 	ASSERT_HOST(r, 0, "h1", 1143);
 	route_unref(&r);
 	directory_close(&dir);

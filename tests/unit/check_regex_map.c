@@ -14,6 +14,7 @@
 #include "config.h"
 #include "directory.h"
 #include "directory/regex.h"
+#include "helpers.h"
 #include "route.h"
 #include "username.h"
 
@@ -251,46 +252,19 @@ END_TEST
 
 /* Map files and lookups. */
 
-static char tmp_path[64], tmp_path2[64];
+static char tmp_path[TEST_PATH_MAX], tmp_path2[TEST_PATH_MAX];
 
 static void
 write_file(char *path, const char *text)
 {
-	FILE *fp;
-	int fd;
-
-	strcpy(path, "/tmp/check_regex_map_XXXXXX");
-	fd = mkstemp(path);
-	ck_assert_int_ge(fd, 0);
-	fp = fdopen(fd, "w");
-	ck_assert_ptr_nonnull(fp);
-	fputs(text, fp);
-	ck_assert_int_eq(fclose(fp), 0);
+	test_file_write(path, "check_regex_map", text);
 }
 
 static void
 remove_files(void)
 {
-	if (tmp_path[0] != '\0')
-		unlink(tmp_path);
-	if (tmp_path2[0] != '\0')
-		unlink(tmp_path2);
-	tmp_path[0] = tmp_path2[0] = '\0';
-}
-
-static enum dir_status
-lookup(struct directory *dir, const char *login, struct route **r,
-    char *detail, size_t detaillen)
-{
-	struct username_cfg cfg = { .lower_case = true, .delimiter = '@',
-	    .default_domain = NULL, .strip_domain = false };
-	struct username name;
-	const char *err = NULL;
-
-	ck_assert_int_eq(username_normalise(&cfg, login, strlen(login), &name,
-	    &err), 0);
-	*r = NULL;
-	return directory_lookup_sync(dir, &name, PROTO_IMAP, r, detail, detaillen);
+	test_file_remove(tmp_path);
+	test_file_remove(tmp_path2);
 }
 
 START_TEST(test_map_errors_have_lines)
@@ -316,13 +290,8 @@ START_TEST(test_map_rules_bound)
 {
 	struct directory *dir = NULL;
 	char err[512], want[512];
-	FILE *fp;
-	int fd;
+	FILE *fp = test_file_create(tmp_path, "check_regex_map");
 
-	strcpy(tmp_path, "/tmp/check_regex_map_XXXXXX");
-	fd = mkstemp(tmp_path);
-	ck_assert_int_ge(fd, 0);
-	fp = fdopen(fd, "w");
 	for (int i = 0; i < REGEX_MAP_RULES_MAX; i++)
 		fprintf(fp, "^u%d$: h%d\n", i, i);
 	fclose(fp);
@@ -353,14 +322,14 @@ START_TEST(test_map_lookup)
 	    "^(.*)$: h$1\n");
 	ck_assert_int_eq(dir_regex_open(tmp_path, &dir, err, sizeof(err)), 0);
 
-	ck_assert_int_eq(lookup(dir, "VIP@example.net", &r, detail,
+	ck_assert_int_eq(test_lookup(dir, "VIP@example.net", &r, detail,
 	    sizeof(detail)), DIR_OK);
 	ASSERT_HOST(r, 0, "vip-store", 1143);
 	ck_assert_ptr_null(r->backend_user);
 	ck_assert_str_eq(detail, "regex map line 2");
 	route_unref(&r);
 
-	ck_assert_int_eq(lookup(dir, "alice@example.net", &r, detail,
+	ck_assert_int_eq(test_lookup(dir, "alice@example.net", &r, detail,
 	    sizeof(detail)), DIR_OK);
 	ck_assert_uint_eq(r->nhosts, 2);
 	ASSERT_HOST(r, 0, "store-a", 2143);
@@ -370,8 +339,8 @@ START_TEST(test_map_lookup)
 	route_unref(&r);
 
 	/* The last rule's result is no route for this login: temporary. */
-	ck_assert_int_eq(lookup(dir, "a:99999", &r, detail, sizeof(detail)),
-	    DIR_TEMPFAIL);
+	ck_assert_int_eq(test_lookup(dir, "a:99999", &r, detail,
+	    sizeof(detail)), DIR_TEMPFAIL);
 	ck_assert_ptr_null(r);
 	ck_assert_msg(strstr(detail, "regex map line 4: \"ha:99999\" is not a "
 	    "route") != NULL, "got \"%s\"", detail);
@@ -380,7 +349,7 @@ START_TEST(test_map_lookup)
 
 	write_file(tmp_path, "^a$: h\n");
 	ck_assert_int_eq(dir_regex_open(tmp_path, &dir, err, sizeof(err)), 0);
-	ck_assert_int_eq(lookup(dir, "b", &r, detail, sizeof(detail)),
+	ck_assert_int_eq(test_lookup(dir, "b", &r, detail, sizeof(detail)),
 	    DIR_NOT_FOUND);
 	ck_assert_str_eq(detail, "no rule in the regex map matches");
 	directory_close(&dir);
@@ -418,15 +387,17 @@ START_TEST(test_chain_order)
 	dir = open_chain("[ \"file\", \"regex\" ]", &cfg);
 	ck_assert_ptr_null(dir->cache);		/* nothing worth caching */
 
-	ck_assert_int_eq(lookup(dir, "alice", &r, detail, sizeof(detail)), DIR_OK);
+	ck_assert_int_eq(test_lookup(dir, "alice", &r, detail,
+	    sizeof(detail)), DIR_OK);
 	ASSERT_HOST(r, 0, "h-file", 1143);
 	ck_assert_str_eq(detail, "file: file map");
 	route_unref(&r);
-	ck_assert_int_eq(lookup(dir, "bob", &r, detail, sizeof(detail)), DIR_OK);
+	ck_assert_int_eq(test_lookup(dir, "bob", &r, detail,
+	    sizeof(detail)), DIR_OK);
 	ASSERT_HOST(r, 0, "h-regex-bob", 0);
 	ck_assert_str_eq(detail, "regex: regex map line 2");
 	route_unref(&r);
-	ck_assert_int_eq(lookup(dir, "carol", &r, detail, sizeof(detail)),
+	ck_assert_int_eq(test_lookup(dir, "carol", &r, detail, sizeof(detail)),
 	    DIR_NOT_FOUND);
 	ck_assert_ptr_null(r);
 	ck_assert_str_eq(detail, "no back-end knows the user (last, regex: no "
@@ -436,7 +407,8 @@ START_TEST(test_chain_order)
 
 	/* The other order: the regex map answers for alice first. */
 	dir = open_chain("[ \"regex\", \"file\" ]", &cfg);
-	ck_assert_int_eq(lookup(dir, "alice", &r, detail, sizeof(detail)), DIR_OK);
+	ck_assert_int_eq(test_lookup(dir, "alice", &r, detail,
+	    sizeof(detail)), DIR_OK);
 	ASSERT_HOST(r, 0, "h-regex-alice", 0);
 	route_unref(&r);
 	directory_close(&dir);
@@ -456,8 +428,8 @@ START_TEST(test_chain_tempfail_stops)
 	write_file(tmp_path, "alice h-file\n");
 	write_file(tmp_path2, "^(.*)$: h$1\n");
 	dir = open_chain("[ \"regex\", \"file\" ]", &cfg);
-	ck_assert_int_eq(lookup(dir, "alice:99999", &r, detail, sizeof(detail)),
-	    DIR_TEMPFAIL);
+	ck_assert_int_eq(test_lookup(dir, "alice:99999", &r, detail,
+	    sizeof(detail)), DIR_TEMPFAIL);
 	ck_assert_ptr_null(r);
 	ck_assert_msg(strncmp(detail, "regex: regex map line 1: ", 25) == 0,
 	    "got \"%s\"", detail);
