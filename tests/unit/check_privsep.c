@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,6 +340,24 @@ record_notify(const char *state)
 	str_copy_test(notified, state);
 }
 
+/*
+ * privsep_parent_run expects its caller to have blocked these before the
+ * fork (as main.c does): a child that exits before the parent's signalfd
+ * exists must still be seen.
+ */
+static void
+block_parent_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
 static int
 run_parent(pid_t child, int fd)
 {
@@ -479,6 +498,7 @@ privsep_suite(void)
 	tcase_add_test(tc, test_parent_drops_an_oversized_child);
 	tcase_add_test(tc, test_parent_drops_a_malformed_child);
 	tcase_add_test(tc, test_parent_answers_a_reload);
+	tcase_add_checked_fixture(tc, block_parent_signals, NULL);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	return s;
