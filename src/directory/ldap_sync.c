@@ -44,6 +44,7 @@
  * and for nothing else, so an idle replica costs no wake-ups at all.
  */
 
+#define SYNC_NO_SOCKET_MS	100	/* wait_input without a socket to watch */
 #define SYNC_BACKOFF_MIN_MS	100
 #define SYNC_BACKOFF_MAX_MS	5000
 #define SYNC_LOG_EVERY_MS	10000
@@ -408,6 +409,12 @@ send_sync(struct dir_sync *ds, LDAP *ld, int mode, int sizelimit, int *msgid_r)
  * Sleep until the connection has input (ld non-NULL), a stop is asked for,
  * or timeout_ms passes (-1: no limit).  A broken socket reads as input:
  * the next ldap_result reports it.
+ *
+ * Bytes libldap has already taken off the socket (a TLS record holding
+ * more than one message, or a message read for another request) wake
+ * nothing: they are looked for first, and their presence returns at once
+ * so that the next ldap_result reads them.  Each such call consumes one
+ * message, so this cannot spin.
  */
 static void
 wait_input(struct dir_sync *ds, LDAP *ld, int timeout_ms)
@@ -417,9 +424,19 @@ wait_input(struct dir_sync *ds, LDAP *ld, int timeout_ms)
 		{ .fd = -1, .events = POLLIN },
 	};
 
-	if (ld != NULL && (ldap_get_option(ld, LDAP_OPT_DESC, &pfd[1].fd) !=
-	    LDAP_OPT_SUCCESS || pfd[1].fd < 0))
-		return;		/* no socket: let ldap_result say why */
+	if (ld != NULL) {
+		Sockbuf *sb = NULL;
+
+		if (ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) == LDAP_OPT_SUCCESS &&
+		    sb != NULL && ber_sockbuf_ctrl(sb, LBER_SB_OPT_DATA_READY, NULL))
+			return;
+		if (ldap_get_option(ld, LDAP_OPT_DESC, &pfd[1].fd) !=
+		    LDAP_OPT_SUCCESS || pfd[1].fd < 0) {
+			/* No socket: ldap_result will say why; do not spin. */
+			pfd[1].fd = -1;
+			timeout_ms = SYNC_NO_SOCKET_MS;
+		}
+	}
 	if (poll(pfd, 2, timeout_ms) < 0 && errno != EINTR)
 		log_warning("ldap sync: poll: %s", strerror(errno));
 }
