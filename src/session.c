@@ -694,8 +694,6 @@ session_close(struct session *s, const char *outcome)
 	    state_names[s->state], outcome);
 	session_enter_state(s, SESSION_CLOSING);
 	session_release_user(s);
-	/* A lingering client's socket no longer counts against the limits. */
-	worker_release_connection(s->worker, s);
 	loop_timer_cancel(s->loop, &s->timer);
 	dir_request_cancel(&s->lookup);
 	resolve_cancel(&s->resolving);
@@ -709,8 +707,15 @@ session_close(struct session *s, const char *outcome)
 	free(s->addrs);
 	s->addrs = NULL;
 	conn_close(&s->backend, s->loop);
+	/*
+	 * A lingering client's socket still holds a descriptor: it counts
+	 * against limits.connections and limits.per_ip until session_free
+	 * (at most LINGER_MS), so closing sessions fast cannot pile sockets
+	 * up past the caps.  Any other closed session stops counting now.
+	 */
 	if (session_linger(s))
 		return;
+	worker_release_connection(s->worker, s);
 	conn_close(&s->client, s->loop);
 	/* Callers up the stack may still look at s: free it after they return. */
 	loop_post(s->loop, session_free, s);

@@ -731,6 +731,49 @@ class Limits(unittest.TestCase):
         self.assertEqual(leaks, "")
         self.assertIn("limits.per_ip reached", log)
 
+    def test_a_lingering_close_counts_until_it_ends(self):
+        def render(p):
+            return config(A.imap_port, A.pop3_port)(p).replace(
+                "limits = {", "limits = { per_ip = 2;")
+        q = Postern(render, popmap=popmap(A, B)).start()
+        deadline = time.monotonic() + 5
+        while q.log().count("session end") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        held = []
+        try:
+            # Closed by postern for bad commands; the client neither reads
+            # to the end nor closes, so the close lingers (LINGER_MS, 2 s).
+            bad = Raw(q.imap_port)
+            held.append(bad)
+            bad.line()
+            bad.send(b"".join(b"x%d FROB\r\n" % i for i in range(6)))
+            self.assertTrue(wait_until(lambda: "too many invalid commands" in q.log(), 5),
+                            q.log()[-2000:])
+            held.append(Raw(q.imap_port))
+            self.assertTrue(held[-1].line().startswith(b"* OK"))
+            # The lingering socket and one live session fill per_ip = 2.
+            extra = Raw(q.imap_port)
+            self.assertIn(b"BYE Too many connections", extra.line())
+            extra.close()
+            # Once the linger ends, the slot is free again.
+            deadline = time.monotonic() + 10
+            while True:
+                again = Raw(q.imap_port)
+                line = again.line()
+                if line.startswith(b"* OK"):
+                    held.append(again)
+                    break
+                again.close()
+                self.assertLess(time.monotonic(), deadline, line)
+                time.sleep(0.2)
+        finally:
+            for r in held:
+                r.close()
+            q.stop()
+            leaks = q.leaks()
+            q.cleanup()
+        self.assertEqual(leaks, "")
+
 
 class ZZShutdown(unittest.TestCase):
     """Last: SIGTERM drains, exit is clean, and nothing leaked."""
