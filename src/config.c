@@ -320,6 +320,7 @@ config_defaults(struct config *c)
 	c->directory.cache.entries = 100000;
 	c->directory.cache.negative_entries = 10000;
 	c->directory.cache.serve_stale = true;
+	c->directory.cache.stale_max = 3600;
 	c->directory.ldap.uri = xstrdup("ldap://127.0.0.1/");
 	c->directory.ldap.base = xstrdup("");
 	c->directory.ldap.scope = LDAP_SCOPE_SUBTREE;
@@ -1257,7 +1258,7 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 	static const char *const moves[] = { [ON_MOVE_KEEP] = "keep",
 	    [ON_MOVE_KICK] = "kick" };
 	static const char *const cache_keys[] = { "ttl", "negative_ttl", "entries",
-	    "negative_entries", "serve_stale", NULL };
+	    "negative_entries", "serve_stale", "stale_max", NULL };
 	static const char *const file_keys[] = { "path", NULL };
 	static const char *const regex_keys[] = { "path", NULL };
 	static const char *const http_keys[] = { "url", "timeout", "queue",
@@ -1284,7 +1285,8 @@ load_directory(struct loader *ld, const config_setting_t *root, struct config *c
 	    get_uint(ld, cache, "directory.cache", "negative_ttl", 0, 86400, &c->directory.cache.negative_ttl) < 0 ||
 	    get_uint(ld, cache, "directory.cache", "entries", 0, 100000000, &c->directory.cache.entries) < 0 ||
 	    get_uint(ld, cache, "directory.cache", "negative_entries", 0, 100000000, &c->directory.cache.negative_entries) < 0 ||
-	    get_bool(ld, cache, "directory.cache", "serve_stale", &c->directory.cache.serve_stale) < 0))
+	    get_bool(ld, cache, "directory.cache", "serve_stale", &c->directory.cache.serve_stale) < 0 ||
+	    get_uint(ld, cache, "directory.cache", "stale_max", 0, 86400 * 7, &c->directory.cache.stale_max) < 0))
 		return -1;
 	if (file != NULL && (check_keys(ld, file, "directory.file", file_keys) < 0 ||
 	    get_path(ld, file, "directory.file", "path", &c->directory.file_path) < 0))

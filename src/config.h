@@ -234,6 +234,7 @@ struct config {
 			unsigned	 entries;
 			unsigned	 negative_entries;
 			bool		 serve_stale;
+			unsigned	 stale_max;	/* s past ttl; 0: no limit */
 		} cache;
 		struct ldap_cfg	 ldap;
 		char		*file_path;

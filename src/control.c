@@ -636,7 +636,8 @@ cmd_flush(struct ctl_query *q, const char *arg)
 			snprintf(key, sizeof(key), "%s:%s", proto_name((enum proto_id)p),
 			    name.full);
 			if (q->old == NULL)
-				q->old = route_cache_get_stale(cache, key);
+				q->old = route_cache_get_stale(cache, key,
+				    clock_ms());
 			q->flushed += route_cache_remove(cache, key);
 		}
 	}

@@ -84,7 +84,8 @@ directory_open(const struct config *cfg, struct directory **dir_r, char *err,
 	if (cfg->directory.cache.entries > 0 && directory_cacheable(cfg)) {
 		dir->cache = route_cache_new(cfg->directory.cache.entries,
 		    cfg->directory.cache.negative_entries,
-		    cfg->directory.cache.ttl, cfg->directory.cache.negative_ttl);
+		    cfg->directory.cache.ttl, cfg->directory.cache.negative_ttl,
+		    cfg->directory.cache.stale_max);
 		dir->serve_stale = cfg->directory.cache.serve_stale;
 	}
 	*dir_r = dir;
@@ -327,7 +328,10 @@ request_deliver(void *arg)
 	request_unref(req);
 }
 
-/* Remember the answer; on a directory failure, fall back to a stale route. */
+/*
+ * Remember the answer; on a directory failure, fall back to a stale route
+ * (one no older than directory.cache.stale_max past its TTL).
+ */
 static void
 request_cache(struct dir_request *req, enum dir_status *status,
     struct route **route, char *detail, size_t detaillen)
@@ -344,7 +348,8 @@ request_cache(struct dir_request *req, enum dir_status *status,
 		break;
 	case DIR_TEMPFAIL:
 		if (!req->dir->serve_stale ||
-		    (stale = route_cache_get_stale(cache, req->key)) == NULL)
+		    (stale = route_cache_get_stale(cache, req->key,
+		    clock_ms())) == NULL)
 			break;
 		log_warning("directory unavailable (%s): serving a stale route "
 		    "for %s", detail, req->name.full);

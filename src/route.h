@@ -46,7 +46,9 @@ void		 route_unref(struct route **rp);
  * `negative_ttl`, at most `entries` routes and `negative_entries` unknown
  * users, each kind evicting only its own least recently used.  Safe to use
  * from any thread (sharded locks).  Expired routes stay until evicted so
- * that route_cache_get_stale() can serve them while the directory is down.
+ * that route_cache_get_stale() can serve them while the directory is down,
+ * for at most `stale_max` seconds past their TTL (0: however old); a route
+ * found older than that is dropped.
  */
 struct route_cache;
 
@@ -57,13 +59,17 @@ enum route_cache_result {
 };
 
 struct route_cache *route_cache_new(size_t entries, size_t negative_entries,
-		    unsigned ttl, unsigned negative_ttl);
+		    unsigned ttl, unsigned negative_ttl, unsigned stale_max);
 void		 route_cache_free(struct route_cache **cachep);
 /* Fresh entries only.  `now` in milliseconds (monotonic). */
 enum route_cache_result route_cache_get(struct route_cache *c, const char *key,
 		    uint64_t now, struct route **route_r);
-/* A positive entry however old; NULL if none. */
-struct route	*route_cache_get_stale(struct route_cache *c, const char *key);
+/*
+ * A positive entry, expired or not, up to `stale_max` seconds past its TTL
+ * (at exactly TTL + stale_max it still is); NULL if none.
+ */
+struct route	*route_cache_get_stale(struct route_cache *c, const char *key,
+		    uint64_t now);
 /* Store a route (route != NULL, referenced by the cache) or a miss (NULL). */
 void		 route_cache_put(struct route_cache *c, const char *key,
 		    struct route *route, uint64_t now);

@@ -42,6 +42,7 @@ struct shard {
 struct route_cache {
 	unsigned	 ttl_ms;
 	unsigned	 negative_ttl_ms;
+	uint64_t	 stale_max_ms;		/* 0: no limit */
 	struct shard	 shards[CACHE_SHARDS];
 };
 
@@ -69,7 +70,7 @@ hash_key(const char *s)
 
 struct route_cache *
 route_cache_new(size_t entries, size_t negative_entries, unsigned ttl,
-    unsigned negative_ttl)
+    unsigned negative_ttl, unsigned stale_max)
 {
 	struct route_cache *c = xcalloc(1, sizeof(*c));
 	size_t per = entries / CACHE_SHARDS + 1;
@@ -77,6 +78,7 @@ route_cache_new(size_t entries, size_t negative_entries, unsigned ttl,
 
 	c->ttl_ms = ttl * 1000;
 	c->negative_ttl_ms = negative_ttl * 1000;
+	c->stale_max_ms = (uint64_t)stale_max * 1000;
 	for (int i = 0; i < CACHE_SHARDS; i++) {
 		struct shard *s = &c->shards[i];
 
@@ -187,6 +189,18 @@ shard_remove(struct shard *s, struct cache_entry *e)
 	entry_free(e);
 }
 
+/*
+ * A route past its TTL and past stale_max too: not to be served, even
+ * during an outage, so it need not hold its slot either.
+ */
+static bool
+too_stale(const struct route_cache *c, const struct cache_entry *e,
+    uint64_t now)
+{
+	return e->route != NULL && c->stale_max_ms > 0 && now > e->expires &&
+	    now - e->expires > c->stale_max_ms;
+}
+
 enum route_cache_result
 route_cache_get(struct route_cache *c, const char *key, uint64_t now,
     struct route **route_r)
@@ -198,7 +212,9 @@ route_cache_get(struct route_cache *c, const char *key, uint64_t now,
 
 	pthread_mutex_lock(&s->mtx);
 	e = *find_slot(s, key, h);
-	if (e != NULL && now < e->expires) {
+	if (e != NULL && too_stale(c, e, now))
+		shard_remove(s, e);
+	else if (e != NULL && now < e->expires) {
 		lru_unlink(s, e);
 		lru_push(s, e);
 		if (e->route != NULL) {
@@ -212,7 +228,7 @@ route_cache_get(struct route_cache *c, const char *key, uint64_t now,
 }
 
 struct route *
-route_cache_get_stale(struct route_cache *c, const char *key)
+route_cache_get_stale(struct route_cache *c, const char *key, uint64_t now)
 {
 	uint64_t h = hash_key(key);
 	struct shard *s = shard_of(c, h);
@@ -221,7 +237,9 @@ route_cache_get_stale(struct route_cache *c, const char *key)
 
 	pthread_mutex_lock(&s->mtx);
 	e = *find_slot(s, key, h);
-	if (e != NULL && e->route != NULL)
+	if (e != NULL && too_stale(c, e, now))
+		shard_remove(s, e);
+	else if (e != NULL && e->route != NULL)
 		route = route_ref(e->route);
 	pthread_mutex_unlock(&s->mtx);
 	return route;

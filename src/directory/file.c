@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "directory.h"
 #include "directory/backend.h"
@@ -170,14 +171,38 @@ popmap_parse_line(const char *line, char **user_r, struct route **route_r,
 	return 1;
 }
 
-int
-dir_file_open(const char *path, struct directory **dir_r, char *err,
+/*
+ * Refuse an oversized map before reading any of it.  Only a regular file
+ * has a size to check: a device or a FIFO could feed getline() one endless
+ * line.
+ */
+static int
+map_check_size(FILE *fp, const char *path, size_t max_bytes, char *err,
     size_t errlen)
+{
+	struct stat st;
+
+	if (fstat(fileno(fp), &st) < 0)
+		snprintf(err, errlen, "%s:0: %s", path, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		snprintf(err, errlen, "%s:0: not a regular file", path);
+	else if ((uintmax_t)st.st_size > max_bytes)
+		snprintf(err, errlen, "%s:0: %jd bytes: more than the %zu a "
+		    "file map may have", path, (intmax_t)st.st_size, max_bytes);
+	else
+		return 0;
+	return -1;
+}
+
+int
+dir_file_open(const char *path, size_t max_bytes, struct directory **dir_r,
+    char *err, size_t errlen)
 {
 	struct dir_file *df = xcalloc(1, sizeof(*df));
 	char *line = NULL;
-	size_t linecap = 0;
+	size_t linecap = 0, total = 0;
 	unsigned lineno = 0;
+	ssize_t len;
 	FILE *fp;
 
 	df->dir.ops = &dir_file_ops;
@@ -186,7 +211,9 @@ dir_file_open(const char *path, struct directory **dir_r, char *err,
 		dir_file_free(&df->dir);
 		return -1;
 	}
-	while (getline(&line, &linecap, fp) >= 0) {
+	if (map_check_size(fp, path, max_bytes, err, errlen) < 0)
+		goto fail;
+	while ((len = getline(&line, &linecap, fp)) >= 0) {
 		struct map_entry *e;
 		struct route *route;
 		const char *error;
@@ -194,6 +221,13 @@ dir_file_open(const char *path, struct directory **dir_r, char *err,
 		int rc;
 
 		lineno++;
+		/* The file may have grown since fstat(). */
+		if ((total += (size_t)len) > max_bytes) {
+			snprintf(err, errlen, "%s:%u: more than the %zu bytes a "
+			    "file map may have (it grew while read)", path,
+			    lineno, max_bytes);
+			goto fail;
+		}
 		if ((rc = popmap_parse_line(line, &user, &route, &error)) == 0)
 			continue;
 		if (rc < 0 || map_find(df, user) != NULL) {
@@ -203,10 +237,7 @@ dir_file_open(const char *path, struct directory **dir_r, char *err,
 				free(user);
 				route_unref(&route);
 			}
-			free(line);
-			fclose(fp);
-			dir_file_free(&df->dir);
-			return -1;
+			goto fail;
 		}
 		if (df->nentries >= df->nslots)
 			map_grow(df);
@@ -222,6 +253,11 @@ dir_file_open(const char *path, struct directory **dir_r, char *err,
 	fclose(fp);
 	*dir_r = &df->dir;
 	return 0;
+fail:
+	free(line);
+	fclose(fp);
+	dir_file_free(&df->dir);
+	return -1;
 }
 
 /* The map's errors name the map; say which key of which file named it. */
@@ -231,7 +267,8 @@ file_backend_open(const struct config *cfg, struct directory **dir_r,
 {
 	char why[512];
 
-	if (dir_file_open(cfg->directory.file_path, dir_r, why, sizeof(why)) < 0) {
+	if (dir_file_open(cfg->directory.file_path, FILE_MAP_BYTES_MAX, dir_r,
+	    why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "%s: directory.file.path: %s", cfg->path, why);
 		return -1;
 	}

@@ -10,9 +10,16 @@
 struct directory;
 struct route;
 
-/* File map: "user host[:port][,host2[:port]...] [backend_user]" per line. */
-int		 dir_file_open(const char *path, struct directory **dir_r,
-		    char *err, size_t errlen);
+/* Bytes of a map file; a larger one is refused at (re)load. */
+#define FILE_MAP_BYTES_MAX	(256u << 20)
+
+/*
+ * File map: "user host[:port][,host2[:port]...] [backend_user]" per line,
+ * from a regular file of at most max_bytes (FILE_MAP_BYTES_MAX but in
+ * tests).  0 with *dir_r set, or -1 with "PATH:LINE: reason" in err.
+ */
+int		 dir_file_open(const char *path, size_t max_bytes,
+		    struct directory **dir_r, char *err, size_t errlen);
 /*
  * Parse one map line.  1 with *user_r and *route_r set, 0 for a blank or
  * comment line, -1 with a reason.

@@ -330,6 +330,17 @@ class Reload(unittest.TestCase):
             self.assertEqual(rc, 1, (out, err))
             self.assertIn("reload failed", err)
             self.assertIn("no-such-popmap", err)
+            # A map past FILE_MAP_BYTES_MAX (256 MiB; sparse: nothing
+            # written): refused before a line is read.
+            big = os.path.join(P.dir, "big-popmap")
+            with open(big, "wb") as f:
+                f.truncate((256 << 20) + 1)
+            SETTINGS["popmap"] = big
+            write_config()
+            rc, out, err = ctl("reload")
+            self.assertEqual(rc, 1, (out, err))
+            self.assertIn("directory.file.path: %s:0: 268435457 bytes: more "
+                          "than the 268435456 a file map may have" % big, err)
             # Not even libconfig syntax: the client needs -s to find the socket.
             SETTINGS["broken"] = True
             write_config()

@@ -272,6 +272,36 @@ class D_Outage(unittest.TestCase):
             time.sleep(0.1)
 
 
+class D_StaleMax(unittest.TestCase):
+    def test_route_past_stale_max_is_not_served(self):
+        # ttl 1 s, stale_max 4 s: during an outage the route is served
+        # until 5 s after it was stored, then the login fails for now.
+        s = Slapd().start()
+        p = Postern(ldap_config(s.uri, cache="{ ttl = 1; negative_ttl = 1; "
+                                "entries = 1000; serve_stale = true; "
+                                "stale_max = 4; }")).start()
+        r = next(r for r in ROUTES if r.login != "mike")
+        try:
+            self.assertTrue(login_lands(p.imap_port, r.login, password(r.login),
+                                        r.host, r.backend_user))
+            t0 = time.monotonic()
+            s.kill()
+            time.sleep(1.5)
+            self.assertTrue(login_lands(p.imap_port, r.login, password(r.login),
+                                        r.host, r.backend_user))
+            self.assertIn("serving a stale route", p.log())
+            time.sleep(max(0.0, t0 + 5.5 - time.monotonic()))
+            raw = Raw(p.imap_port)
+            raw.line()
+            raw.send(b'a LOGIN "%s" "%s"\r\n' % (r.login.encode(),
+                                                  password(r.login).encode()))
+            self.assertIn(b"NO [UNAVAILABLE]", raw.line())
+            raw.close()
+        finally:
+            p.cleanup()
+            s.cleanup()
+
+
 class B2_AuthOptions(unittest.TestCase):
     """auth.verify = "ldap-bind" and backend.login = "master"."""
 

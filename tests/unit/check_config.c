@@ -167,6 +167,7 @@ START_TEST(test_empty_config_defaults)
 	ck_assert_uint_eq(c->directory.cache.negative_ttl, 10);
 	ck_assert_uint_eq(c->directory.cache.entries, 100000);
 	ck_assert(c->directory.cache.serve_stale);
+	ck_assert_uint_eq(c->directory.cache.stale_max, 3600);
 	ck_assert_str_eq(c->directory.ldap.uri, "ldap://127.0.0.1/");
 	ck_assert_int_eq(c->directory.ldap.scope, LDAP_SCOPE_SUBTREE);
 	ck_assert_int_eq(c->directory.ldap.filter[0], '(');
@@ -253,7 +254,8 @@ START_TEST(test_every_key_applied)
 	    "  default_domain = \"example.org\"; strip_domain = true; };\n"
 	    "capability = { imap = \"IMAP4rev1 ID\"; pop3 = \"USER\"; };\n"
 	    "directory = { type = \"ldap\";\n"
-	    "  cache = { ttl = 120; negative_ttl = 0; entries = 0; serve_stale = false; };\n"
+	    "  cache = { ttl = 120; negative_ttl = 0; entries = 0; serve_stale = false;\n"
+	    "    stale_max = 0; };\n"
 	    "  ldap = { uri = \"ldap://a/ ldap://b/\"; base = \"o=x\"; scope = \"one\";\n"
 	    "    filter = \"(mail=%u)\"; bind_dn = \"cn=p\"; bind_password = \"\";\n"
 	    "    bind_password_file = \"/pw\"; sasl_mech = \"EXTERNAL\"; starttls = true;\n"
@@ -306,6 +308,7 @@ START_TEST(test_every_key_applied)
 	ck_assert_uint_eq(c->directory.cache.negative_ttl, 0);
 	ck_assert_uint_eq(c->directory.cache.entries, 0);
 	ck_assert(!c->directory.cache.serve_stale);
+	ck_assert_uint_eq(c->directory.cache.stale_max, 0);
 	ck_assert_str_eq(c->directory.ldap.uri, "ldap://a/ ldap://b/");
 	ck_assert_str_eq(c->directory.ldap.base, "o=x");
 	ck_assert_int_eq(c->directory.ldap.scope, LDAP_SCOPE_ONELEVEL);
@@ -603,6 +606,8 @@ START_TEST(test_out_of_range)
 	    "test.conf:1: directory.ldap.timeout: must be between 1 and 300");
 	ASSERT_BAD("directory = { cache = { negative_ttl = 86401; }; };",
 	    "test.conf:1: directory.cache.negative_ttl: must be between 0 and 86400");
+	ASSERT_BAD("directory = { cache = { stale_max = 604801; }; };",
+	    "test.conf:1: directory.cache.stale_max: must be between 0 and 604800");
 	ASSERT_BAD("backend = { imap_port = 0; };",
 	    "test.conf:1: backend.imap_port: must be between 1 and 65535");
 	ASSERT_BAD("backend = { pop3_port = 70000; };",
@@ -1378,6 +1383,7 @@ START_TEST(test_example_config_states_the_defaults)
 	SAME_U(directory.cache.entries);
 	SAME_U(directory.cache.negative_entries);
 	SAME_U(directory.cache.serve_stale);
+	SAME_U(directory.cache.stale_max);
 	SAME_S(directory.ldap.uri);
 	SAME_U(directory.ldap.scope);
 	SAME_S(directory.ldap.filter);

@@ -2,6 +2,7 @@
 #include "autoconf.h"
 
 #include <check.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,7 +326,7 @@ START_TEST(test_file_duplicate_user)
 	    "bob h2\n"
 	    "alice h3\n"
 	    "carol h4\n");
-	ck_assert_int_eq(dir_file_open(tmp_path, &dir, err, sizeof(err)), -1);
+	ck_assert_int_eq(dir_file_open(tmp_path, FILE_MAP_BYTES_MAX, &dir, err, sizeof(err)), -1);
 	ck_assert_ptr_null(dir);
 	snprintf(want, sizeof(want), "%s:5: user listed twice", tmp_path);
 	ck_assert_str_eq(err, want);
@@ -339,7 +340,7 @@ START_TEST(test_file_bad_line)
 	char err[256], prefix[128];
 
 	write_map("alice h1\n# x\nbob h2:99999\n");
-	ck_assert_int_eq(dir_file_open(tmp_path, &dir, err, sizeof(err)), -1);
+	ck_assert_int_eq(dir_file_open(tmp_path, FILE_MAP_BYTES_MAX, &dir, err, sizeof(err)), -1);
 	ck_assert_ptr_null(dir);
 	snprintf(prefix, sizeof(prefix), "%s:3: ", tmp_path);
 	ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "got \"%s\"", err);
@@ -353,8 +354,8 @@ START_TEST(test_file_missing)
 	struct directory *dir = NULL;
 	char err[256];
 
-	ck_assert_int_eq(dir_file_open("/nonexistent/check_popmap/map", &dir, err,
-	    sizeof(err)), -1);
+	ck_assert_int_eq(dir_file_open("/nonexistent/check_popmap/map",
+	    FILE_MAP_BYTES_MAX, &dir, err, sizeof(err)), -1);
 	ck_assert_ptr_null(dir);
 	ck_assert_msg(strncmp(err, "/nonexistent/check_popmap/map:0: ", 33) == 0,
 	    "got \"%s\"", err);
@@ -375,7 +376,7 @@ START_TEST(test_file_lookup)
 	    "erin@example.net\tstore-new.example.net,store-a.example.net\n"
 	    "frank h6\r\n"
 	    "last h7");		/* no final newline */
-	ck_assert_int_eq(dir_file_open(tmp_path, &dir, err, sizeof(err)), 0);
+	ck_assert_int_eq(dir_file_open(tmp_path, FILE_MAP_BYTES_MAX, &dir, err, sizeof(err)), 0);
 	ck_assert_ptr_nonnull(dir);
 
 	ck_assert_int_eq(test_lookup(dir, "alice@example.net", &r, detail,
@@ -450,7 +451,7 @@ START_TEST(test_file_many_users)
 		fprintf(fp, "user%d h%d:%d\n", i, i, 1000 + i);
 	fclose(fp);
 
-	ck_assert_int_eq(dir_file_open(tmp_path, &dir, err, sizeof(err)), 0);
+	ck_assert_int_eq(dir_file_open(tmp_path, FILE_MAP_BYTES_MAX, &dir, err, sizeof(err)), 0);
 	for (int i = 0; i < 1000; i += 37) {
 		snprintf(name, sizeof(name), "user%d", i);
 		snprintf(host, sizeof(host), "h%d", i);
@@ -473,11 +474,67 @@ START_TEST(test_file_empty_map)
 	char err[256], detail[160];
 
 	write_map("# nothing here\n\n");
-	ck_assert_int_eq(dir_file_open(tmp_path, &dir, err, sizeof(err)), 0);
+	ck_assert_int_eq(dir_file_open(tmp_path, FILE_MAP_BYTES_MAX, &dir, err, sizeof(err)), 0);
 	ck_assert_int_eq(test_lookup(dir, "alice", &r, detail, sizeof(detail)),
 	    DIR_NOT_FOUND);
 	ck_assert_ptr_null(r);
 	directory_close(&dir);
+	remove_map();
+}
+END_TEST
+
+START_TEST(test_file_size_bound)
+{
+	static const char map[] = "alice h1\nbob h2\n";	/* 16 bytes */
+	struct directory *dir = NULL;
+	struct route *r;
+	char err[256], want[256], detail[160];
+
+	write_map(map);
+	/* A map of exactly the bound is read... */
+	ck_assert_int_eq(dir_file_open(tmp_path, sizeof(map) - 1, &dir, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(test_lookup(dir, "bob", &r, detail, sizeof(detail)),
+	    DIR_OK);
+	route_unref(&r);
+	directory_close(&dir);
+	/* ...one byte over it is refused before a line is read. */
+	ck_assert_int_eq(dir_file_open(tmp_path, sizeof(map) - 2, &dir, err,
+	    sizeof(err)), -1);
+	ck_assert_ptr_null(dir);
+	snprintf(want, sizeof(want), "%s:0: 16 bytes: more than the 15 a file "
+	    "map may have", tmp_path);
+	ck_assert_str_eq(err, want);
+	remove_map();
+	/* Something that is not a regular file has no size to check. */
+	ck_assert_int_eq(dir_file_open("/dev/null", FILE_MAP_BYTES_MAX, &dir,
+	    err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "/dev/null:0: not a regular file");
+	ck_assert_ptr_null(dir);
+}
+END_TEST
+
+START_TEST(test_directory_size_bound_names_key)
+{
+	struct config *cfg = NULL;
+	struct directory *dir = NULL;
+	char text[256], err[512], want[512];
+	FILE *fp = test_file_create(tmp_path, "check_popmap");
+
+	/* A sparse file: past the production bound without writing it. */
+	ck_assert_int_eq(fseeko(fp, (off_t)FILE_MAP_BYTES_MAX, SEEK_SET), 0);
+	ck_assert_int_eq(fputc('\n', fp), '\n');
+	fclose(fp);
+	snprintf(text, sizeof(text),
+	    "directory = { type = \"file\"; file = { path = \"%s\"; }; };", tmp_path);
+	ck_assert_int_eq(config_load_string("t.conf", text, &cfg, err, sizeof(err)), 0);
+	ck_assert_int_eq(directory_open(cfg, &dir, err, sizeof(err)), -1);
+	ck_assert_ptr_null(dir);
+	snprintf(want, sizeof(want), "t.conf: directory.file.path: %s:0: %ju "
+	    "bytes: more than the %ju a file map may have", tmp_path,
+	    (uintmax_t)FILE_MAP_BYTES_MAX + 1, (uintmax_t)FILE_MAP_BYTES_MAX);
+	ck_assert_str_eq(err, want);
+	config_free(&cfg);
 	remove_map();
 }
 END_TEST
@@ -538,6 +595,8 @@ popmap_suite(void)
 	tcase_add_test(tc, test_file_lookup);
 	tcase_add_test(tc, test_file_many_users);
 	tcase_add_test(tc, test_file_empty_map);
+	tcase_add_test(tc, test_file_size_bound);
+	tcase_add_test(tc, test_directory_size_bound_names_key);
 	tcase_add_test(tc, test_directory_open_from_config);
 	suite_add_tcase(s, tc);
 	return s;

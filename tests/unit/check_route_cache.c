@@ -56,7 +56,7 @@ END_TEST
 
 START_TEST(test_hit_miss_negative_and_expiry)
 {
-	struct route_cache *c = route_cache_new(100, 100, 60, 10);
+	struct route_cache *c = route_cache_new(100, 100, 60, 10, 0);
 	struct route *r = route_to("a"), *got = NULL;
 
 	ck_assert_int_eq(route_cache_get(c, "imap:alice", 1000, &got), ROUTE_CACHE_MISS);
@@ -67,14 +67,14 @@ START_TEST(test_hit_miss_negative_and_expiry)
 	route_unref(&got);
 	/* ttl 60 s: expired at 61 s, but still there to serve stale. */
 	ck_assert_int_eq(route_cache_get(c, "imap:alice", 61001, &got), ROUTE_CACHE_MISS);
-	got = route_cache_get_stale(c, "imap:alice");
+	got = route_cache_get_stale(c, "imap:alice", 61001);
 	ck_assert_ptr_nonnull(got);
 	route_unref(&got);
 	route_cache_put(c, "imap:nobody", NULL, 1000);
 	ck_assert_int_eq(route_cache_get(c, "imap:nobody", 5000, &got),
 	    ROUTE_CACHE_HIT_NEGATIVE);
 	ck_assert_int_eq(route_cache_get(c, "imap:nobody", 11001, &got), ROUTE_CACHE_MISS);
-	ck_assert_ptr_null(route_cache_get_stale(c, "imap:nobody"));
+	ck_assert_ptr_null(route_cache_get_stale(c, "imap:nobody", 11001));
 	/* Keys are exact: protocol is part of them. */
 	ck_assert_int_eq(route_cache_get(c, "pop3:alice", 2000, &got), ROUTE_CACHE_MISS);
 	route_cache_free(&c);
@@ -82,9 +82,66 @@ START_TEST(test_hit_miss_negative_and_expiry)
 }
 END_TEST
 
+START_TEST(test_stale_max)
+{
+	/* ttl 60 s, stale_max 30 s: served stale until 90 s after the put. */
+	struct route_cache *c = route_cache_new(100, 100, 60, 10, 30);
+	struct route *r = route_to("a"), *got = NULL;
+
+	route_cache_put(c, "imap:alice", r, 1000);
+	ck_assert_int_eq(route_cache_get(c, "imap:alice", 60999, &got), ROUTE_CACHE_HIT);
+	route_unref(&got);
+	ck_assert_int_eq(route_cache_get(c, "imap:alice", 61000, &got), ROUTE_CACHE_MISS);
+	/* At exactly ttl + stale_max the route is still served... */
+	got = route_cache_get_stale(c, "imap:alice", 91000);
+	ck_assert_ptr_nonnull(got);
+	route_unref(&got);
+	ck_assert_uint_eq(route_cache_size(c), 1);
+	/* ...a millisecond later it is not, and it is gone. */
+	ck_assert_ptr_null(route_cache_get_stale(c, "imap:alice", 91001));
+	ck_assert_uint_eq(route_cache_size(c), 0);
+	ck_assert_ptr_null(route_cache_get_stale(c, "imap:alice", 91000));
+
+	/* A fresh lookup that meets such a route drops it as well. */
+	route_cache_put(c, "imap:bob", r, 1000);
+	ck_assert_int_eq(route_cache_get(c, "imap:bob", 91000, &got), ROUTE_CACHE_MISS);
+	ck_assert_uint_eq(route_cache_size(c), 1);
+	ck_assert_int_eq(route_cache_get(c, "imap:bob", 91001, &got), ROUTE_CACHE_MISS);
+	ck_assert_uint_eq(route_cache_size(c), 0);
+	ck_assert_ptr_null(route_cache_get_stale(c, "imap:bob", 91000));
+
+	/* Storing a route again starts its clock again. */
+	route_cache_put(c, "imap:alice", r, 200000);
+	got = route_cache_get_stale(c, "imap:alice", 290000);
+	ck_assert_ptr_nonnull(got);
+	route_unref(&got);
+	route_cache_free(&c);
+
+	/* stale_max 0: no limit. */
+	c = route_cache_new(100, 100, 60, 10, 0);
+	route_cache_put(c, "imap:alice", r, 1000);
+	got = route_cache_get_stale(c, "imap:alice", UINT64_MAX);
+	ck_assert_ptr_nonnull(got);
+	route_unref(&got);
+	ck_assert_uint_eq(route_cache_size(c), 1);
+	route_cache_free(&c);
+
+	/* The largest configurable values do not overflow. */
+	c = route_cache_new(100, 100, 86400 * 7, 10, 86400 * 7);
+	route_cache_put(c, "imap:alice", r, 1000);
+	got = route_cache_get_stale(c, "imap:alice", 1000 + 2ULL * 86400 * 7 * 1000);
+	ck_assert_ptr_nonnull(got);
+	route_unref(&got);
+	ck_assert_ptr_null(route_cache_get_stale(c, "imap:alice",
+	    1001 + 2ULL * 86400 * 7 * 1000));
+	route_cache_free(&c);
+	route_unref(&r);
+}
+END_TEST
+
 START_TEST(test_replace_keeps_one_entry)
 {
-	struct route_cache *c = route_cache_new(100, 100, 60, 10);
+	struct route_cache *c = route_cache_new(100, 100, 60, 10, 0);
 	struct route *a = route_to("a"), *b = route_to("b"), *got = NULL;
 
 	route_cache_put(c, "k", a, 0);
@@ -101,7 +158,7 @@ END_TEST
 
 START_TEST(test_bound_evicts_least_recent)
 {
-	struct route_cache *c = route_cache_new(160, 160, 60, 10);
+	struct route_cache *c = route_cache_new(160, 160, 60, 10, 0);
 	struct route *r = route_to("h"), *got = NULL;
 	char key[32];
 
@@ -125,7 +182,7 @@ START_TEST(test_negative_flood_keeps_routes)
 	 * 100 routes with room for 1,000 (shards are bounded one by one),
 	 * 32 for unknown users: then a flood of made-up names.
 	 */
-	struct route_cache *c = route_cache_new(1000, 32, 60, 10);
+	struct route_cache *c = route_cache_new(1000, 32, 60, 10, 0);
 	struct route *r = route_to("h"), *got = NULL;
 	char key[32];
 
@@ -140,7 +197,7 @@ START_TEST(test_negative_flood_keeps_routes)
 	/* Every route is still there, stale or not, for serve_stale. */
 	for (int i = 0; i < 100; i++) {
 		snprintf(key, sizeof(key), "imap:real%d", i);
-		got = route_cache_get_stale(c, key);
+		got = route_cache_get_stale(c, key, 1);
 		ck_assert_ptr_nonnull(got);
 		route_unref(&got);
 	}
@@ -151,13 +208,13 @@ START_TEST(test_negative_flood_keeps_routes)
 	ck_assert_int_eq(route_cache_get(c, "imap:fake0", 1, &got), ROUTE_CACHE_MISS);
 	/* negative_entries = 0: unknown users are not cached at all. */
 	route_cache_free(&c);
-	c = route_cache_new(100, 0, 60, 10);
+	c = route_cache_new(100, 0, 60, 10, 0);
 	route_cache_put(c, "imap:fake", NULL, 0);
 	ck_assert_int_eq(route_cache_get(c, "imap:fake", 1, &got), ROUTE_CACHE_MISS);
 	/* A route that turns unknown moves lists and back. */
 	route_cache_put(c, "imap:x", r, 0);
 	route_cache_free(&c);
-	c = route_cache_new(100, 10, 60, 10);
+	c = route_cache_new(100, 10, 60, 10, 0);
 	route_cache_put(c, "imap:x", r, 0);
 	route_cache_put(c, "imap:x", NULL, 0);
 	ck_assert_int_eq(route_cache_get(c, "imap:x", 1, &got), ROUTE_CACHE_HIT_NEGATIVE);
@@ -190,7 +247,7 @@ hammer(void *arg)
 
 START_TEST(test_threads)
 {
-	struct route_cache *c = route_cache_new(200, 200, 60, 10);
+	struct route_cache *c = route_cache_new(200, 200, 60, 10, 0);
 	pthread_t t[4];
 
 	for (int i = 0; i < 4; i++)
@@ -204,7 +261,7 @@ END_TEST
 
 START_TEST(test_remove_and_clear)
 {
-	struct route_cache *c = route_cache_new(100, 100, 60, 10);
+	struct route_cache *c = route_cache_new(100, 100, 60, 10, 0);
 	struct route *r = route_to("a"), *got = NULL;
 	char key[32];
 
@@ -215,7 +272,7 @@ START_TEST(test_remove_and_clear)
 	ck_assert(route_cache_remove(c, "imap:alice"));
 	ck_assert(!route_cache_remove(c, "imap:alice"));
 	ck_assert_int_eq(route_cache_get(c, "imap:alice", 1, &got), ROUTE_CACHE_MISS);
-	ck_assert_ptr_null(route_cache_get_stale(c, "imap:alice"));
+	ck_assert_ptr_null(route_cache_get_stale(c, "imap:alice", 1));
 	/* The other protocol's entry stays. */
 	ck_assert_int_eq(route_cache_get(c, "pop3:alice", 1, &got), ROUTE_CACHE_HIT);
 	route_unref(&got);
@@ -256,6 +313,7 @@ route_suite(void)
 	tcase_add_test(tc, test_route_host_forms);
 	tcase_add_test(tc, test_explicit_user_wins);
 	tcase_add_test(tc, test_hit_miss_negative_and_expiry);
+	tcase_add_test(tc, test_stale_max);
 	tcase_add_test(tc, test_replace_keeps_one_entry);
 	tcase_add_test(tc, test_bound_evicts_least_recent);
 	tcase_add_test(tc, test_negative_flood_keeps_routes);
