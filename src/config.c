@@ -360,6 +360,7 @@ config_defaults(struct config *c)
 	c->directory.sql.pool = 4;
 	c->directory.sql.queue = 4096;
 	c->directory.sql.timeout = 5;
+	c->directory.sql.failback = 60;
 	c->directory.sql.tls = SQL_TLS_PREFER;
 	c->directory.sql.ca_file = xstrdup("");
 	c->backend.port[PROTO_IMAP] = 143;
@@ -1060,7 +1061,7 @@ load_sql(struct loader *ld, const config_setting_t *dir, struct config *c)
 {
 	static const char *const keys[] = { "driver", "hosts", "database", "user",
 	    "password", "password_file", "query", "pool", "queue", "timeout",
-	    "tls", "ca_file", NULL };
+	    "failback", "tls", "ca_file", NULL };
 	static const char *const drivers[] = {
 	    [SQL_DRIVER_POSTGRESQL] = "postgresql", [SQL_DRIVER_MYSQL] = "mysql" };
 	struct sql_host hosts[SQL_HOSTS_MAX];
@@ -1085,6 +1086,7 @@ load_sql(struct loader *ld, const config_setting_t *dir, struct config *c)
 	    get_uint(ld, g, P, "pool", 1, 64, &c->directory.sql.pool) < 0 ||
 	    get_uint(ld, g, P, "queue", 1, 1000000, &c->directory.sql.queue) < 0 ||
 	    get_uint(ld, g, P, "timeout", 1, 300, &c->directory.sql.timeout) < 0 ||
+	    get_uint(ld, g, P, "failback", 0, 86400, &c->directory.sql.failback) < 0 ||
 	    get_enum(ld, g, P, "tls", sql_tls_names, nitems(sql_tls_names),
 	    &tls) < 0 ||
 	    get_path(ld, g, P, "ca_file", &c->directory.sql.ca_file) < 0))

@@ -256,6 +256,8 @@ struct config {
 			unsigned	 pool;		/* connections */
 			unsigned	 queue;		/* lookups waiting or in flight */
 			unsigned	 timeout;	/* seconds per connect or query */
+			unsigned	 failback;	/* seconds on a later host before
+							   trying earlier ones; 0 never */
 			enum sql_tls	 tls;
 			char		*ca_file;	/* for SQL_TLS_VERIFY */
 		} sql;

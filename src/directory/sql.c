@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lber.h>
 
@@ -255,6 +256,7 @@ struct sql_worker {
 	bool			 started;
 	struct sql_conn		*conn;
 	size_t			 host;		/* the one connected, or next to try */
+	uint64_t		 connected_at;	/* to hosts[host] */
 	uint64_t		 retry_at;	/* after every host failed */
 	unsigned		 backoff_ms;
 	char			 why_down[SQL_HOST_MAX + 320];
@@ -270,6 +272,7 @@ struct dir_sql {
 	size_t				 nhosts;
 	const struct host_map		*host_map;
 	unsigned			 timeout_ms;
+	uint64_t			 failback_ms;	/* 0: never */
 	size_t				 queue_max;
 	struct sql_worker		*workers;
 	size_t				 nworkers;
@@ -280,9 +283,12 @@ struct dir_sql {
 	size_t				 pending;
 	size_t				 waiting;
 	bool				 stop;
+	/* One worker at a time tries an earlier host, and not before this. */
+	bool				 failing_back;
+	uint64_t			 failback_at;
 	_Atomic unsigned long		 shed;
 	_Atomic unsigned		 up;
-	struct log_limit		 log_full, log_fail;
+	struct log_limit		 log_full, log_fail, log_failback;
 };
 
 /* directory.sql.password, or the first line of password_file. */
@@ -327,6 +333,7 @@ dir_sql_prepare(const struct config *cfg, char *err, size_t errlen)
 {
 	const char *why;
 	struct dir_sql *ds;
+	pthread_condattr_t ca;
 	enum sql_driver driver = cfg->directory.sql.driver;
 	const struct sql_driver_ops *ops = driver == SQL_DRIVER_MYSQL ?
 	    sql_driver_my() : sql_driver_pg();
@@ -339,7 +346,11 @@ dir_sql_prepare(const struct config *cfg, char *err, size_t errlen)
 	}
 	ds = xcalloc(1, sizeof(*ds));
 	pthread_mutex_init(&ds->mtx, NULL);
-	pthread_cond_init(&ds->cond, NULL);
+	/* Timed waits (failback) count on clock_ms()'s clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ds->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	ds->ops = ops;
 	if (sql_hosts_parse(cfg->directory.sql.hosts, driver, ds->hosts,
 	    SQL_HOSTS_MAX, &ds->nhosts, &why) < 0) {
@@ -370,6 +381,7 @@ dir_sql_prepare(const struct config *cfg, char *err, size_t errlen)
 	ds->params.ca_file = cfg->directory.sql.ca_file;
 	ds->host_map = &cfg->directory.host_map;
 	ds->timeout_ms = cfg->directory.sql.timeout * 1000;
+	ds->failback_ms = (uint64_t)cfg->directory.sql.failback * 1000;
 	ds->queue_max = cfg->directory.sql.queue;
 	return ds;
 }
@@ -394,6 +406,7 @@ worker_connect(struct sql_worker *w)
 				log_msg(LOG_LVL_INFO, "sql: connected to %s:%u",
 				    h->name, h->port);
 			w->host = i;
+			w->connected_at = clock_ms();
 			w->backoff_ms = 0;
 			atomic_fetch_add(&ds->up, 1);
 			return 0;
@@ -505,6 +518,114 @@ worker_serve(struct sql_worker *w, struct sql_req *sr)
 	req_answer(sr, status, route, detail);
 }
 
+/*
+ * Failback.  A connection that went on to a later host (the earlier ones
+ * failed) tries them again, in order, once it has been there
+ * directory.sql.failback seconds, as an LDAP connection on a backup URI
+ * does.  The attempt is made between lookups: when its thread finds the
+ * queue empty, or another connection is up to take the queue, so a lone
+ * connection never starts one while a lookup waits (one that comes during
+ * the attempt waits for it, within its deadline).  Only one thread at
+ * a time tries, and an attempt that finds the first host still down holds
+ * the pool's next one a whole period off: a host that is down costs one
+ * attempt per period, not one per connection.
+ */
+
+/* When w may try an earlier host; UINT64_MAX never.  Under ds->mtx. */
+static uint64_t
+failback_due(const struct sql_worker *w)
+{
+	const struct dir_sql *ds = w->ds;
+	uint64_t at;
+
+	if (ds->failback_ms == 0 || w->conn == NULL || w->host == 0)
+		return UINT64_MAX;
+	at = w->connected_at + ds->failback_ms;
+	return at > ds->failback_at ? at : ds->failback_at;
+}
+
+/*
+ * Try the hosts before w's own, make before break: w keeps its connection
+ * until an earlier host has taken the connect and prepared the query, so
+ * a preferred host that is down or mute costs this thread one
+ * directory.sql.timeout per host tried, and the pool never a connection.
+ */
+static void
+worker_failback(struct sql_worker *w)
+{
+	struct dir_sql *ds = w->ds;
+	struct sql_conn *conn = NULL;
+	size_t i, from = w->host;
+	char err[256];
+
+	for (i = 0; i < from; i++) {
+		const struct sql_host *h = &ds->hosts[i];
+
+		if (ds->ops->connect(&ds->params, h, clock_ms() + ds->timeout_ms,
+		    &conn, err, sizeof(err)) == 0)
+			break;
+		log_limited(&ds->log_failback, SQL_LOG_EVERY_MS, LOG_LVL_WARNING,
+		    "sql: %s:%u: %s", h->name, h->port, err);
+	}
+	if (i < from) {
+		/* One connection for another: `up` does not change. */
+		ds->ops->close(&w->conn);
+		w->conn = conn;
+		w->host = i;
+		w->connected_at = clock_ms();
+		log_msg(LOG_LVL_INFO, "sql: connected to %s:%u", ds->hosts[i].name,
+		    ds->hosts[i].port);
+	}
+	pthread_mutex_lock(&ds->mtx);
+	ds->failing_back = false;
+	if (i > 0)
+		ds->failback_at = clock_ms() + ds->failback_ms;
+	pthread_cond_broadcast(&ds->cond);	/* the others may be due */
+	pthread_mutex_unlock(&ds->mtx);
+}
+
+/* Sleep on the pool's condition variable, until `until` at the latest. */
+static void
+worker_wait(struct dir_sql *ds, uint64_t until)
+{
+	struct timespec ts;
+
+	if (until == UINT64_MAX || ds->failing_back) {
+		pthread_cond_wait(&ds->cond, &ds->mtx);
+		return;
+	}
+	ts.tv_sec = (time_t)(until / 1000);
+	ts.tv_nsec = (long)(until % 1000) * 1000000;
+	(void)pthread_cond_timedwait(&ds->cond, &ds->mtx, &ts);
+}
+
+/*
+ * Under ds->mtx: wait for a lookup, the stop, or w's failback.  True when
+ * w is to try an earlier host now (failing_back is then set).
+ */
+static bool
+worker_idle(struct sql_worker *w)
+{
+	struct dir_sql *ds = w->ds;
+
+	while (!ds->stop) {
+		uint64_t due = failback_due(w);
+
+		if (!ds->failing_back && clock_ms() >= due &&
+		    (ds->head == NULL || atomic_load(&ds->up) > 1)) {
+			ds->failing_back = true;
+			/* The wake-up may have been meant for a lookup: pass it on. */
+			if (ds->head != NULL)
+				pthread_cond_signal(&ds->cond);
+			return true;
+		}
+		if (ds->head != NULL)
+			break;
+		worker_wait(ds, due);
+	}
+	return false;
+}
+
 static void *
 sql_main(void *arg)
 {
@@ -516,8 +637,11 @@ sql_main(void *arg)
 		bool stop;
 
 		pthread_mutex_lock(&ds->mtx);
-		while (ds->head == NULL && !ds->stop)
-			pthread_cond_wait(&ds->cond, &ds->mtx);
+		if (worker_idle(w)) {
+			pthread_mutex_unlock(&ds->mtx);
+			worker_failback(w);
+			continue;
+		}
 		stop = ds->stop;
 		if ((sr = ds->head) != NULL) {
 			if ((ds->head = sr->next) == NULL)

@@ -6,7 +6,8 @@
  * order (the last two optional).  A pool of connections, each on its own
  * thread, takes lookups from one bounded queue; every connect and query
  * has a deadline, and a connection goes through directory.sql.hosts in
- * order until one answers.
+ * order until one answers; on a later host, it tries the earlier ones
+ * again every directory.sql.failback seconds.
  *
  * This header is the driver-independent part (parsing, the answer's
  * checks) and the small interface each driver implements.

@@ -4,7 +4,8 @@ as $1; real logins land on real Dovecot stores.  The MariaDB scenario is
 Perdition's ISP setup: a `mailboxes` table keyed by address, the store's
 address in `storage_ip`, the port fixed at 143.  A database that is down,
 mute, refuses our password or answers something unusable gives a prompt
-temporary failure and a log line, never a hang.
+temporary failure and a log line, never a hang.  A pool that failed over
+to a later host returns to the first once it is back (failback).
 """
 
 from __future__ import annotations
@@ -286,6 +287,85 @@ class Trickle:
         for c in self.conns:
             self.shut(c)
             c.close()
+
+
+class Relay:
+    """A TCP relay in front of a real server, which the test stops and
+    restarts on the same port.  Stopped, it cuts the connections it
+    carries and resets each new one at once, counting them: the attempts
+    made on a host that is down.  It counts the connections it carries and
+    the logins that pass through them to the server, in clear text with
+    tls = "none": the queries."""
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.up = True
+        self.conns = []
+        self.queries = self.refused = self.carried = 0
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                if not self.up:
+                    self.refused += 1
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                 struct.pack("ii", 1, 0))
+                    c.close()
+                    continue
+            try:
+                s = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                c.close()
+                continue
+            s.settimeout(None)
+            with self.lock:
+                self.conns += [c, s]
+                self.carried += 1
+            threading.Thread(target=self.pump, args=(c, s, True), daemon=True).start()
+            threading.Thread(target=self.pump, args=(s, c, False), daemon=True).start()
+
+    def pump(self, src, dst, count):
+        try:
+            while (data := src.recv(65536)):
+                if count:
+                    with self.lock:
+                        self.queries += data.count(b"@example.net")
+                dst.sendall(data)
+        except OSError:
+            pass
+        Trickle.shut(dst)
+
+    def counts(self) -> tuple[int, int, int]:
+        """Queries, connections reset while down, connections carried."""
+        with self.lock:
+            return self.queries, self.refused, self.carried
+
+    def stop(self):
+        with self.lock:
+            self.up = False
+            conns, self.conns = self.conns, []
+        for c in conns:
+            Trickle.shut(c)
+            c.close()
+
+    def start(self):
+        with self.lock:
+            self.up = True
+
+    def close(self):
+        self.stop()
+        Trickle.shut(self.sock)
+        self.sock.close()
 
 
 class PlainMySQL:
@@ -748,6 +828,66 @@ INSERT INTO mailboxes VALUES ('isp@example.net', '%s'),
         finally:
             finish(self, p)
             plain.close()
+
+
+class E_PostgresFailback(unittest.TestCase):
+    """hosts = "A B", A a relay in front of the PostgreSQL that B names
+    directly.  A goes down: logins go on through B.  A comes back: within
+    directory.sql.failback (plus a little) the queries go through A again,
+    and while A was down the pool tried it about once per period, not once
+    per connection."""
+
+    FAILBACK = 1
+    DOWN = 4
+
+    def login(self, p: Postern) -> None:
+        self.assertTrue(lands(p.imap_port, "alice@example.net", "alice-secret",
+                              STORE_A, "alice"))
+
+    def test_failover_then_failback(self):
+        relay = Relay(PG.host, PG.port)
+        hosts = "127.0.0.1:%d %s:%d" % (relay.port, PG.host, PG.port)
+        p = Postern(sql_config(pg_sql(hosts, extra='tls = "none"; failback = %d;'
+                                      % self.FAILBACK))).start()
+        try:
+            for _ in range(3):
+                self.login(p)
+            self.assertEqual(relay.counts()[0], 3)
+            relay.stop()
+            for _ in range(3):
+                self.login(p)
+            self.assertEqual(relay.counts()[0], 3)
+            self.assertIn("sql: connected to %s:%d" % (PG.host, PG.port), p.log())
+            before = relay.counts()[1]
+            time.sleep(self.DOWN)
+            tries = relay.counts()[1] - before
+            self.assertGreaterEqual(tries, 1)
+            self.assertLessEqual(tries, self.DOWN // self.FAILBACK + 1)  # not per connection
+            relay.start()
+            time.sleep(self.FAILBACK + 2)
+            queries = relay.counts()[0]
+            for _ in range(4):
+                self.login(p)
+            self.assertEqual(relay.counts()[0], queries + 4)
+            self.assertIn("sql: connected to 127.0.0.1:%d" % relay.port, p.log())
+        finally:
+            finish(self, p)
+            relay.close()
+
+    def test_failback_zero_stays(self):
+        """failback = 0: a connection on B stays there, A or not."""
+        relay = Relay(PG.host, PG.port)
+        relay.stop()
+        hosts = "127.0.0.1:%d %s:%d" % (relay.port, PG.host, PG.port)
+        p = Postern(sql_config(pg_sql(hosts, extra='tls = "none"; failback = 0;'))).start()
+        try:
+            self.login(p)
+            relay.start()
+            time.sleep(3)
+            self.assertEqual(relay.counts()[2], 0)
+        finally:
+            finish(self, p)
+            relay.close()
 
 
 class D_PostgresTLS(unittest.TestCase):

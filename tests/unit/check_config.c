@@ -720,7 +720,7 @@ START_TEST(test_directory_sql)
 	    " sql = { driver = \"mysql\"; hosts = \"db1:3307 db2\"; database = \"mail\";"
 	    " user = \"postern\"; password_file = \"/etc/postern/sql.pw\";"
 	    " query = \"SELECT storage_ip, NULL, 143 FROM mailboxes WHERE address = $1\";"
-	    " pool = 2; queue = 10; timeout = 3; }; };");
+	    " pool = 2; queue = 10; timeout = 3; failback = 0; }; };");
 
 	ck_assert_int_eq(c->directory.type[1], DIR_TYPE_SQL);
 	ck_assert_int_eq(c->directory.sql.driver, SQL_DRIVER_MYSQL);
@@ -731,12 +731,14 @@ START_TEST(test_directory_sql)
 	ck_assert_uint_eq(c->directory.sql.pool, 2);
 	ck_assert_uint_eq(c->directory.sql.queue, 10);
 	ck_assert_uint_eq(c->directory.sql.timeout, 3);
+	ck_assert_uint_eq(c->directory.sql.failback, 0);
 	config_free(&c);
 	c = load_ok("");
 	ck_assert_int_eq(c->directory.sql.driver, SQL_DRIVER_POSTGRESQL);
 	ck_assert_uint_eq(c->directory.sql.pool, 4);
 	ck_assert_uint_eq(c->directory.sql.queue, 4096);
 	ck_assert_uint_eq(c->directory.sql.timeout, 5);
+	ck_assert_uint_eq(c->directory.sql.failback, 60);
 	ck_assert_int_eq(c->directory.sql.tls, SQL_TLS_PREFER);
 	ck_assert_str_eq(c->directory.sql.ca_file, "");
 	config_free(&c);
@@ -795,6 +797,8 @@ START_TEST(test_directory_sql)
 	    "test.conf:1: directory.sql.queue: must be between 1 and 1000000");
 	ASSERT_BAD("directory = { sql = { timeout = 301; }; };",
 	    "test.conf:1: directory.sql.timeout: must be between 1 and 300");
+	ASSERT_BAD("directory = { sql = { failback = 86401; }; };",
+	    "test.conf:1: directory.sql.failback: must be between 0 and 86400");
 	{
 		/* SQL_QUERY_MAX, NUL included, as translated. */
 		size_t n = SQL_QUERY_MAX + 256;
@@ -1410,6 +1414,7 @@ START_TEST(test_example_config_states_the_defaults)
 	SAME_U(directory.http.timeout);
 	SAME_U(directory.http.queue);
 	SAME_U(directory.http.pass_password);
+	SAME_U(directory.sql.failback);
 	SAME_U(directory.sql.tls);
 	SAME_S(directory.sql.ca_file);
 	SAME_U(health.passive);
