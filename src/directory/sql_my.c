@@ -4,7 +4,10 @@
  * library blocks, which is why lookups run on the pool's own threads.
  * Its own timeouts are per read or write (a server that sends a byte a
  * second never trips them), so every wait of the library goes through
- * my_io_wait(), which polls against the call's absolute deadline.
+ * my_io_wait(), which polls against the call's absolute deadline.  Over
+ * TLS the library reads its socket in blocking mode inside OpenSSL, where
+ * no hook sees the wait: a watchdog thread shuts down the socket of any
+ * call still running at its deadline, which ends the blocked read.
  */
 #include "autoconf.h"
 
@@ -19,9 +22,13 @@
 
 #ifdef HAVE_LIBMARIADB
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
 
 #include <mysql.h>
 
@@ -35,19 +42,143 @@ struct sql_conn {
 static pthread_once_t my_once = PTHREAD_ONCE_INIT;
 
 /*
- * The deadline of the library call this thread is in, for my_io_wait():
- * the hook gets no pointer of ours, and a connection is only ever used
- * by the thread that calls into it.  timed_out says the hook ended a wait.
+ * A library call in progress, on its caller's stack, while the watchdog
+ * may see it.  fd is our own dup(2) of the call's socket (-1 until it is
+ * known): shutting it down ends the library's blocked read, and as the
+ * descriptor is ours no reuse of the library's number can be hit.
+ */
+struct my_watch {
+	struct my_watch	*next;
+	int		 fd;
+	uint64_t	 deadline;
+	bool		 fired;		/* the watchdog shut the socket */
+};
+
+/*
+ * The watchdog: one thread for the process (libmariadb's hook has no
+ * pointer of ours to hang it on), started with the library, asleep
+ * until the earliest deadline of the calls in progress.
+ */
+static struct {
+	pthread_mutex_t	 mtx;
+	pthread_cond_t	 cond;		/* a call came in or learnt its socket */
+	struct my_watch	*calls;
+	bool		 running;
+} my_dog = { .mtx = PTHREAD_MUTEX_INITIALIZER };
+
+/*
+ * The call this thread is in, for my_io_wait(): a connection is only ever
+ * used by the thread that calls into it.  timed_out: its deadline ended
+ * a wait.
  */
 static _Thread_local struct {
-	uint64_t	deadline;
-	bool		timed_out;
+	uint64_t	 deadline;
+	bool		 timed_out;
+	struct my_watch	*watch;
 } my_call;
+
+static void *
+my_dog_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&my_dog.mtx);
+	for (;;) {
+		uint64_t now = clock_ms(), next = UINT64_MAX;
+
+		for (struct my_watch *w = my_dog.calls; w != NULL; w = w->next) {
+			if (w->fired || w->fd < 0)
+				continue;
+			if (now >= w->deadline) {
+				(void)shutdown(w->fd, SHUT_RDWR);
+				w->fired = true;
+			} else if (w->deadline < next)
+				next = w->deadline;
+		}
+		if (next == UINT64_MAX)
+			pthread_cond_wait(&my_dog.cond, &my_dog.mtx);
+		else {
+			struct timespec ts;
+			uint64_t ms = next - now;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (time_t)(ms / 1000);
+			ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			(void)pthread_cond_timedwait(&my_dog.cond, &my_dog.mtx, &ts);
+		}
+	}
+	return NULL;
+}
 
 static void
 my_init(void)
 {
+	pthread_condattr_t ca;
+	pthread_t t;
+
 	mysql_library_init(0, NULL, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&my_dog.cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&t, NULL, my_dog_main, NULL) == 0) {
+		pthread_detach(t);
+		my_dog.running = true;
+	}
+}
+
+/* Give the watchdog our copy of the call's socket, once it is known. */
+static void
+my_watch_fd(struct my_watch *w, int fd)
+{
+	int dup_fd;
+
+	if (w == NULL || !my_dog.running || w->fd >= 0 || fd < 0 ||
+	    (dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return;
+	pthread_mutex_lock(&my_dog.mtx);
+	w->fd = dup_fd;
+	pthread_cond_signal(&my_dog.cond);
+	pthread_mutex_unlock(&my_dog.mtx);
+}
+
+/* A library call on my (NULL: not connected yet) starts. */
+static void
+my_watch_begin(struct my_watch *w, MYSQL *my)
+{
+	*w = (struct my_watch){ .fd = -1, .deadline = my_call.deadline };
+	my_call.watch = w;
+	if (!my_dog.running)
+		return;
+	pthread_mutex_lock(&my_dog.mtx);
+	w->next = my_dog.calls;
+	my_dog.calls = w;
+	pthread_mutex_unlock(&my_dog.mtx);
+	if (my != NULL)
+		my_watch_fd(w, (int)mysql_get_socket(my));
+}
+
+/* The call returned: out of the watchdog's sight before anything closes. */
+static void
+my_watch_end(struct my_watch *w)
+{
+	my_call.watch = NULL;
+	if (!my_dog.running)
+		return;
+	pthread_mutex_lock(&my_dog.mtx);
+	for (struct my_watch **wp = &my_dog.calls; *wp != NULL; wp = &(*wp)->next)
+		if (*wp == w) {
+			*wp = w->next;
+			break;
+		}
+	pthread_mutex_unlock(&my_dog.mtx);
+	if (w->fd >= 0)
+		close(w->fd);
+	if (w->fired)
+		my_call.timed_out = true;
 }
 
 /* The time left until deadline, in whole seconds (the library's unit). */
@@ -88,6 +219,7 @@ my_io_wait(my_socket fd, my_bool is_read, int timeout)
 	bool theirs;
 	int n;
 
+	my_watch_fd(my_call.watch, (int)fd);
 	for (;;) {
 		if ((now = clock_ms()) >= my_call.deadline) {
 			my_call.timed_out = true;
@@ -151,6 +283,8 @@ my_connect(const struct sql_params *p, const struct sql_host *host,
 {
 	struct sql_conn *c = xcalloc(1, sizeof(*c));
 	unsigned proto = MYSQL_PROTOCOL_TCP;
+	struct my_watch w;
+	bool ok;
 
 	pthread_once(&my_once, my_init);
 	if ((c->my = mysql_init(NULL)) == NULL) {
@@ -162,9 +296,12 @@ my_connect(const struct sql_params *p, const struct sql_host *host,
 	mysql_optionsv(c->my, MYSQL_OPT_PROTOCOL, &proto);
 	mysql_optionsv(c->my, MARIADB_OPT_IO_WAIT, my_io_wait);
 	my_tls(c->my, p);
-	if (mysql_real_connect(c->my, host->name, p->user, p->password,
+	my_watch_begin(&w, NULL);
+	ok = mysql_real_connect(c->my, host->name, p->user, p->password,
 	    p->database[0] != '\0' ? p->database : NULL, host->port, NULL,
-	    0) == NULL) {
+	    0) != NULL;
+	my_watch_end(&w);
+	if (!ok) {
 		snprintf(err, errlen, "connect: %s", my_why(mysql_error(c->my)));
 		my_close(&c);
 		return -1;
@@ -176,8 +313,11 @@ my_connect(const struct sql_params *p, const struct sql_host *host,
 		return -1;
 	}
 	/* The server checks the query's syntax, tables and rights here. */
-	if ((c->stmt = mysql_stmt_init(c->my)) == NULL ||
-	    mysql_stmt_prepare(c->stmt, p->query, strlen(p->query)) != 0) {
+	my_watch_begin(&w, c->my);
+	ok = (c->stmt = mysql_stmt_init(c->my)) != NULL &&
+	    mysql_stmt_prepare(c->stmt, p->query, strlen(p->query)) == 0;
+	my_watch_end(&w);
+	if (!ok) {
 		snprintf(err, errlen, "prepare: %s", my_why(c->stmt != NULL ?
 		    mysql_stmt_error(c->stmt) : mysql_error(c->my)));
 		my_close(&c);
@@ -249,6 +389,8 @@ my_lookup(struct sql_conn *c, const char *login, uint64_t deadline,
 {
 	MYSQL_BIND params[8];
 	unsigned long len = strlen(login);
+	struct my_watch w;
+	bool ok;
 	int rc;
 
 	if (c->nparams > nitems(params)) {
@@ -264,9 +406,12 @@ my_lookup(struct sql_conn *c, const char *login, uint64_t deadline,
 		params[i].buffer_length = len;
 		params[i].length = &len;
 	}
-	if ((c->nparams > 0 && mysql_stmt_bind_param(c->stmt, params) != 0) ||
-	    mysql_stmt_execute(c->stmt) != 0 ||
-	    mysql_stmt_store_result(c->stmt) != 0) {
+	my_watch_begin(&w, c->my);
+	ok = (c->nparams == 0 || mysql_stmt_bind_param(c->stmt, params) == 0) &&
+	    mysql_stmt_execute(c->stmt) == 0 &&
+	    mysql_stmt_store_result(c->stmt) == 0;
+	my_watch_end(&w);
+	if (!ok) {
 		snprintf(err, errlen, "query: %s",
 		    my_why(mysql_stmt_error(c->stmt)));
 		return -1;
