@@ -1341,6 +1341,7 @@ backend_try_addr(struct session *s)
 
 	sockaddr_format(sa, s->backend_name, sizeof(s->backend_name));
 	s->health_told = false;
+	s->proto->backend_reset(s);
 	/* Without probes, one login past down_time is the address's trial. */
 	if (!health_usable(s->worker->server->health, sa, !cfg->health.active,
 	    (uint64_t)cfg->health.down_time * 1000, loop_now(s->loop))) {
@@ -1656,6 +1657,7 @@ session_backend_failed(struct session *s, enum session_fail fail,
 	sasl_creds_clear(&s->creds);
 	s->last_fail = FAIL_NONE;
 
+	s->proto->backend_reset(s);
 	s->proto->login_failed(s, fail, text);
 	if (!session_alive(s))
 		return;
