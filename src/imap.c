@@ -695,7 +695,9 @@ backend_line(struct session *s, char *line)
 	switch (is->step) {
 	case STEP_GREETING:
 		if (strncmp(line, "* OK", 4) != 0) {
-			session_backend_failed(s, FAIL_BACKEND, "unexpected greeting");
+			session_backend_failed(s, FAIL_BACKEND,
+			    strncmp(line, "* BYE", 5) == 0 ?
+			    "backend refused the connection" : "unexpected greeting");
 			return false;
 		}
 		session_backend_greeted(s);
