@@ -695,7 +695,9 @@ backend_line(struct session *s, char *line)
 	switch (is->step) {
 	case STEP_GREETING:
 		if (strncmp(line, "* OK", 4) != 0) {
-			session_backend_failed(s, FAIL_BACKEND, "unexpected greeting");
+			session_backend_failed(s, FAIL_BACKEND,
+			    strncmp(line, "* BYE", 5) == 0 ?
+			    "backend refused the connection" : "unexpected greeting");
 			return false;
 		}
 		session_backend_greeted(s);
@@ -806,7 +808,7 @@ imap_backend_input(struct session *s)
 }
 
 static void
-imap_login_failed(struct session *s, enum session_fail fail, const char *text)
+imap_backend_reset(struct session *s)
 {
 	struct imap_state *is = st(s);
 
@@ -816,6 +818,13 @@ imap_login_failed(struct session *s, enum session_fail fail, const char *text)
 	free(is->ok_text);
 	is->caps = is->ok_text = NULL;
 	is->literal_plus = is->sasl_ir = is->backend_id = false;
+}
+
+static void
+imap_login_failed(struct session *s, enum session_fail fail, const char *text)
+{
+	struct imap_state *is = st(s);
+
 	switch (fail) {
 	case FAIL_AUTH:
 		if (text != NULL && text[0] != '\0')
@@ -847,6 +856,7 @@ const struct proto_ops imap_proto = {
 	.client_input = imap_client_input,
 	.backend_input = imap_backend_input,
 	.backend_tls_ready = imap_backend_tls_ready,
+	.backend_reset = imap_backend_reset,
 	.login_failed = imap_login_failed,
 	.bye = imap_bye,
 	.free = imap_free,

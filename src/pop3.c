@@ -530,9 +530,15 @@ pop3_backend_tls_ready(struct session *s)
 }
 
 static void
-pop3_login_failed(struct session *s, enum session_fail fail, const char *text)
+pop3_backend_reset(struct session *s)
 {
 	st(s)->step = STEP_GREETING;
+	st(s)->xclient = false;
+}
+
+static void
+pop3_login_failed(struct session *s, enum session_fail fail, const char *text)
+{
 	switch (fail) {
 	case FAIL_AUTH:
 		if (text != NULL && text[0] != '\0' && strncmp(text, "[SYS/", 5) != 0 &&
@@ -566,6 +572,7 @@ const struct proto_ops pop3_proto = {
 	.client_input = pop3_client_input,
 	.backend_input = pop3_backend_input,
 	.backend_tls_ready = pop3_backend_tls_ready,
+	.backend_reset = pop3_backend_reset,
 	.login_failed = pop3_login_failed,
 	.bye = pop3_bye,
 	.free = pop3_free,

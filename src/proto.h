@@ -26,6 +26,13 @@ struct proto_ops {
 	void		(*backend_input)(struct session *s);
 	/* TLS with the backend came up after STARTTLS: go on with the login. */
 	void		(*backend_tls_ready)(struct session *s);
+	/*
+	 * Forget what a backend said and what was prepared for it (its
+	 * step, capabilities, login pieces, wiped): the next backend starts
+	 * from its greeting.  Called before each address is tried and before
+	 * login_failed; the client's side (tag, mode) stays.
+	 */
+	void		(*backend_reset)(struct session *s);
 	/* Queue the client's answer to a failed login. */
 	void		(*login_failed)(struct session *s, enum session_fail fail,
 			    const char *text);

@@ -42,6 +42,8 @@
 #define LOGIN_LOG_MAX		(4 * USERNAME_MAX + 1)
 /* fail_fields(): the login, an address, a port, the protocol, a backend. */
 #define FAIL_FIELDS_MAX		(LOGIN_LOG_MAX + 256)
+/* A backend's own words in a log line, escaped (longer ones are cut). */
+#define BACKEND_REASON_MAX	256
 
 /*
  * A closing session reads and discards what the client still sends for up
@@ -1291,13 +1293,14 @@ backend_next_addr(struct session *s)
 	backend_try_host(s);
 }
 
+/*
+ * Give up the address being tried, before anything of the login went to
+ * it: count it, tell the health table, close, and try the next address or
+ * host.  The route's hosts and their addresses bound how often.
+ */
 static void
-backend_connect_failed(struct session *s, const char *why)
+backend_give_up(struct session *s, const char *why)
 {
-	char f[FAIL_FIELDS_MAX];
-
-	log_warning("backend connect failed %s reason=\"%s\"",
-	    fail_fields(s, f, sizeof(f)), why);
 	metrics_connect_failed(&s->worker->metrics,
 	    s->route->hosts[s->host_idx].host);
 	/* A socket that never was is our trouble, not the backend's. */
@@ -1306,6 +1309,50 @@ backend_connect_failed(struct session *s, const char *why)
 	conn_close(&s->backend, s->loop);
 	s->last_fail = FAIL_CONNECT;
 	backend_next_addr(s);
+}
+
+static void
+backend_connect_failed(struct session *s, const char *why)
+{
+	char f[FAIL_FIELDS_MAX];
+
+	log_warning("backend connect failed %s reason=\"%s\"",
+	    fail_fields(s, f, sizeof(f)), why);
+	backend_give_up(s, why);
+}
+
+/* Connected, and no greeting taken yet (none, a bad one, TLS before it). */
+static bool
+backend_before_greeting(const struct session *s)
+{
+	return !s->backend_greeted && (s->state == SESSION_BACKEND_GREETING ||
+	    s->state == SESSION_BACKEND_STARTTLS);
+}
+
+/*
+ * The backend took the connection but gave no greeting: it closed, reset,
+ * refused (BYE, -ERR), sent something else, said nothing within
+ * timeouts.backend, or its implicit-TLS handshake failed.  It has been
+ * sent nothing of the login -- at most a PROXY header and a TLS hello --
+ * so the login moves on as after a refused connect.
+ *
+ * Only until the greeting is taken (session_backend_greeted).  Then the
+ * protocols send the credentials (or ID, XCLIENT, STARTTLS on the way to
+ * them), and a failure from there on ends the login (FAIL_BACKEND): a
+ * store that may have seen the password is never followed by another,
+ * which could log the user in twice or count twice towards a lockout.
+ */
+static void
+backend_greeting_failed(struct session *s, const char *text)
+{
+	char f[FAIL_FIELDS_MAX], why[BACKEND_REASON_MAX];
+
+	/* The backend's words (a POP3 -ERR's text) may hold anything. */
+	log_escape(why, sizeof(why), text, strlen(text));
+	log_warning("backend connect failed %s reason=\"greeting: %s\"",
+	    fail_fields(s, f, sizeof(f)), why);
+	session_enter_state(s, SESSION_BACKEND_CONNECT);
+	backend_give_up(s, why);
 }
 
 /* The route host or named backend being tried, as health checks name it. */
@@ -1346,6 +1393,8 @@ backend_try_addr(struct session *s)
 
 	sockaddr_format(sa, s->backend_name, sizeof(s->backend_name));
 	s->health_told = false;
+	s->backend_greeted = false;
+	s->proto->backend_reset(s);
 	/* Without probes, one login past down_time is the address's trial. */
 	if (!health_usable(s->worker->server->health, sa, !cfg->health.active,
 	    (uint64_t)cfg->health.down_time * 1000, loop_now(s->loop))) {
@@ -1363,7 +1412,6 @@ backend_try_addr(struct session *s)
 	}
 	conn_init(&s->backend, fd, BACKEND_IN_MAX, backend_out_max(s->cfg),
 	    backend_event, s);
-	s->backend_greeted = false;
 	loop_timer_in(s->loop, &s->timer, (uint64_t)s->cfg->timeouts.connect * 1000);
 	if (connect(fd, sa, s->addrs->a[s->addr_pos].len) < 0 &&
 	    errno != EINPROGRESS) {
@@ -1528,13 +1576,13 @@ backend_tls_step(struct session *s)
 void
 session_backend_greeted(struct session *s)
 {
+	s->backend_greeted = true;
 	backend_health(s, NULL);
 }
 
 void
 session_backend_starttls(struct session *s)
 {
-	s->backend_greeted = true;
 	if (buf_len(&s->backend.in) > 0) {
 		/* Bytes after the STARTTLS reply: a man in the middle. */
 		session_backend_failed(s, FAIL_BACKEND,
@@ -1619,10 +1667,10 @@ session_backend_failed(struct session *s, enum session_fail fail,
 
 	if (!session_alive(s))
 		return;
-	/* No greeting, a bad one, or an implicit-TLS handshake that failed. */
-	if (fail == FAIL_BACKEND && (s->state == SESSION_BACKEND_GREETING ||
-	    (s->state == SESSION_BACKEND_STARTTLS && !s->backend_greeted)))
-		backend_health(s, text != NULL ? text : "protocol error");
+	if (fail == FAIL_BACKEND && backend_before_greeting(s)) {
+		backend_greeting_failed(s, text != NULL ? text : "protocol error");
+		return;
+	}
 	if (!session_fail_temporary(fail) && !s->refusing) {
 		char reason[160];
 
@@ -1661,6 +1709,7 @@ session_backend_failed(struct session *s, enum session_fail fail,
 	sasl_creds_clear(&s->creds);
 	s->last_fail = FAIL_NONE;
 
+	s->proto->backend_reset(s);
 	s->proto->login_failed(s, fail, text);
 	if (!session_alive(s))
 		return;

@@ -10,7 +10,9 @@
  * trusted balancer) says who the client is before anything else is read
  * or sent, within timeouts.proxy_header.
  *
- * A failed login returns to PREAUTH (the client may try again) until
+ * A backend that gives no greeting sends the session back to
+ * BACKEND_CONNECT for the route's next address or host.  A failed login
+ * returns to PREAUTH (the client may try again) until
  * limits.auth_failures.  Sessions belong to one worker thread and are never
  * touched by another, so nothing here takes a lock.
  */
@@ -67,8 +69,12 @@ enum session_fail {
 	FAIL_DIR_TEMP,		/* directory unreachable or ambiguous: [UNAVAILABLE] */
 	FAIL_DIR_TIMEOUT,	/* no directory answer in timeouts.lookup: [UNAVAILABLE] */
 	FAIL_RESOLVE,		/* backend host name does not resolve: next host */
-	FAIL_CONNECT,		/* connect refused or timed out: next address/host */
-	FAIL_BACKEND,		/* backend broke protocol, closed or stalled: [UNAVAILABLE] */
+	FAIL_CONNECT,		/* connect or greeting failed: next address/host */
+	/*
+	 * The backend broke protocol, closed or stalled: [UNAVAILABLE].
+	 * Before its greeting was taken it counts as FAIL_CONNECT instead.
+	 */
+	FAIL_BACKEND,
 	FAIL_DRAINED,		/* every host of the route is drained: [UNAVAILABLE] */
 	FAIL_DOWN,		/* every address left is down (health): [UNAVAILABLE] */
 	FAIL_USER_LIMIT,	/* limits.per_user reached: IMAP [LIMIT], POP3 [SYS/TEMP] */
@@ -127,7 +133,8 @@ struct session {
 	size_t			 linger_bytes;	/* discarded while lingering */
 	bool			 client_tls;	/* TLS is up with the client */
 	bool			 greet_after_tls;	/* implicit TLS: greet when up */
-	bool			 backend_greeted;	/* backend TLS comes after its greeting */
+	/* Its greeting was taken: later TLS is STARTTLS, no other host is tried. */
+	bool			 backend_greeted;
 	bool			 health_told;	/* this address's verdict is reported */
 	uint64_t		 bytes_in;	/* client to backend, after login */
 	uint64_t		 bytes_out;	/* backend to client, after login */
@@ -231,7 +238,9 @@ void	session_starttls(struct session *s);
 enum tls_mode session_backend_tls(const struct session *s);
 /*
  * The backend's greeting was a good one: its address answers (health),
- * whatever becomes of the login after it.
+ * whatever becomes of the login after it.  Call it before sending the
+ * backend anything of the login: until then a failure moves the login on
+ * to the route's next address or host, after it the login fails.
  */
 void	session_backend_greeted(struct session *s);
 /* The backend said yes to STARTTLS/STLS: hand-shake, then backend_tls_ready. */
@@ -243,7 +252,11 @@ void	session_login(struct session *s);
 void	session_bad_command(struct session *s);
 /* The backend accepted the login and the client's OK is queued: relay. */
 void	session_backend_ready(struct session *s);
-/* The backend login failed; `text` is the backend's reason (may be NULL). */
+/*
+ * The backend login failed; `text` is the backend's reason (may be NULL).
+ * FAIL_BACKEND before session_backend_greeted() only gives up this
+ * address: the next one is tried, as after a refused connect.
+ */
 void	session_backend_failed(struct session *s, enum session_fail fail,
 	    const char *text);
 /* Close now (after a best-effort flush of pending client output). */

@@ -742,12 +742,15 @@ sieve_backend_input(struct session *s)
 }
 
 static void
+sieve_backend_reset(struct session *s)
+{
+	st(s)->step = STEP_GREETING;
+}
+
+static void
 sieve_login_failed(struct session *s, enum session_fail fail, const char *text)
 {
-	struct sieve_state *ss = st(s);
-
 	(void)text;	/* the backend's words are not copied to the client */
-	ss->step = STEP_GREETING;
 	switch (fail) {
 	case FAIL_AUTH:
 	case FAIL_BAD_USER:
@@ -770,6 +773,7 @@ const struct proto_ops sieve_proto = {
 	.client_input = sieve_client_input,
 	.backend_input = sieve_backend_input,
 	.backend_tls_ready = sieve_backend_tls_ready,
+	.backend_reset = sieve_backend_reset,
 	.login_failed = sieve_login_failed,
 	.bye = sieve_bye,
 	.free = sieve_free,

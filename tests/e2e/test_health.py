@@ -7,7 +7,9 @@ go to the other without trying it; it starts again, and a probe brings it
 back.  A backend whose every address is down answers at once, long before
 timeouts.connect / timeouts.backend.  Probe targets that are mute, slow or
 reset never disturb sessions; the table and the probes in flight are
-bounded.  State is read through `postern ctl backends`.
+bounded.  A store that takes the connection and gives no greeting sends
+the login on to the route's next host; one that fails after its greeting
+does not.  State is read through `postern ctl backends`.
 """
 
 from __future__ import annotations
@@ -46,21 +48,22 @@ def health_group(extra: dict) -> str:
     return "health = { %s };" % " ".join("%s = %s;" % kv for kv in keys.items())
 
 
-def config(backends: str, routes: dict, health: dict = None):
-    """routes: user -> route host (a backend name)."""
+def config(backends: str, routes: dict, health: dict = None, backend_timeout: int = 5):
+    """routes: user -> route (backend names, comma-separated, and an
+    optional backend user after a space)."""
     def render(p: dict) -> str:
         return """
 daemon = { threads = 2; log_level = "info"; drain = 2; control = "%s/ctl.sock"; };
 limits = { throttle = false; };
-timeouts = { login = 30; connect = 5; backend = 5; lookup = 3; idle = 60; };
+timeouts = { login = 30; connect = 5; backend = %d; lookup = 3; idle = 60; };
 listen = ( { protocol = "imap"; address = "127.0.0.1:%d"; tls = "none"; },
            { protocol = "pop3"; address = "127.0.0.1:%d"; tls = "none"; } );
 directory = { type = "file"; file = { path = "%s"; }; };
 backend = { imap_port = %d; pop3_port = %d; };
 backends = ( %s );
 %s
-""" % (p["dir"], p["imap"], p["pop3"], p["popmap"], PORT, POP3_PORT, backends,
-           health_group(health or {}))
+""" % (p["dir"], backend_timeout, p["imap"], p["pop3"], p["popmap"], PORT,
+           POP3_PORT, backends, health_group(health or {}))
     return config_with(render, routes)
 
 
@@ -199,18 +202,23 @@ class FailoverAndRecovery(unittest.TestCase):
         self.assertEqual(log.count("health: backend %s (pair) is down" % dead), 1)
 
     def test_mute_address_goes_down(self):
-        """A store that accepts but never greets fails logins (no other
-        address is tried after a connect) until it is down; then the next
-        address serves at once."""
+        """A store that accepts but never greets costs each login
+        timeouts.backend before the next address serves it, until it is
+        down; then the next address serves at once."""
         with HostileBackend("imap", "mute", host=loopback(3), port=PORT) as mute:
             q = start(config('{ name = "m"; addresses = "%s %s"; }'
                              % (loopback(3), loopback(1)), {"alice": "m"},
-                             {"active": "false", "down_time": "60"}))
+                             {"active": "false", "down_time": "60"}, backend_timeout=2))
             try:
                 for _ in range(2):
                     line, took = imap_login(q, "alice")
-                    self.assertTrue(line.startswith(b"a NO [UNAVAILABLE]"), line)
+                    self.assertTrue(line.startswith(b"a OK"), line)
+                    self.assertGreaterEqual(took, 1.5)
                 self.assertEqual(len(mute.sessions), 2)
+                self.assertEqual(len(re.findall(
+                    r'backend connect failed client=\S+ user="alice" proto=imap '
+                    r'backend=%s:%d reason="greeting: backend did not answer in time"'
+                    % (re.escape(loopback(3)), PORT), q.log())), 2)
                 self.assertEqual(state(q, loopback(3)), "down")
                 for _ in range(3):
                     line, took = imap_login(q, "alice")
@@ -260,6 +268,163 @@ class AllDown(unittest.TestCase):
                     self.assertTrue(all(s.received == b"" for s in h.sessions))
             finally:
                 stop_checked(self, q)
+
+
+# How a store may take the connection and give no greeting (fixtures/hostile.py).
+GREETING_WAYS = ("close", "reset", "garbage", "refuse", "mute")
+# What postern then logs, per protocol; a reset may already fail the connect.
+GREETING_REASONS = {
+    "close": {"imap": "greeting: backend closed the connection",
+              "pop3": "greeting: backend closed the connection"},
+    "reset": {"imap": None, "pop3": None},
+    "garbage": {"imap": "greeting: unexpected greeting",
+                "pop3": "greeting: unexpected reply"},
+    "refuse": {"imap": "greeting: backend refused the connection",
+               "pop3": "greeting: [SYS/TEMP] hostile POP3 unavailable"},
+    "mute": {"imap": "greeting: backend did not answer in time",
+             "pop3": "greeting: backend did not answer in time"},
+}
+GOOD = loopback(1)
+
+
+def login(q: Postern, proto: str, user: str, password: str = "alice pw"):
+    """(final reply, seconds it took) for one login through postern."""
+    port = q.imap_port if proto == "imap" else q.pop3_port
+    r = Raw(port, timeout=PATIENCE)
+    try:
+        r.line()
+        t0 = time.monotonic()
+        if proto == "imap":
+            r.send(b'a LOGIN %s "%s"\r\n' % (user.encode(), password.encode()))
+            line = r.until(b"a ")[-1]
+        else:
+            r.send(b"USER %s\r\nPASS %s\r\n" % (user.encode(), password.encode()))
+            r.line()
+            line = r.line()
+        took = time.monotonic() - t0
+        if line.startswith(b"a OK"):
+            r.send(b"b LOGOUT\r\n")
+            r.until(b"b ")
+        elif line.startswith(b"+OK"):
+            r.send(b"QUIT\r\n")
+            r.line()
+        return line, took
+    finally:
+        r.close()
+
+
+def ok(proto: str, line: bytes) -> bool:
+    return line.startswith(b"a OK" if proto == "imap" else b"+OK")
+
+
+def tempfail(proto: str, line: bytes) -> bool:
+    return line.startswith(b"a NO [UNAVAILABLE]" if proto == "imap"
+                           else b"-ERR [SYS/TEMP]")
+
+
+class GreetingFailover(unittest.TestCase):
+    """A store that takes the connection and then gives no greeting is
+    given up like one that refuses the connect: the login goes on to the
+    route's next host.  Not once a greeting was taken: a store that fails
+    later in the login may have seen the credentials, and no other store
+    is tried after it."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.peers = {}
+        backends, routes = ['{ name = "good"; addresses = "%s"; }' % GOOD], {}
+        for i, way in enumerate(GREETING_WAYS):
+            host = loopback(30 + i)
+            for proto, port in (("imap", PORT), ("pop3", POP3_PORT)):
+                cls.peers[proto, way] = HostileBackend(proto, way, host=host,
+                                                       port=port).start()
+            backends.append('{ name = "bad-%s"; addresses = "%s"; }' % (way, host))
+            routes["g-" + way] = "bad-%s,good alice" % way
+        routes["g-all"] = "bad-close,bad-garbage,bad-refuse alice"
+        # Stores that fail after their greeting: at the login, at the ID.
+        for proto, port in (("imap", PORT), ("pop3", POP3_PORT)):
+            cls.peers[proto, "late-login"] = HostileBackend(
+                proto, {"login": "close"}, host=loopback(40), port=port).start()
+        cls.peers["imap", "late-id"] = HostileBackend(
+            "imap", {"id": "mute"}, host=loopback(41), port=PORT).start()
+        backends += ['{ name = "late-login"; addresses = "%s"; }' % loopback(40),
+                     '{ name = "late-id"; addresses = "%s"; }' % loopback(41)]
+        routes["late-login"] = "late-login,good alice"
+        routes["late-id"] = "late-id,good alice"
+        # Only logins report: nothing here is skipped as down meanwhile.
+        cls.q = start(config(", ".join(backends), routes,
+                             {"active": "false", "failures": "100"}, backend_timeout=2))
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.q.stop()
+            leaks = cls.q.leaks()
+            cls.q.cleanup()
+            assert leaks == "", leaks
+        finally:
+            for peer in cls.peers.values():
+                peer.stop()
+
+    def failed_lines(self, proto: str, user: str) -> list:
+        return re.findall(r'backend connect failed client=\S+ user="%s" proto=%s '
+                          r'backend=(\S+) reason="([^"]*)"' % (user, proto), self.q.log())
+
+    def test_1_lands_on_the_next_host(self):
+        for proto in ("imap", "pop3"):
+            good = "%s:%d" % (GOOD, PORT if proto == "imap" else POP3_PORT)
+            for way in GREETING_WAYS:
+                with self.subTest(proto=proto, way=way):
+                    user, bad = "g-" + way, self.peers[proto, way]
+                    before = logins_to(self.q, good)
+                    line, took = login(self.q, proto, user)
+                    self.assertTrue(ok(proto, line), line)
+                    self.assertTrue(wait_until(
+                        lambda: logins_to(self.q, good) == before + 1, 5))
+                    lines = self.failed_lines(proto, user)
+                    self.assertEqual(len(lines), 1, lines)
+                    self.assertEqual(lines[0][0], "%s:%d" % (bad.host, bad.port))
+                    want = GREETING_REASONS[way][proto]
+                    if want is not None:
+                        self.assertEqual(lines[0][1], want)
+                    if way != "mute":
+                        self.assertLess(took, PROMPT)
+                    # Nothing of the login reached the store that did not greet.
+                    self.assertGreaterEqual(len(bad.sessions), 1)
+                    self.assertTrue(all(s.received == b"" for s in bad.sessions),
+                                    bad.received)
+
+    def test_2_every_host_fails_at_the_greeting(self):
+        for proto in ("imap", "pop3"):
+            with self.subTest(proto=proto):
+                line, took = login(self.q, proto, "g-all")
+                self.assertTrue(tempfail(proto, line), line)
+                self.assertLess(took, PROMPT)
+                self.assertTrue(wait_until(lambda: re.search(
+                    r'login failed client=\S+ user="g-all" proto=%s backend=\S+ '
+                    r'reason="no backend host answered"' % proto, self.q.log()), 5))
+                # Logged before it: one line per host.
+                self.assertEqual(len(self.failed_lines(proto, "g-all")), 3)
+
+    def test_3_failure_after_the_greeting_is_not_retried(self):
+        for proto, user in (("imap", "late-login"), ("pop3", "late-login"),
+                            ("imap", "late-id")):
+            with self.subTest(proto=proto, user=user):
+                good = "%s:%d" % (GOOD, PORT if proto == "imap" else POP3_PORT)
+                late = self.peers[proto, user]
+                before = logins_to(self.q, good)
+                line, _ = login(self.q, proto, user)
+                self.assertTrue(tempfail(proto, line), line)
+                self.assertTrue(wait_until(lambda: re.search(
+                    r'backend login failed client=\S+ user="%s" proto=%s backend=%s:%d '
+                    % (user, proto, re.escape(late.host), late.port), self.q.log()), 5))
+                # One store, once: the good one never heard of this login.
+                self.assertEqual(len(late.sessions), 1)
+                self.assertIn(b"alice", late.sessions[0].received)
+                self.assertEqual(self.failed_lines(proto, user), [])
+                self.assertEqual(logins_to(self.q, good), before)
+                self.assertNotIn("backend=%s " % good, "\n".join(
+                    l for l in self.q.log().splitlines() if "user=%s " % user in l))
 
 
 class HostileProbeTargets(unittest.TestCase):

@@ -219,7 +219,12 @@ def setUpModule():
     P = Postern(config, popmap="alice 127.0.0.1\nbob secure.example.net\n"
                 "carol 127.0.0.1\ndown 127.0.0.1:%d\nmute 127.0.0.1:%d\n"
                 % (PORTS["down"], MUTE.getsockname()[1]) +
-                "".join("fake-%s 127.0.0.1:%d\n" % (b, f.port) for b, f in FAKES.items())
+                "".join("fake-%s 127.0.0.1:%d\n" % (b, f.port) for b, f in FAKES.items()) +
+                # The next host after one that gives no greeting, or one
+                # that fails after it.
+                "".join("fo-%s 127.0.0.1:%d,127.0.0.1 alice\n" % (b, port) for b, port in (
+                    ("garbage", FAKES["garbage"].port), ("mute", MUTE.getsockname()[1]),
+                    ("challenge", FAKES["challenge"].port)))
                 ).start()
 
 
@@ -507,6 +512,33 @@ class BrokenStores(unittest.TestCase):
             self.assertLess(time.monotonic() - t0, BACKEND_TIMEOUT + 3, b)
             self.assertTrue(c.auth("alice", "alice-pw").startswith(b"OK"), b)
             c.close()
+
+    def test_no_greeting_moves_on_to_the_next_host(self):
+        for b, reason in (("garbage", "greeting: unexpected capability line"),
+                          ("mute", "greeting: backend did not answer in time")):
+            c = Sieve(PORTS["sieven"])
+            c.response()
+            last = c.auth("fo-" + b, USERS["alice"])
+            self.assertTrue(last.startswith(b"OK"), (b, last))
+            c.close()
+            port = FAKES[b].port if b in FAKES else MUTE.getsockname()[1]
+            self.assertRegex(P.log(), r'backend connect failed client=\S+ user="fo-%s" '
+                             r'proto=sieve backend=127\.0\.0\.1:%d reason="%s"'
+                             % (b, port, re.escape(reason)))
+            self.assertRegex(P.log(), r"login ok client=\S+ proto=sieve user=fo-%s "
+                             r"backend=127\.0\.0\.1:%d\b" % (b, PORTS["b_sieve"]))
+
+    def test_failure_after_the_greeting_is_not_retried(self):
+        c = Sieve(PORTS["sieven"])
+        c.response()
+        last = c.auth("fo-challenge", USERS["alice"])
+        self.assertTrue(last.startswith(b"NO (TRYLATER)"), last)
+        c.close()
+        log = P.log()
+        self.assertRegex(log, r'backend login failed client=\S+ user="fo-challenge" '
+                         r'proto=sieve backend=127\.0\.0\.1:%d ' % FAKES["challenge"].port)
+        self.assertNotRegex(log, r'user="?fo-challenge"? .*backend=127\.0\.0\.1:%d\b'
+                            % PORTS["b_sieve"])
 
     def test_store_gets_only_what_postern_built(self):
         # Quotes, a backslash and UTF-8 in the password; commands pipelined

@@ -419,6 +419,7 @@ session_login(struct session *s)
 	buf_free(&s->backend.out);
 	s->backend.fd = FAKE_BACKEND_FD;
 	s->backend_greeted = false;
+	s->proto->backend_reset(s);
 	s->state = SESSION_BACKEND_GREETING;
 }
 
@@ -463,6 +464,7 @@ session_backend_failed(struct session *s, enum session_fail fail,
 	route_unref(&s->route);
 	sasl_creds_clear(&s->creds);
 	logged_in = false;
+	s->proto->backend_reset(s);
 	s->proto->login_failed(s, fail, text);
 	if (!session_alive(s))
 		return;
