@@ -1684,11 +1684,15 @@ session_backend_failed(struct session *s, enum session_fail fail,
 	}
 	s->refusing = false;
 	session_release_user(s);
-	if (fail == FAIL_BACKEND)
+	if (fail == FAIL_BACKEND) {
+		const char *t = text != NULL ? text : "protocol error";
+		char why[BACKEND_REASON_MAX];
+
+		/* The text may quote the backend's words: escape them. */
+		log_escape(why, sizeof(why), t, strlen(t));
 		log_warning("backend login failed %s reason=\"%s\"",
-		    fail_fields(s, f, sizeof(f)), text != NULL ? text :
-		    "protocol error");
-	else if (fail == FAIL_CONNECT || fail == FAIL_RESOLVE)
+		    fail_fields(s, f, sizeof(f)), why);
+	} else if (fail == FAIL_CONNECT || fail == FAIL_RESOLVE)
 		log_warning("login failed %s reason=\"no backend host "
 		    "answered\"", fail_fields(s, f, sizeof(f)));
 	else if (fail == FAIL_DOWN)
