@@ -120,7 +120,6 @@ sieve_scan_feed(struct sieve_scan *sc, const char *p, size_t len,
 			else if (c == '{') {
 				sc->state = SCAN_LIT_NUM;
 				sc->litlen = 0;
-				sc->digits = 0;
 				sc->plus = false;
 			}
 			break;
@@ -144,17 +143,20 @@ sieve_scan_feed(struct sieve_scan *sc, const char *p, size_t len,
 					return -1;
 				}
 				sc->litlen = sc->litlen * 10 + d;
-				sc->digits++;
 				i++;
 				continue;
 			}
-			if (sc->digits > 0 && c == '+') {
+			/*
+			 * No digits is a literal of nothing to Pigeonhole:
+			 * "{}" and "{+}".
+			 */
+			if (c == '+') {
 				sc->plus = true;
 				sc->state = SCAN_LIT_PLUS;
 				i++;
 				continue;
 			}
-			if (sc->digits > 0 && c == '}') {
+			if (c == '}') {
 				sc->state = SCAN_LIT_CLOSE;
 				i++;
 				continue;

@@ -4,7 +4,8 @@
  * where each command (or response) begins and ends, and its name, without
  * keeping the bytes.  A command is a line; its strings may be quoted
  * ("...", with \\ and \" escapes) or literals ({n} or {n+} at the end of a
- * line, then CRLF and n octets), after which the line goes on.  The name is
+ * line, then CRLF and n octets; no digits is n = 0, as Pigeonhole has it),
+ * after which the line goes on.  The name is
  * the run of ASCII letters that begins the line (after spaces or tabs):
  * "UNAUTHENTICATE" in "Unauthenticate\r\n".  Pure: no I/O, no allocation.
  */
@@ -45,7 +46,6 @@ struct sieve_scan {
 	size_t		 blanks;	/* spaces or tabs before the name */
 	bool		 blank;		/* the line has held only blanks and CR */
 	bool		 plus;		/* the literal being read was {n+} */
-	unsigned	 digits;
 	uint64_t	 litlen;	/* a literal's size, then what is left of it */
 	const char	*error;		/* set when feed returns -1 */
 };

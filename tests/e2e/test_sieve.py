@@ -164,10 +164,11 @@ class FakeStore:
                         more()
                     l, buf = buf.split(b"\r\n", 1)
                     line += l
-                    m = re.search(rb"\{(\d+)\+?\}$", l)
+                    # Pigeonhole reads "{}" and "{+}" as empty literals.
+                    m = re.search(rb"\{(\d*)\+?\}$", l)
                     if not m:
                         break
-                    n = int(m.group(1))
+                    n = int(m.group(1) or b"0")
                     while len(buf) < n:
                         more()
                     line += b"\r\n" + buf[:n]
@@ -596,6 +597,17 @@ class Unauthenticate(unittest.TestCase):
         c.close()
         time.sleep(0.3)
         self.assertNotIn(b"UNAUTHENTICATE", FAKES["unauth"].received[-1])
+
+    def test_empty_literal_keeps_the_count(self):
+        # "{}" is a literal of nothing to the store: one command, one
+        # answer, and the refusal behind it is not kept waiting.
+        c = self.login()
+        c.send(b"NOOP {}\r\nNOOP\r\nNOOP {+}\r\n\r\nUNAUTHENTICATE\r\n")
+        self.assertEqual(c.response()[1], b'NO "what is NOOP"')
+        self.assertEqual(c.response()[1], b'NO "what is NOOP"')
+        r = c.response()[1]
+        self.assertTrue(r.startswith(b"NO \"UNAUTHENTICATE"), r)
+        c.close()
 
     def test_oversized_literal_closes(self):
         c = self.login()

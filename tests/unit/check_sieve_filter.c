@@ -193,9 +193,15 @@ START_TEST(test_literals)
 	/* Two literals on one line; a literal of nothing. */
 	CHECK("X {2+}\r\nab {0}\r\n {1}\r\n\n\r\nY\r\n",
 	    "N(X)@1 E@25 N(Y)@26 E@28");
-	/* Not literals: no digits, not at the line's end, a stray byte. */
-	CHECK("X {}\r\nY {+}\r\nZ {3}x\r\nW {3\r\n",
-	    "N(X)@1 E@6 N(Y)@7 E@13 N(Z)@14 E@21 N(W)@22 E@27");
+	/*
+	 * No digits is a literal of nothing, as Pigeonhole reads it: the
+	 * line goes on after it.
+	 */
+	CHECK("NOOP {}\r\nNOOP\r\nY {+}\r\n\r\nZ\r\n",
+	    "N(NOOP)@4 E@15 N(Y)@16 E@24 N(Z)@25 E@27");
+	/* Not literals: not at the line's end, a stray byte, no "}". */
+	CHECK("Z {3}x\r\nW {3\r\nV {+x}\r\n",
+	    "N(Z)@1 E@8 N(W)@9 E@14 N(V)@15 E@22");
 	CHECK("X {3}\rA\nY\n", "N(X)@1 E@8 N(Y)@9 E@10");
 	CHECK("X {3+\r\nY\n", "N(X)@1 E@7 N(Y)@8 E@9");
 	/* A literal whose octets hold a line end. */
