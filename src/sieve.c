@@ -456,6 +456,24 @@ refusal_for(const struct sieve_scan *sc)
 }
 
 /*
+ * A line inside a literal that names a refused command: a store that
+ * skips the literal's line unread (sieve_filter.h) would run it.  It
+ * cannot be answered in order, as postern cannot know which way the store
+ * reads the literal: the session ends.  The cost is a script line that
+ * begins with one of these words, which no Sieve command is, and the
+ * bytes before it have passed but not the one that ends the name, so the
+ * store never sees that line's end.
+ */
+static bool
+shadow_refused(const struct sieve_scan *sc)
+{
+	for (size_t i = 0; i < nitems(sieve_refused); i++)
+		if (sieve_scan_shadow_is(sc, sieve_refused[i].name))
+			return true;
+	return false;
+}
+
+/*
  * Move the scanned bytes at the head of `in` as the command's mode says.
  * False while some must wait for room.
  */
@@ -531,11 +549,21 @@ filter_commands(struct session *s, struct sieve_relay *sr, bool eof,
 		}
 		if (rc == 0)
 			continue;
-		if (ev == SIEVE_SCAN_NAME) {
+		switch (ev) {
+		case SIEVE_SCAN_NAME:
 			sr->reply = refusal_for(&sr->cmd);
 			sr->mode = sr->reply != NULL ? PASS_DROP : PASS_FORWARD;
-		} else
+			break;
+		case SIEVE_SCAN_SHADOW:
+			if (shadow_refused(&sr->cmd)) {
+				*error_r = "refused command inside a literal";
+				return -1;
+			}
+			break;
+		case SIEVE_SCAN_END:
 			sr->ended = true;
+			break;
+		}
 	}
 }
 
@@ -563,7 +591,7 @@ filter_answers(struct session *s, struct sieve_relay *sr, const char **error_r)
 			sr->final = sieve_scan_name_is(&sr->resp, "OK") ||
 			    sieve_scan_name_is(&sr->resp, "NO") ||
 			    sieve_scan_name_is(&sr->resp, "BYE");
-		else if (sr->final && sr->pending > 0)
+		else if (ev == SIEVE_SCAN_END && sr->final && sr->pending > 0)
 			sr->pending--;
 	}
 	if (done > 0) {

@@ -140,6 +140,9 @@ class FakeStore:
     CAPS = (b'"IMPLEMENTATION" "fake"\r\n"SIEVE" "fileinto"\r\n'
             b'"UNAUTHENTICATE"\r\n"VERSION" "1.0"\r\nOK\r\n')
 
+    KNOWN = (b"CAPABILITY", b"UNAUTHENTICATE", b"AUTHENTICATE", b"SLOW",
+             b"PUTSCRIPT", b"NOOP", b"LOGOUT")
+
     def _commands(self, conn, pending: bytes):
         """After the login, a store that offers UNAUTHENTICATE (RFC 5804
         2.14.1).  Commands are parsed as lines with literals; SLOW answers
@@ -164,6 +167,10 @@ class FakeStore:
                         more()
                     l, buf = buf.split(b"\r\n", 1)
                     line += l
+                    # Like Pigeonhole, an unknown command's line is
+                    # rejected unread: its literal's octets are commands.
+                    if line.split(b" ", 1)[0].upper() not in self.KNOWN:
+                        break
                     # Pigeonhole reads "{}" and "{+}" as empty literals.
                     m = re.search(rb"\{(\d*)\+?\}$", l)
                     if not m:
@@ -178,6 +185,8 @@ class FakeStore:
                     conn.sendall(self.CAPS)
                 elif word == b"UNAUTHENTICATE":
                     conn.sendall(b'OK "Unauthenticated"\r\n')
+                elif word == b"AUTHENTICATE":
+                    conn.sendall(b'OK "Logged in again"\r\n')
                 elif word == b"SLOW":
                     time.sleep(1)
                     conn.sendall(b'OK "slow"\r\n')
@@ -557,7 +566,7 @@ class Unauthenticate(unittest.TestCase):
                          b'NO "UNAUTHENTICATE is not available through this proxy"')
         # A script holding the word, as a literal and as a quoted string,
         # passes byte for byte.
-        body = b"# UNAUTHENTICATE\r\nUNAUTHENTICATE\r\nkeep;\r\n"
+        body = b"# UNAUTHENTICATE\r\nkeep; # UNAUTHENTICATE\r\n"
         put = (b'PUTSCRIPT "UNAUTHENTICATE" {%d+}\r\n%s\r\n' % (len(body), body) +
                b'PUTSCRIPT "x" "UNAUTHENTICATE"\r\n')
         c.send(put)
@@ -597,6 +606,34 @@ class Unauthenticate(unittest.TestCase):
         c.close()
         time.sleep(0.3)
         self.assertNotIn(b"UNAUTHENTICATE", FAKES["unauth"].received[-1])
+
+    def test_command_in_an_unread_literal_closes(self):
+        # A store that rejects a line unread (Pigeonhole on an unknown
+        # command, Cyrus on a parse error) takes its literal's octets as
+        # commands: the session ends before the smuggled line's end.
+        auth = b'AUTHENTICATE "PLAIN" "%s"' % plain_b64("other", "pw")
+        for wire in (b"XFOO {16+}\r\nUNAUTHENTICATE\r\n\r\n",
+                     b"NOOP{16+}\r\nUNAUTHENTICATE\r\n\r\n",
+                     b'PUTSCRIPT x"\\q" {16+}\r\nUNAUTHENTICATE\r\n\r\n',
+                     b"XFOO {%d+}\r\n%s\r\n\r\n" % (len(auth) + 2, auth),
+                     b"XFOO {3+}\r\nx\n unauthenticate\r\n",
+                     b"XFOO {0+}\r\nStartTLS\r\n"):
+            c = self.login()
+            c.send(b"NOOP\r\n" + wire)
+            self.assertTrue(c.closed(), wire)
+            time.sleep(0.3)
+            got = FAKES["unauth"].received[-1].split(b"\r\n", 1)[1]
+            self.assertNotIn(b"AUTHENTICATE\r\n", got.upper(), wire)
+            self.assertNotIn(b"AUTHENTICATE \"", got.upper(), wire)
+            self.assertNotIn(b"STARTTLS\r\n", got.upper(), wire)
+        self.assertIn("refused command inside a literal", P.log())
+        # A script line that is no such command passes.
+        c = self.login()
+        body = b"keep;\r\n  # STARTTLS\r\n"
+        c.send(b"XFOO {%d+}\r\n%s\r\nNOOP\r\n" % (len(body), body))
+        for _ in range(3):
+            self.assertTrue(c.response()[1].startswith(b"NO \"what is"))
+        c.close()
 
     def test_empty_literal_keeps_the_count(self):
         # "{}" is a literal of nothing to the store: one command, one
