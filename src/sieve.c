@@ -396,15 +396,18 @@ sieve_client_input(struct session *s)
  * answers, and ManageSieve has no tags: the backend's answers are scanned
  * too and counted (each ends in a line named OK, NO or BYE), and postern
  * answers once the backend has answered every command sent before.  The
- * client's input waits meanwhile.  The backend's post-login capability
- * list is the backend's own and may still name UNAUTHENTICATE.
+ * client's input waits meanwhile.  An empty line (blanks, maybe a CR, a
+ * LF) is dropped without an answer: Pigeonhole would answer it, and a line
+ * that neither side sees cannot put the count out of step.  The backend's
+ * post-login capability list is the backend's own and may still name
+ * UNAUTHENTICATE.
  */
 
 /* What a command's bytes do once its name is known. */
 enum pass_mode {
 	PASS_UNDECIDED,		/* the name is not complete: hold */
 	PASS_FORWARD,		/* to the backend */
-	PASS_DROP,		/* refused: dropped */
+	PASS_DROP,		/* refused, or an empty line: dropped */
 };
 
 struct sieve_relay {
@@ -413,7 +416,7 @@ struct sieve_relay {
 	enum pass_mode		 mode;
 	bool			 ended;		/* the command's LF is scanned */
 	size_t			 scanned;	/* client.in's head bytes scanned */
-	const char		*reply;		/* the refused command's answer */
+	const char		*reply;		/* a refusal; NULL: an empty line */
 	const char		*refusal;	/* queued when the answers are in */
 	uint64_t		 pending;	/* commands sent, not answered */
 	bool			 final;		/* the answer line is OK/NO/BYE */
@@ -511,7 +514,7 @@ filter_commands(struct session *s, struct sieve_relay *sr, bool eof,
 		if (sr->ended) {
 			if (sr->mode == PASS_DROP)
 				sr->refusal = sr->reply;
-			else if (!sr->cmd.blank)
+			else
 				sr->pending++;
 			sr->mode = PASS_UNDECIDED;
 			sr->ended = false;
@@ -552,7 +555,8 @@ filter_commands(struct session *s, struct sieve_relay *sr, bool eof,
 		switch (ev) {
 		case SIEVE_SCAN_NAME:
 			sr->reply = refusal_for(&sr->cmd);
-			sr->mode = sr->reply != NULL ? PASS_DROP : PASS_FORWARD;
+			sr->mode = sr->reply != NULL || sr->cmd.empty ?
+			    PASS_DROP : PASS_FORWARD;
 			break;
 		case SIEVE_SCAN_SHADOW:
 			if (shadow_refused(&sr->cmd)) {

@@ -15,6 +15,7 @@ enum scan_state {
 	SCAN_NEXT,		/* a line ended: the next one starts afresh */
 	SCAN_START,		/* before the name: blanks */
 	SCAN_NAME,		/* in the name's letters */
+	SCAN_EMPTY_CR,		/* blanks, then CR: is a LF next? */
 	SCAN_ARGS,		/* the rest of the line, outside strings */
 	SCAN_QUOTED,		/* in "..." */
 	SCAN_QUOTED_ESC,	/* after a backslash in "..." */
@@ -92,6 +93,7 @@ next_line(struct sieve_scan *sc)
 	sc->name_long = false;
 	sc->blanks = 0;
 	sc->blank = true;
+	sc->empty = false;
 }
 
 /*
@@ -173,11 +175,24 @@ sieve_scan_feed(struct sieve_scan *sc, const char *p, size_t len,
 				i++;
 				continue;
 			}
+			/* Whether the line is empty is known after its CR. */
+			if (sc->namelen == 0 && c == '\r') {
+				sc->state = SCAN_EMPTY_CR;
+				i++;
+				continue;
+			}
 			/*
 			 * The byte that ends the name is read next time; one
 			 * letter too many ends it too, as a long name.
 			 */
 			sc->name_long = is_letter(c);
+			sc->empty = sc->namelen == 0 && c == '\n';
+			sc->state = SCAN_ARGS;
+			*used_r = i;
+			*ev_r = SIEVE_SCAN_NAME;
+			return 1;
+		case SCAN_EMPTY_CR:
+			sc->empty = c == '\n';
 			sc->state = SCAN_ARGS;
 			*used_r = i;
 			*ev_r = SIEVE_SCAN_NAME;

@@ -32,7 +32,8 @@
  * The spaces or tabs before it count too, so that a name is never hidden
  * behind blanks: past this many blanks the stream is refused.  So a
  * line's NAME event comes within its first 2 * SIEVE_SCAN_NAME_MAX + 1
- * bytes.
+ * bytes (for an empty name ended by a CR, after the CR, before the byte
+ * that follows, which tells whether the line is empty).
  */
 #define SIEVE_SCAN_NAME_MAX	32
 /*
@@ -57,6 +58,8 @@ struct sieve_scan {
 	bool		 name_long;	/* more letters than SIEVE_SCAN_NAME_MAX */
 	size_t		 blanks;	/* spaces or tabs before the name */
 	bool		 blank;		/* the line has held only blanks and CR */
+	bool		 empty;		/* at NAME: the line is blanks, maybe a
+					   CR, and the LF that comes next */
 	bool		 plus;		/* the literal being read was {n+} */
 	uint64_t	 litlen;	/* a literal's size, then what is left of it */
 	int		 shadow_state;

@@ -646,6 +646,22 @@ class Unauthenticate(unittest.TestCase):
         self.assertTrue(r.startswith(b"NO \"UNAUTHENTICATE"), r)
         c.close()
 
+    def test_empty_lines_are_dropped(self):
+        # The store would answer an empty line; postern drops it, so its
+        # NO stays behind the store's answers and nothing else comes.
+        c = self.login()
+        c.send(b"\r\nSLOW\r\n\r\n \t\r\n\nUNAUTHENTICATE\r\n\r\n"
+               b"CAPABILITY\r\n")
+        self.assertEqual(c.response()[1], b'OK "slow"')
+        r = c.response()[1]
+        self.assertTrue(r.startswith(b"NO \"UNAUTHENTICATE"), r)
+        self.assertEqual(c.response()[1], b"OK")
+        c.ok(b"LOGOUT\r\n")
+        self.assertTrue(c.closed())
+        time.sleep(0.3)
+        got = FAKES["unauth"].received[-1].split(b"\r\n", 1)[1]
+        self.assertEqual(got, b"SLOW\r\nCAPABILITY\r\nLOGOUT\r\n")
+
     def test_oversized_literal_closes(self):
         c = self.login()
         c.send(b'PUTSCRIPT "x" {99999999999}\r\n')

@@ -6,7 +6,8 @@
  * and all of it unless an event or an error stops it; NAME and END
  * alternate, NAME first, with SHADOW events only between them; END follows
  * a LF; a name holds letters only, at most SIEVE_SCAN_NAME_MAX of them, and
- * a shadow line's name at least one.
+ * a shadow line's name at least one; an empty line's NAME comes just
+ * before its LF.
  */
 #include "autoconf.h"
 
@@ -96,6 +97,10 @@ scan(const uint8_t *data, size_t size, const uint8_t *chunks, size_t nchunks,
 			abort();
 		if (ev == SIEVE_SCAN_NAME) {
 			if (!letters(sc.name, sc.namelen))
+				abort();
+			/* An empty line: no name, its LF next. */
+			if (sc.empty && (sc.namelen > 0 || off == size ||
+			    data[off] != '\n'))
 				abort();
 			if (sieve_scan_name_is(&sc, "UNAUTHENTICATE") !=
 			    (!sc.name_long && sc.namelen == 14 &&

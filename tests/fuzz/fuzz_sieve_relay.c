@@ -7,9 +7,9 @@
  * UNAUTHENTICATE, AUTHENTICATE or STARTTLS, nor a shadow line (a line a
  * store that skips a literal would run, sieve_filter.h) so named; and when
  * the filter did not refuse the stream:
- *   - it is the client's bytes less those commands' lines (and a name cut
- *     short by the end of input), byte for byte, or a prefix of that when
- *     a refusal waited for an answer that never came;
+ *   - it is the client's bytes less those commands' lines, empty lines
+ *     (and a name cut short by the end of input), byte for byte, or a
+ *     prefix of that when a refusal waited for an answer that never came;
  *   - what reached the client is the backend's bytes, byte for byte, with
  *     postern's refusals between lines.
  */
@@ -68,8 +68,8 @@ is_refused_shadow(const struct sieve_scan *sc)
 }
 
 /*
- * The client's bytes less refused commands' lines and an unfinished name
- * at the end; *had_refused_r says whether there were any.  -1 if the
+ * The client's bytes less refused commands' lines, empty lines and an
+ * unfinished name at the end; *had_refused_r says whether there were any.  -1 if the
  * scanner or the filter refuses the stream (a refused shadow line).
  */
 static int
@@ -98,8 +98,8 @@ expected(const uint8_t *p, size_t len, struct buf *out, bool *had_refused_r)
 		}
 		if (ev == SIEVE_SCAN_NAME) {
 			named = true;
-			drop = is_refused(&sc);
-			*had_refused_r |= drop;
+			drop = is_refused(&sc) || sc.empty;
+			*had_refused_r |= is_refused(&sc);
 			continue;
 		}
 		if (!drop && buf_append(out, p + start, off - start) < 0)

@@ -2,7 +2,8 @@
  * Unit tests for the post-login ManageSieve scanner (src/sieve_filter.h).
  * Every input is fed whole and one byte at a time; both runs must give the
  * same trace: each event with the offset where it happened, e.g.
- * "N(UNAUTHENTICATE)@14 E@16", "S(name)@offset" for a shadow line's name,
+ * "N(UNAUTHENTICATE)@14 E@16", "B@offset" for an empty line's NAME event,
+ * "S(name)@offset" for a shadow line's name,
  * and "X(reason)@offset" for an error.
  */
 #include "autoconf.h"
@@ -41,7 +42,9 @@ trace(const char *in, size_t len, size_t chunk, char *out, size_t outlen)
 			ck_assert_uint_eq(used, n);
 			continue;
 		}
-		if (ev == SIEVE_SCAN_NAME)
+		if (ev == SIEVE_SCAN_NAME && sc.empty)
+			o += (size_t)snprintf(out + o, outlen - o, "B@%zu ", off);
+		else if (ev == SIEVE_SCAN_NAME)
 			o += (size_t)snprintf(out + o, outlen - o, "N(%s%s)@%zu ",
 			    sc.name, sc.name_long ? "+" : "", off);
 		else if (ev == SIEVE_SCAN_SHADOW)
@@ -73,7 +76,10 @@ START_TEST(test_names)
 	CHECK("UNAUTHENTICATE\r\n", "N(UNAUTHENTICATE)@14 E@16");
 	CHECK("unauthenticate\n", "N(unauthenticate)@14 E@15");
 	CHECK("  \tUnAuthenticate \r\n", "N(UnAuthenticate)@17 E@20");
-	CHECK("\r\n", "N()@0 E@2");
+	/* An empty line is known as such once its CR is read. */
+	CHECK("\r\n", "B@1 E@2");
+	CHECK("\n \t\n \r\n", "B@0 E@1 B@3 E@4 B@6 E@7");
+	CHECK(" \r \r\n\r\rX\r\n", "N()@2 E@5 N()@6 E@10");
 	CHECK("LISTSCRIPTS\r\nunauthenticate\r\n",
 	    "N(LISTSCRIPTS)@11 E@13 N(unauthenticate)@27 E@29");
 	/* The name is the letters only: what follows ends it. */
