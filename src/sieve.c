@@ -420,6 +420,8 @@ struct sieve_relay {
 	const char		*refusal;	/* queued when the answers are in */
 	uint64_t		 pending;	/* commands sent, not answered */
 	bool			 final;		/* the answer line is OK/NO/BYE */
+	bool			 store_closed;	/* the backend's EOF is passed on */
+	bool			 discard;	/* the client's input goes nowhere */
 };
 
 static const struct {
@@ -520,6 +522,21 @@ filter_commands(struct session *s, struct sieve_relay *sr, bool eof,
 			sr->ended = false;
 		}
 		/*
+		 * Once the store has closed no answer comes: a refusal would
+		 * hold the client's input, and so its EOF, until the idle
+		 * timeout.  It is dropped, with all that follows, which has
+		 * nowhere to go.
+		 */
+		if (sr->refusal != NULL && sr->store_closed) {
+			sr->refusal = NULL;
+			sr->discard = true;
+		}
+		if (sr->discard) {
+			buf_consume(in, buf_len(in));
+			sr->scanned = 0;
+			return 0;
+		}
+		/*
 		 * Not inside a line of the backend's either (one it sent
 		 * unasked, a BYE say), nor past the room left for the client.
 		 */
@@ -573,7 +590,8 @@ filter_commands(struct session *s, struct sieve_relay *sr, bool eof,
 
 /* The backend's answers, to the client: counted, passed unchanged. */
 static int
-filter_answers(struct session *s, struct sieve_relay *sr, const char **error_r)
+filter_answers(struct session *s, struct sieve_relay *sr, bool eof,
+    const char **error_r)
 {
 	struct buf *in = &s->backend.in, *out = &s->client.out;
 	enum sieve_scan_event ev;
@@ -602,6 +620,8 @@ filter_answers(struct session *s, struct sieve_relay *sr, const char **error_r)
 		(void)buf_append(out, buf_head(in), done);
 		buf_consume(in, done);
 	}
+	if (eof && buf_len(in) == 0)
+		sr->store_closed = true;
 	return buf_len(in) > 0;
 }
 
@@ -611,7 +631,7 @@ sieve_filter(struct session *s, void *f, bool from_client, bool eof,
 {
 	if (from_client)
 		return filter_commands(s, f, eof, error_r);
-	return filter_answers(s, f, error_r);
+	return filter_answers(s, f, eof, error_r);
 }
 
 /* Backend side. */

@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fixtures.common import (free_ports, loopback, make_server_cert,  # noqa: E402
                              make_tempdir, make_test_ca, remove_tempdir)
 from fixtures.dovecot import Dovecot, stop_all  # noqa: E402
+from fixtures.hostile import wait_until  # noqa: E402
 from fixtures.postern import Postern, binary  # noqa: E402
 from fixtures.slapd import Slapd, slapd_available  # noqa: E402
 from lib import main  # noqa: E402
@@ -141,13 +142,13 @@ class FakeStore:
             b'"UNAUTHENTICATE"\r\n"VERSION" "1.0"\r\nOK\r\n')
 
     KNOWN = (b"CAPABILITY", b"UNAUTHENTICATE", b"AUTHENTICATE", b"SLOW",
-             b"PUTSCRIPT", b"NOOP", b"LOGOUT")
+             b"PUTSCRIPT", b"NOOP", b"LOGOUT", b"DIE")
 
     def _commands(self, conn, pending: bytes):
         """After the login, a store that offers UNAUTHENTICATE (RFC 5804
         2.14.1).  Commands are parsed as lines with literals; SLOW answers
-        after a second, PUTSCRIPT echoes its script's length, every byte
-        is recorded."""
+        after a second, PUTSCRIPT echoes its script's length, DIE closes
+        unanswered, every byte is recorded."""
         buf = pending
         conn.settimeout(10)
 
@@ -194,6 +195,8 @@ class FakeStore:
                     conn.sendall(b'OK "stored %d"\r\n' % len(line))
                 elif word == b"LOGOUT":
                     conn.sendall(b'OK "bye"\r\n')
+                    return
+                elif word == b"DIE":
                     return
                 else:
                     conn.sendall(b'NO "what is %s"\r\n' % word)
@@ -661,6 +664,20 @@ class Unauthenticate(unittest.TestCase):
         time.sleep(0.3)
         got = FAKES["unauth"].received[-1].split(b"\r\n", 1)[1]
         self.assertEqual(got, b"SLOW\r\nCAPABILITY\r\nLOGOUT\r\n")
+
+    def test_store_closing_under_a_refusal(self):
+        # The store closes without answering what the refusal waits for:
+        # the refusal is dropped and the session ends with the client's
+        # close, not at the idle timeout.
+        ends = re.compile(r'session end .*proto=sieve user=fake-unauth .*'
+                          r'outcome="closed"')
+        before = len(ends.findall(P.log()))
+        c = self.login()
+        c.send(b"DIE\r\nUNAUTHENTICATE\r\nNOOP\r\n")
+        self.assertTrue(c.closed())
+        c.close()
+        self.assertTrue(wait_until(
+            lambda: len(ends.findall(P.log())) > before, 5))
 
     def test_oversized_literal_closes(self):
         c = self.login()

@@ -9,7 +9,8 @@
  * the filter did not refuse the stream:
  *   - it is the client's bytes less those commands' lines, empty lines
  *     (and a name cut short by the end of input), byte for byte, or a
- *     prefix of that when a refusal waited for an answer that never came;
+ *     prefix of that when a refusal waited for an answer that never came
+ *     (or was dropped, with all that followed, as the backend closed);
  *   - what reached the client is the backend's bytes, byte for byte, with
  *     postern's refusals between lines.
  */
@@ -38,6 +39,7 @@ const char *const fuzz_seeds[] = {
 	"\x05" "XFOO {16+}\r\nUNAUTHENTICATE\r\n\r\nNOOP\r\n\x01" "NO\r\n",
 	"\x16" "NOOP {}\r\nNOOP\r\nX {3}\r\na\n \r\n\r\nSTARTTLS\r\n\x01"
 	"NO\r\nNO\r\n{4}\r\nNO\r\n\r\n",
+	"\x3c" "DIE\r\nUNAUTHENTICATE\r\nNOOP\r\n\x01" "BYE\r\n",
 	NULL
 };
 
