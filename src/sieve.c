@@ -576,7 +576,9 @@ filter_commands(struct session *s, struct sieve_relay *sr, bool eof,
 			    PASS_DROP : PASS_FORWARD;
 			break;
 		case SIEVE_SCAN_SHADOW:
-			if (shadow_refused(&sr->cmd)) {
+			/* A refused command's literal goes nowhere. */
+			if (sr->mode == PASS_FORWARD &&
+			    shadow_refused(&sr->cmd)) {
 				*error_r = "refused command inside a literal";
 				return -1;
 			}

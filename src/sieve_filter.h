@@ -5,9 +5,9 @@
  * keeping the bytes.  A command is a line; its strings may be quoted
  * ("...", with \\ and \" escapes) or literals ({n} or {n+} at the end of a
  * line, then CRLF and n octets; no digits is n = 0, as Pigeonhole has it),
- * after which the line goes on.  The name is
- * the run of ASCII letters that begins the line (after spaces or tabs):
- * "UNAUTHENTICATE" in "Unauthenticate\r\n".  Pure: no I/O, no allocation.
+ * after which the line goes on.  The name is the run of ASCII letters that
+ * begins the line (after spaces or tabs): "UNAUTHENTICATE" in
+ * "Unauthenticate\r\n".  Pure: no I/O, no allocation.
  *
  * A server does not always read the literals a line announces: one that
  * rejects the line first (Cyrus timsieved on a parse error, Pigeonhole on
