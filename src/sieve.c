@@ -464,10 +464,10 @@ refusal_for(const struct sieve_scan *sc)
  * A line inside a literal that names a refused command: a store that
  * skips the literal's line unread (sieve_filter.h) would run it.  It
  * cannot be answered in order, as postern cannot know which way the store
- * reads the literal: the session ends.  The cost is a script line that
- * begins with one of these words, which no Sieve command is, and the
- * bytes before it have passed but not the one that ends the name, so the
- * store never sees that line's end.
+ * reads the literal: the session ends.  The name's letters may have
+ * passed, never the byte that ends it, so the store never sees that line
+ * end.  The cost: a script line that begins with one of these words (no
+ * Sieve command does) ends the session too.
  */
 static bool
 shadow_refused(const struct sieve_scan *sc)
