@@ -46,7 +46,7 @@
 enum sieve_scan_event {
 	SIEVE_SCAN_NAME,	/* the name is complete (sc->name, maybe empty) */
 	SIEVE_SCAN_END,		/* the line ended; its LF was the last byte used.
-				   name and blank still describe it */
+				   name, blank and empty still describe it */
 	SIEVE_SCAN_SHADOW,	/* a shadow line's name is complete (sc->shadow,
 				   never empty): comes between NAME and END */
 };

@@ -90,7 +90,7 @@ START_TEST(test_names)
 }
 END_TEST
 
-/* After END the line's name and blankness can still be read. */
+/* After END the line's name, blankness and emptiness can still be read. */
 START_TEST(test_line_kept_after_end)
 {
 	struct sieve_scan sc;
@@ -101,11 +101,14 @@ START_TEST(test_line_kept_after_end)
 	ck_assert(sieve_scan_between_lines(&sc));
 	ck_assert_int_eq(sieve_scan_feed(&sc, " \t\r\n", 4, &used, &ev), 1);
 	ck_assert_int_eq(ev, SIEVE_SCAN_NAME);
+	ck_assert_uint_eq(used, 3);
+	ck_assert(sc.empty);
 	ck_assert(!sieve_scan_between_lines(&sc));
-	ck_assert_int_eq(sieve_scan_feed(&sc, "\r\n", 2, &used, &ev), 1);
+	ck_assert_int_eq(sieve_scan_feed(&sc, "\n", 1, &used, &ev), 1);
 	ck_assert_int_eq(ev, SIEVE_SCAN_END);
 	ck_assert(sieve_scan_between_lines(&sc));
 	ck_assert(sc.blank);
+	ck_assert(sc.empty);
 	/* One byte of the next line and it is begun. */
 	ck_assert_int_eq(sieve_scan_feed(&sc, "N", 1, &used, &ev), 0);
 	ck_assert(!sieve_scan_between_lines(&sc));
@@ -114,6 +117,7 @@ START_TEST(test_line_kept_after_end)
 	ck_assert_int_eq(ev, SIEVE_SCAN_END);
 	ck_assert_int_eq(sieve_scan_feed(&sc, "Noop\r\n", 6, &used, &ev), 1);
 	ck_assert(!sc.blank);
+	ck_assert(!sc.empty);
 	ck_assert_int_eq(sieve_scan_feed(&sc, "\r\n", 2, &used, &ev), 1);
 	ck_assert_int_eq(ev, SIEVE_SCAN_END);
 	ck_assert(!sc.blank);
