@@ -71,8 +71,9 @@ is_refused_shadow(const struct sieve_scan *sc)
 
 /*
  * The client's bytes less refused commands' lines, empty lines and an
- * unfinished name at the end; *had_refused_r says whether there were any.  -1 if the
- * scanner or the filter refuses the stream (a refused shadow line).
+ * unfinished name at the end; *had_refused_r says whether any commands
+ * were refused.  -1 if the scanner or the filter refuses the stream (a
+ * refused shadow line).
  */
 static int
 expected(const uint8_t *p, size_t len, struct buf *out, bool *had_refused_r)
