@@ -396,15 +396,18 @@ sieve_client_input(struct session *s)
  * answers, and ManageSieve has no tags: the backend's answers are scanned
  * too and counted (each ends in a line named OK, NO or BYE), and postern
  * answers once the backend has answered every command sent before.  The
- * client's input waits meanwhile.  The backend's post-login capability
- * list is the backend's own and may still name UNAUTHENTICATE.
+ * client's input waits meanwhile.  An empty line (blanks, maybe a CR, a
+ * LF) is dropped without an answer: Pigeonhole would answer it, and a line
+ * that neither side sees cannot put the count out of step.  The backend's
+ * post-login capability list is the backend's own and may still name
+ * UNAUTHENTICATE.
  */
 
 /* What a command's bytes do once its name is known. */
 enum pass_mode {
 	PASS_UNDECIDED,		/* the name is not complete: hold */
 	PASS_FORWARD,		/* to the backend */
-	PASS_DROP,		/* refused: dropped */
+	PASS_DROP,		/* refused, or an empty line: dropped */
 };
 
 struct sieve_relay {
@@ -413,10 +416,12 @@ struct sieve_relay {
 	enum pass_mode		 mode;
 	bool			 ended;		/* the command's LF is scanned */
 	size_t			 scanned;	/* client.in's head bytes scanned */
-	const char		*reply;		/* the refused command's answer */
+	const char		*reply;		/* a refusal; NULL: an empty line */
 	const char		*refusal;	/* queued when the answers are in */
 	uint64_t		 pending;	/* commands sent, not answered */
 	bool			 final;		/* the answer line is OK/NO/BYE */
+	bool			 store_closed;	/* the backend's EOF is passed on */
+	bool			 discard;	/* the client's input goes nowhere */
 };
 
 static const struct {
@@ -453,6 +458,24 @@ refusal_for(const struct sieve_scan *sc)
 		if (sieve_scan_name_is(sc, sieve_refused[i].name))
 			return sieve_refused[i].reply;
 	return NULL;
+}
+
+/*
+ * A line inside a literal that names a refused command: a store that
+ * skips the literal's line unread (sieve_filter.h) would run it.  It
+ * cannot be answered in order, as postern cannot know which way the store
+ * reads the literal: the session ends.  The name's letters may have
+ * passed, never the byte that ends it, so the store never sees that line
+ * end.  The cost: a script line that begins with one of these words (no
+ * Sieve command does) ends the session too.
+ */
+static bool
+shadow_refused(const struct sieve_scan *sc)
+{
+	for (size_t i = 0; i < nitems(sieve_refused); i++)
+		if (sieve_scan_shadow_is(sc, sieve_refused[i].name))
+			return true;
+	return false;
 }
 
 /*
@@ -493,10 +516,25 @@ filter_commands(struct session *s, struct sieve_relay *sr, bool eof,
 		if (sr->ended) {
 			if (sr->mode == PASS_DROP)
 				sr->refusal = sr->reply;
-			else if (!sr->cmd.blank)
+			else
 				sr->pending++;
 			sr->mode = PASS_UNDECIDED;
 			sr->ended = false;
+		}
+		/*
+		 * Once the store has closed no answer comes: a refusal would
+		 * hold the client's input, and so its EOF, until the idle
+		 * timeout.  It is dropped, with all that follows, which has
+		 * nowhere to go.
+		 */
+		if (sr->refusal != NULL && sr->store_closed) {
+			sr->refusal = NULL;
+			sr->discard = true;
+		}
+		if (sr->discard) {
+			buf_consume(in, buf_len(in));
+			sr->scanned = 0;
+			return 0;
 		}
 		/*
 		 * Not inside a line of the backend's either (one it sent
@@ -531,17 +569,31 @@ filter_commands(struct session *s, struct sieve_relay *sr, bool eof,
 		}
 		if (rc == 0)
 			continue;
-		if (ev == SIEVE_SCAN_NAME) {
+		switch (ev) {
+		case SIEVE_SCAN_NAME:
 			sr->reply = refusal_for(&sr->cmd);
-			sr->mode = sr->reply != NULL ? PASS_DROP : PASS_FORWARD;
-		} else
+			sr->mode = sr->reply != NULL || sr->cmd.empty ?
+			    PASS_DROP : PASS_FORWARD;
+			break;
+		case SIEVE_SCAN_SHADOW:
+			/* A refused command's literal goes nowhere. */
+			if (sr->mode == PASS_FORWARD &&
+			    shadow_refused(&sr->cmd)) {
+				*error_r = "refused command inside a literal";
+				return -1;
+			}
+			break;
+		case SIEVE_SCAN_END:
 			sr->ended = true;
+			break;
+		}
 	}
 }
 
 /* The backend's answers, to the client: counted, passed unchanged. */
 static int
-filter_answers(struct session *s, struct sieve_relay *sr, const char **error_r)
+filter_answers(struct session *s, struct sieve_relay *sr, bool eof,
+    const char **error_r)
 {
 	struct buf *in = &s->backend.in, *out = &s->client.out;
 	enum sieve_scan_event ev;
@@ -563,13 +615,15 @@ filter_answers(struct session *s, struct sieve_relay *sr, const char **error_r)
 			sr->final = sieve_scan_name_is(&sr->resp, "OK") ||
 			    sieve_scan_name_is(&sr->resp, "NO") ||
 			    sieve_scan_name_is(&sr->resp, "BYE");
-		else if (sr->final && sr->pending > 0)
+		else if (ev == SIEVE_SCAN_END && sr->final && sr->pending > 0)
 			sr->pending--;
 	}
 	if (done > 0) {
 		(void)buf_append(out, buf_head(in), done);
 		buf_consume(in, done);
 	}
+	if (eof && buf_len(in) == 0)
+		sr->store_closed = true;
 	return buf_len(in) > 0;
 }
 
@@ -579,7 +633,7 @@ sieve_filter(struct session *s, void *f, bool from_client, bool eof,
 {
 	if (from_client)
 		return filter_commands(s, f, eof, error_r);
-	return filter_answers(s, f, error_r);
+	return filter_answers(s, f, eof, error_r);
 }
 
 /* Backend side. */

@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fixtures.common import (free_ports, loopback, make_server_cert,  # noqa: E402
                              make_tempdir, make_test_ca, remove_tempdir)
 from fixtures.dovecot import Dovecot, stop_all  # noqa: E402
+from fixtures.hostile import wait_until  # noqa: E402
 from fixtures.postern import Postern, binary  # noqa: E402
 from fixtures.slapd import Slapd, slapd_available  # noqa: E402
 from lib import main  # noqa: E402
@@ -140,11 +141,14 @@ class FakeStore:
     CAPS = (b'"IMPLEMENTATION" "fake"\r\n"SIEVE" "fileinto"\r\n'
             b'"UNAUTHENTICATE"\r\n"VERSION" "1.0"\r\nOK\r\n')
 
+    KNOWN = (b"CAPABILITY", b"UNAUTHENTICATE", b"AUTHENTICATE", b"SLOW",
+             b"PUTSCRIPT", b"NOOP", b"LOGOUT", b"DIE")
+
     def _commands(self, conn, pending: bytes):
         """After the login, a store that offers UNAUTHENTICATE (RFC 5804
         2.14.1).  Commands are parsed as lines with literals; SLOW answers
-        after a second, PUTSCRIPT echoes its script's length, every byte
-        is recorded."""
+        after a second, PUTSCRIPT echoes its script's length, DIE closes
+        unanswered, every byte is recorded."""
         buf = pending
         conn.settimeout(10)
 
@@ -164,10 +168,15 @@ class FakeStore:
                         more()
                     l, buf = buf.split(b"\r\n", 1)
                     line += l
-                    m = re.search(rb"\{(\d+)\+?\}$", l)
+                    # Like Pigeonhole, an unknown command's line is
+                    # rejected unread: its literal's octets are commands.
+                    if line.split(b" ", 1)[0].upper() not in self.KNOWN:
+                        break
+                    # Pigeonhole reads "{}" and "{+}" as empty literals.
+                    m = re.search(rb"\{(\d*)\+?\}$", l)
                     if not m:
                         break
-                    n = int(m.group(1))
+                    n = int(m.group(1) or b"0")
                     while len(buf) < n:
                         more()
                     line += b"\r\n" + buf[:n]
@@ -177,6 +186,8 @@ class FakeStore:
                     conn.sendall(self.CAPS)
                 elif word == b"UNAUTHENTICATE":
                     conn.sendall(b'OK "Unauthenticated"\r\n')
+                elif word == b"AUTHENTICATE":
+                    conn.sendall(b'OK "Logged in again"\r\n')
                 elif word == b"SLOW":
                     time.sleep(1)
                     conn.sendall(b'OK "slow"\r\n')
@@ -184,6 +195,8 @@ class FakeStore:
                     conn.sendall(b'OK "stored %d"\r\n' % len(line))
                 elif word == b"LOGOUT":
                     conn.sendall(b'OK "bye"\r\n')
+                    return
+                elif word == b"DIE":
                     return
                 else:
                     conn.sendall(b'NO "what is %s"\r\n' % word)
@@ -588,7 +601,7 @@ class Unauthenticate(unittest.TestCase):
                          b'NO "UNAUTHENTICATE is not available through this proxy"')
         # A script holding the word, as a literal and as a quoted string,
         # passes byte for byte.
-        body = b"# UNAUTHENTICATE\r\nUNAUTHENTICATE\r\nkeep;\r\n"
+        body = b"# UNAUTHENTICATE\r\nkeep; # UNAUTHENTICATE\r\n"
         put = (b'PUTSCRIPT "UNAUTHENTICATE" {%d+}\r\n%s\r\n' % (len(body), body) +
                b'PUTSCRIPT "x" "UNAUTHENTICATE"\r\n')
         c.send(put)
@@ -628,6 +641,81 @@ class Unauthenticate(unittest.TestCase):
         c.close()
         time.sleep(0.3)
         self.assertNotIn(b"UNAUTHENTICATE", FAKES["unauth"].received[-1])
+
+    def test_command_in_an_unread_literal_closes(self):
+        # A store that rejects a line unread (Pigeonhole on an unknown
+        # command, Cyrus on a parse error) takes its literal's octets as
+        # commands: the session ends before the smuggled line's end.
+        auth = b'AUTHENTICATE "PLAIN" "%s"' % plain_b64("other", "pw")
+        for wire in (b"XFOO {16+}\r\nUNAUTHENTICATE\r\n\r\n",
+                     b"NOOP{16+}\r\nUNAUTHENTICATE\r\n\r\n",
+                     b'PUTSCRIPT x"\\q" {16+}\r\nUNAUTHENTICATE\r\n\r\n',
+                     b"XFOO {%d+}\r\n%s\r\n\r\n" % (len(auth) + 2, auth),
+                     b"XFOO {3+}\r\nx\n unauthenticate\r\n",
+                     b"XFOO {0+}\r\nStartTLS\r\n"):
+            c = self.login()
+            c.send(b"NOOP\r\n" + wire)
+            self.assertTrue(c.closed(), wire)
+            time.sleep(0.3)
+            got = FAKES["unauth"].received[-1].split(b"\r\n", 1)[1]
+            self.assertNotIn(b"AUTHENTICATE\r\n", got.upper(), wire)
+            self.assertNotIn(b"AUTHENTICATE \"", got.upper(), wire)
+            self.assertNotIn(b"STARTTLS\r\n", got.upper(), wire)
+        self.assertIn("refused command inside a literal", P.log())
+        # A script line that is no such command passes; a refused
+        # command's literal reaches nobody.
+        c = self.login()
+        body = b"keep;\r\n  # STARTTLS\r\n"
+        c.send(b"XFOO {%d+}\r\n%s\r\nNOOP\r\n" % (len(body), body))
+        # (This store answers each of those lines.)
+        while c.response()[1] != b'NO "what is NOOP"':
+            pass
+        c.send(b"STARTTLS {16+}\r\nUNAUTHENTICATE\r\n\r\n")
+        self.assertEqual(c.response()[1],
+                         b'NO "STARTTLS is not available after login"')
+        c.ok(b"LOGOUT\r\n")
+        c.close()
+
+    def test_empty_literal_keeps_the_count(self):
+        # "{}" is a literal of nothing to the store: one command, one
+        # answer, and the refusal behind it is not kept waiting.
+        c = self.login()
+        c.send(b"NOOP {}\r\nNOOP\r\nNOOP {+}\r\n\r\nUNAUTHENTICATE\r\n")
+        self.assertEqual(c.response()[1], b'NO "what is NOOP"')
+        self.assertEqual(c.response()[1], b'NO "what is NOOP"')
+        r = c.response()[1]
+        self.assertTrue(r.startswith(b"NO \"UNAUTHENTICATE"), r)
+        c.close()
+
+    def test_empty_lines_are_dropped(self):
+        # The store would answer an empty line; postern drops it, so its
+        # NO stays behind the store's answers and nothing else comes.
+        c = self.login()
+        c.send(b"\r\nSLOW\r\n\r\n \t\r\n\nUNAUTHENTICATE\r\n\r\n"
+               b"CAPABILITY\r\n")
+        self.assertEqual(c.response()[1], b'OK "slow"')
+        r = c.response()[1]
+        self.assertTrue(r.startswith(b"NO \"UNAUTHENTICATE"), r)
+        self.assertEqual(c.response()[1], b"OK")
+        c.ok(b"LOGOUT\r\n")
+        self.assertTrue(c.closed())
+        time.sleep(0.3)
+        got = FAKES["unauth"].received[-1].split(b"\r\n", 1)[1]
+        self.assertEqual(got, b"SLOW\r\nCAPABILITY\r\nLOGOUT\r\n")
+
+    def test_store_closing_under_a_refusal(self):
+        # The store closes without answering what the refusal waits for:
+        # the refusal is dropped and the session ends with the client's
+        # close, not at the idle timeout.
+        ends = re.compile(r'session end .*proto=sieve user=fake-unauth .*'
+                          r'outcome="closed"')
+        before = len(ends.findall(P.log()))
+        c = self.login()
+        c.send(b"DIE\r\nUNAUTHENTICATE\r\nNOOP\r\n")
+        self.assertTrue(c.closed())
+        c.close()
+        self.assertTrue(wait_until(
+            lambda: len(ends.findall(P.log())) > before, 5))
 
     def test_oversized_literal_closes(self):
         c = self.login()

@@ -3,9 +3,11 @@
  * scanned three ways: whole, one byte at a time, and in chunks whose sizes
  * come from the input itself.  Invariants: the three agree on every event
  * and its offset, and on the error; a call uses no more than it is given
- * and all of it unless an event or an error stops it; events alternate,
- * NAME first; END follows a LF; a name holds letters only, at most
- * SIEVE_SCAN_NAME_MAX of them.
+ * and all of it unless an event or an error stops it; NAME and END
+ * alternate, NAME first, with SHADOW events only between them; END follows
+ * a LF; a name holds letters only, at most SIEVE_SCAN_NAME_MAX of them, and
+ * a shadow line's name at least one; an empty line's NAME comes just
+ * before its LF.
  */
 #include "autoconf.h"
 
@@ -24,6 +26,8 @@ const char *const fuzz_seeds[] = {
 	"{12}\r\nrequire \"x\";\r\nOK (TAG {3}\r\nabc) \"Done\"\r\nNO {2}\r\nab\r\n",
 	"X {16777216+}\r\n",
 	"X {99999999999999999999}\r\nY\r\n",
+	"XFOO {16+}\r\nUNAUTHENTICATE\r\n\r\nNOOP {}\r\nX {+}\r\n\r\n",
+	"X {5}\r\na\n  AUTHENTICATE \"PLAIN\"\r\n",
 	NULL
 };
 
@@ -34,6 +38,19 @@ struct run {
 	int	 ev[EVENTS_MAX];	/* enum sieve_scan_event, or -1: error */
 	size_t	 n;
 };
+
+/* At most SIEVE_SCAN_NAME_MAX letters, NUL-terminated. */
+static bool
+letters(const char *name, size_t len)
+{
+	if (len > SIEVE_SCAN_NAME_MAX || strlen(name) != len)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((name[i] >= 'A' && name[i] <= 'Z') ||
+		    (name[i] >= 'a' && name[i] <= 'z')))
+			return false;
+	return true;
+}
 
 static void
 scan(const uint8_t *data, size_t size, const uint8_t *chunks, size_t nchunks,
@@ -66,19 +83,25 @@ scan(const uint8_t *data, size_t size, const uint8_t *chunks, size_t nchunks,
 			run->ev[run->n++] = -1;
 			return;
 		}
+		if (ev == SIEVE_SCAN_SHADOW) {
+			if (last != SIEVE_SCAN_NAME || sc.shadowlen == 0 ||
+			    !letters(sc.shadow, sc.shadowlen))
+				abort();
+			run->ev[run->n++] = (int)ev;
+			continue;
+		}
 		if ((int)ev == last)
 			abort();
 		last = (int)ev;
 		if (ev == SIEVE_SCAN_END && (off == 0 || data[off - 1] != '\n'))
 			abort();
 		if (ev == SIEVE_SCAN_NAME) {
-			if (sc.namelen > SIEVE_SCAN_NAME_MAX ||
-			    strlen(sc.name) != sc.namelen)
+			if (!letters(sc.name, sc.namelen))
 				abort();
-			for (size_t i = 0; i < sc.namelen; i++)
-				if (!((sc.name[i] >= 'A' && sc.name[i] <= 'Z') ||
-				    (sc.name[i] >= 'a' && sc.name[i] <= 'z')))
-					abort();
+			/* An empty line: no name, its LF next. */
+			if (sc.empty && (sc.namelen > 0 || off == size ||
+			    data[off] != '\n'))
+				abort();
 			if (sieve_scan_name_is(&sc, "UNAUTHENTICATE") !=
 			    (!sc.name_long && sc.namelen == 14 &&
 			    strncasecmp(sc.name, "UNAUTHENTICATE", 14) == 0))

@@ -3,12 +3,14 @@
  * drives it: the client's bytes and the backend's arrive in chunks, the
  * output buffers drain in steps, both through buffers with small bounds.
  * Input: a flag byte (chunk sizes), the client's bytes up to 0x01, then the
- * backend's.  Invariants, when the filter did not refuse the stream:
- *   - what reached the backend holds no command named UNAUTHENTICATE,
- *     AUTHENTICATE or STARTTLS;
- *   - it is the client's bytes less those commands' lines (and a name cut
- *     short by the end of input), byte for byte, or a prefix of that when
- *     a refusal waited for an answer that never came;
+ * backend's.  Invariants: what reached the backend holds no command named
+ * UNAUTHENTICATE, AUTHENTICATE or STARTTLS, nor a shadow line (a line a
+ * store that skips a literal would run, sieve_filter.h) so named; and when
+ * the filter did not refuse the stream:
+ *   - it is the client's bytes less those commands' lines, empty lines
+ *     (and a name cut short by the end of input), byte for byte, or a
+ *     prefix of that when a refusal waited for an answer that never came
+ *     (or was dropped, with all that followed, as the backend closed);
  *   - what reached the client is the backend's bytes, byte for byte, with
  *     postern's refusals between lines.
  */
@@ -34,6 +36,10 @@ const char *const fuzz_seeds[] = {
 	"\x3f" "  UNAUTHENTICATE \"x\" {3}\r\nabc\r\nLOGOUT\r\nUNAUTH\x01"
 	"BY",
 	"\x00" "X {99999999}\r\n\x01" "OK {99999999}\r\n",
+	"\x05" "XFOO {16+}\r\nUNAUTHENTICATE\r\n\r\nNOOP\r\n\x01" "NO\r\n",
+	"\x16" "NOOP {}\r\nNOOP\r\nX {3}\r\na\n \r\n\r\nSTARTTLS\r\n\x01"
+	"NO\r\nNO\r\n{4}\r\nNO\r\n\r\n",
+	"\x3c" "DIE\r\nUNAUTHENTICATE\r\nNOOP\r\n\x01" "BYE\r\n",
 	NULL
 };
 
@@ -54,10 +60,20 @@ is_refused(const struct sieve_scan *sc)
 	return false;
 }
 
+static bool
+is_refused_shadow(const struct sieve_scan *sc)
+{
+	for (size_t i = 0; i < nitems(refused); i++)
+		if (sieve_scan_shadow_is(sc, refused[i]))
+			return true;
+	return false;
+}
+
 /*
- * The client's bytes less refused commands' lines and an unfinished name
- * at the end; *had_refused_r says whether there were any.  -1 if the
- * scanner refuses the stream.
+ * The client's bytes less refused commands' lines, empty lines and an
+ * unfinished name at the end; *had_refused_r says whether any commands
+ * were refused.  -1 if the scanner or the filter refuses the stream (a
+ * refused shadow line).
  */
 static int
 expected(const uint8_t *p, size_t len, struct buf *out, bool *had_refused_r)
@@ -78,10 +94,15 @@ expected(const uint8_t *p, size_t len, struct buf *out, bool *had_refused_r)
 			return -1;
 		if (rc == 0)
 			break;
+		if (ev == SIEVE_SCAN_SHADOW) {
+			if (is_refused_shadow(&sc))
+				return -1;
+			continue;
+		}
 		if (ev == SIEVE_SCAN_NAME) {
 			named = true;
-			drop = is_refused(&sc);
-			*had_refused_r |= drop;
+			drop = is_refused(&sc) || sc.empty;
+			*had_refused_r |= is_refused(&sc);
 			continue;
 		}
 		if (!drop && buf_append(out, p + start, off - start) < 0)
@@ -215,26 +236,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (failed && error == NULL)
 		abort();
 
-	buf_init(&want, SIZE_MAX);
-	if (!failed && expected(cli, clen, &want, &had_refused) == 0) {
+	/* Nothing refused reached the backend, refused stream or not. */
+	{
 		struct sieve_scan sc;
 		enum sieve_scan_event ev;
 		size_t off = 0, used;
 
-		/* Nothing refused reached the backend. */
 		sieve_scan_init(&sc);
 		while (off < buf_len(&fwd)) {
 			int rc = sieve_scan_feed(&sc, buf_head(&fwd) + off,
 			    buf_len(&fwd) - off, &used, &ev);
 
 			off += used;
-			if (rc < 0)
+			if (rc < 0 && !failed)
 				abort();
-			if (rc == 0)
+			if (rc <= 0)
 				break;
 			if (ev == SIEVE_SCAN_NAME && is_refused(&sc))
 				abort();
+			if (ev == SIEVE_SCAN_SHADOW && is_refused_shadow(&sc))
+				abort();
 		}
+	}
+	buf_init(&want, SIZE_MAX);
+	if (!failed && expected(cli, clen, &want, &had_refused) == 0) {
 		/* The rest, byte for byte. */
 		if (buf_len(&fwd) > buf_len(&want) || (buf_len(&fwd) > 0 &&
 		    memcmp(buf_head(&fwd), buf_head(&want), buf_len(&fwd)) != 0))
