@@ -211,6 +211,34 @@ pump(struct session *s, struct relay_dir *d, size_t budget)
 }
 
 /*
+ * One read from the source into its input buffer: 0, or -1 on an error.
+ * Nothing to read clears readable; the peer's close sets eof.
+ */
+static int
+fill_in(struct relay_dir *d)
+{
+	struct buf *b = &d->src->in;
+	char *p;
+	size_t avail;
+	ssize_t n;
+
+	if (buf_reserve(b, RELAY_TLS_BUF, &p, &avail) < 0)
+		return -1;
+	n = conn_recv(d->src, p, avail);
+	if (n > 0)
+		buf_commit(b, (size_t)n);
+	else if (n == 0)
+		d->src->readable = false;
+	else if (d->src->eof)
+		d->eof = true;
+	else
+		return -1;
+	if (buf_len(b) == 0)
+		buf_free(b);
+	return 0;
+}
+
+/*
  * The same with TLS on either side: through a small buffer (the source's
  * input buffer, released whenever it drains, so idle sessions hold none).
  */
@@ -242,24 +270,8 @@ pump_buffered(struct relay_dir *d, size_t budget)
 		}
 		if (d->eof || !d->src->readable)
 			break;
-		{
-			char *p;
-			size_t avail;
-
-			if (buf_reserve(b, RELAY_TLS_BUF, &p, &avail) < 0)
-				return -1;
-			n = conn_recv(d->src, p, avail);
-		}
-		if (n > 0)
-			buf_commit(b, (size_t)n);
-		else if (n == 0)
-			d->src->readable = false;
-		else if (d->src->eof)
-			d->eof = true;
-		else
+		if (fill_in(d) < 0)
 			return -1;
-		if (buf_len(b) == 0)
-			buf_free(b);
 	}
 	if (d->eof && buf_len(b) == 0 && !d->shut) {
 		if (d->dst->ssl != NULL)
@@ -312,24 +324,8 @@ pump_filtered(struct session *s, struct relay_dir *d, size_t budget)
 			continue;
 		if (held || d->eof || !d->src->readable)
 			break;
-		{
-			char *p;
-			size_t avail;
-
-			if (buf_reserve(b, RELAY_TLS_BUF, &p, &avail) < 0)
-				return -1;
-			n = conn_recv(d->src, p, avail);
-		}
-		if (n > 0)
-			buf_commit(b, (size_t)n);
-		else if (n == 0)
-			d->src->readable = false;
-		else if (d->src->eof)
-			d->eof = true;
-		else
+		if (fill_in(d) < 0)
 			return -1;
-		if (buf_len(b) == 0)
-			buf_free(b);
 	}
 	if (d->eof && !held && buf_len(b) == 0 && buf_len(&d->dst->out) == 0 &&
 	    !d->shut) {
